@@ -1,0 +1,82 @@
+//! Rendering results: the ICL curve table and JSON documents.
+
+use serde_json::{json, Value};
+
+use crate::runtime::Device;
+use crate::spec::ExperimentSpec;
+use crate::train::{EvalCurve, Outcome, RunSummary};
+
+/// The columns of the curve table, in order, after the model.
+const BASELINE_COLUMNS: &[(&str, &str)] =
+    &[("least_squares", "least sq."), ("3nn", "3-NN"), ("averaging", "averaging"), ("zero", "zero")];
+
+/// The end-of-run text: a summary line and the ICL curve table.
+pub fn run_text(spec: &ExperimentSpec, device: Device, s: &RunSummary) -> String {
+    let mut out = String::new();
+    let status = match &s.outcome {
+        Outcome::Done => "done".to_string(),
+        Outcome::Interrupted => "interrupted".to_string(),
+        Outcome::Diverged { loss } => format!("diverged (loss {loss})"),
+    };
+    let rate = s.last.as_ref().map_or(0.0, |m| m.step as f64 / m.wall_s.max(1e-9));
+    out.push_str(&format!(
+        "{}: {status} after {} steps on {device} in {:.1}s ({:.1} steps/s, setup {:.1}s); final loss {}\n",
+        spec.name,
+        s.steps,
+        s.wall_s,
+        rate,
+        s.setup_s,
+        s.last.as_ref().map_or("-".into(), |m| format!("{:.4}", m.loss)),
+    ));
+    if let Some(curve) = &s.final_eval {
+        out.push('\n');
+        out.push_str(&curve_table(curve));
+    }
+    out
+}
+
+/// Per-position errors of the model and each baseline.
+pub fn curve_table(c: &EvalCurve) -> String {
+    let mut out = format!(
+        "ICL curve at step {}: squared error / {} over {} prompts (90% CI of the model in brackets)\n",
+        c.step, c.scale, c.prompts
+    );
+    out.push_str(&format!("{:>8}  {:>24}", "examples", "model"));
+    for (_, title) in BASELINE_COLUMNS {
+        out.push_str(&format!("  {title:>10}"));
+    }
+    out.push('\n');
+    for i in 0..c.model.mean.len() {
+        let m = &c.model;
+        out.push_str(&format!(
+            "{i:>8}  {:>8.4} [{:>6.4}, {:>6.4}]",
+            m.mean[i], m.ci_low[i], m.ci_high[i]
+        ));
+        for (name, _) in BASELINE_COLUMNS {
+            let v = c.baseline(name).and_then(|b| b.mean.get(i)).copied().unwrap_or(f32::NAN);
+            out.push_str(&format!("  {v:>10.4}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The JSON form of a finished run (`icl-lab run --json`).
+pub fn run_json(spec: &ExperimentSpec, device: Device, s: &RunSummary) -> Value {
+    json!({
+        "name": spec.name,
+        "task": spec.task.kind(),
+        "arch": spec.model.arch(),
+        "device": device.to_string(),
+        "seed": spec.seed,
+        "spec": spec,
+        "outcome": s.outcome,
+        "steps": s.steps,
+        "params": s.stats.params,
+        "flops_per_token": s.stats.flops_per_token,
+        "setup_s": s.setup_s,
+        "wall_s": s.wall_s,
+        "last": s.last,
+        "final_eval": s.final_eval,
+    })
+}

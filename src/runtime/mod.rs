@@ -1,0 +1,53 @@
+//! Where runs execute: device discovery and the backend each device maps to.
+
+pub mod device;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+
+pub use device::{resolve, Device, DeviceError};
+
+use crate::spec::ExperimentSpec;
+use crate::train::{self, RunSummary, TrainEvent};
+
+/// The CPU backend: burn-ndarray with autodiff.
+pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+/// The CUDA backend (CubeCL, fused, fp32) with autodiff.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Autodiff<burn_cuda::Cuda<f32, i32>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("training on {device} failed: {reason}")]
+    Backend { device: Device, reason: String },
+}
+
+/// Trains `spec` on `device`, turning a backend panic into an error instead of a crash.
+pub fn train_on(
+    device: Device,
+    spec: &ExperimentSpec,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunSummary, RunError> {
+    let result = catch_unwind(AssertUnwindSafe(|| match device {
+        Device::Cpu => Ok(train::train::<CpuBackend>(spec, &burn::backend::ndarray::NdArrayDevice::Cpu, cancel, on_event)),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(i) => Ok(train::train::<CudaBackend>(spec, &burn_cuda::CudaDevice::new(i), cancel, on_event)),
+        #[cfg(not(feature = "cuda"))]
+        Device::Cuda(_) => Err(RunError::Device(DeviceError::NotBuilt(device.to_string()))),
+    }));
+    match result {
+        Ok(r) => r,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the backend panicked".into());
+            Err(RunError::Backend { device, reason })
+        }
+    }
+}

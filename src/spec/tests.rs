@@ -1,0 +1,95 @@
+use super::*;
+
+const QUICK: &str = include_str!("../../experiments/quick/linear_regression.toml");
+const PAPER: &str = include_str!("../../experiments/paper/linear_regression.toml");
+
+fn err(text: &str) -> String {
+    ExperimentSpec::from_toml(text).expect_err("spec should be rejected").to_string()
+}
+
+#[test]
+fn shipped_experiments_parse_and_validate() {
+    let quick = ExperimentSpec::from_toml(QUICK).unwrap();
+    assert_eq!(quick.task, TaskSpec::LinearRegression { n_dims: 5 });
+    let paper = ExperimentSpec::from_toml(PAPER).unwrap();
+    assert_eq!(paper.train.lr, 1e-4);
+    assert_eq!(paper.train.curriculum.points.at(30_000), 41);
+    assert_eq!(paper.model.arch(), "gpt2");
+}
+
+#[test]
+fn round_trips_through_toml() {
+    let spec = ExperimentSpec::from_toml(PAPER).unwrap();
+    assert_eq!(ExperimentSpec::from_toml(&spec.to_toml()).unwrap(), spec);
+}
+
+#[test]
+fn nan_lr_names_field_and_range() {
+    let e = err(&QUICK.replace("lr = 1e-3", "lr = nan"));
+    assert_eq!(e, "train.lr must be > 0 and finite, got NaN");
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let e = err(&QUICK.replace("lr = 1e-3", "lr = 1e-3\nlearning_rate = 1"));
+    assert!(e.contains("unknown field `learning_rate`"), "{e}");
+    assert!(e.contains("line "), "{e}");
+    let e = err(&QUICK.replace("n_dims = 5", "n_dims = 5\nsparsity = 3"));
+    assert!(e.contains("unknown field `sparsity`"), "{e}");
+}
+
+#[test]
+fn unknown_task_and_arch_are_errors() {
+    let e = err(&QUICK.replace("\"linear_regression\"", "\"quadratic\""));
+    assert!(e.contains("unknown variant `quadratic`"), "{e}");
+    let e = err(&QUICK.replace("\"gpt2\"", "\"lstm\""));
+    assert!(e.contains("unknown variant `lstm`"), "{e}");
+}
+
+#[test]
+fn negative_dims_are_errors() {
+    let e = err(&QUICK.replace("n_dims = 5", "n_dims = -5"));
+    assert!(e.contains("invalid value: integer `-5`"), "{e}");
+}
+
+#[test]
+fn points_beyond_model_positions_are_errors() {
+    let e = err(&QUICK.replace("points = { start = 11, end = 11 }", "points = { start = 11, end = 40 }"));
+    assert_eq!(e, "train.curriculum.points.end must be <= model.n_positions (11), got 40");
+}
+
+#[test]
+fn heads_must_divide_width() {
+    let e = err(&QUICK.replace("n_head = 4", "n_head = 5"));
+    assert_eq!(e, "model.n_head must divide model.n_embd (64), got 5");
+}
+
+#[test]
+fn curriculum_dims_cannot_exceed_task_dims() {
+    let e = err(&QUICK.replace("dims = { start = 5, end = 5 }", "dims = { start = 5, end = 6 }"));
+    assert_eq!(e, "train.curriculum.dims.end must be <= task.n_dims (5), got 6");
+}
+
+#[test]
+fn every_problem_is_reported() {
+    let text = QUICK.replace("lr = 1e-3", "lr = -1").replace("steps = 2000", "steps = 0");
+    let errs = ExperimentSpec::from_toml(&text).unwrap_err();
+    assert_eq!(errs.0.len(), 2, "{errs}");
+}
+
+#[test]
+fn syntax_errors_give_a_location() {
+    let e = err("name = \"x\"\n[task\nkind = 1");
+    assert!(e.starts_with("line 2"), "{e}");
+    assert_eq!(e.lines().count(), 1);
+}
+
+#[test]
+fn device_strings() {
+    assert_eq!("cuda:3".parse::<DeviceSpec>(), Ok(DeviceSpec::Cuda(3)));
+    assert_eq!("cuda".parse::<DeviceSpec>(), Ok(DeviceSpec::Cuda(0)));
+    assert_eq!("cpu".parse::<DeviceSpec>(), Ok(DeviceSpec::Cpu));
+    assert!("tpu".parse::<DeviceSpec>().is_err());
+    let e = err(&QUICK.replace("device = \"auto\"", "device = \"cuda:x\""));
+    assert!(e.contains("device must be auto, cpu, cuda or cuda:N"), "{e}");
+}

@@ -1,0 +1,168 @@
+//! The training loop: sample a batch, forward, loss, backward, clip, Adam (paper-spec §1.1, §4).
+//!
+//! Our own loop rather than burn-train's `Learner`: its dashboard owns the terminal and it
+//! checkpoints per epoch, while ICL training has no epochs and reports into our own views.
+
+mod clip;
+pub mod curriculum;
+pub mod eval;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use clip::clip_global_norm;
+pub use curriculum::Curriculum;
+pub use eval::{Curve, EvalCurve, EvalSet};
+
+use crate::models::{flops_per_token, IclModel, ModelStats};
+use crate::spec::ExperimentSpec;
+use crate::tasks;
+
+/// Metrics read back at a logging step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    /// Optimiser steps completed.
+    pub step: usize,
+    pub loss: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    pub lr: f64,
+    pub n_points: usize,
+    pub n_dims: usize,
+    /// Seconds since the first step started.
+    pub wall_s: f64,
+    /// Steps per second over the last logging window.
+    pub steps_per_s: f64,
+}
+
+/// What the trainer reports while it runs.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    /// The model is built and the first step is about to run.
+    Started { stats: ModelStats, total_steps: usize, setup_s: f64 },
+    /// Called after every step (cheap: no device sync).
+    Progress { step: usize },
+    Step(StepMetrics),
+    Eval(EvalCurve),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    /// Stopped on request after finishing the current step.
+    Interrupted,
+    /// The loss became NaN or infinite.
+    Diverged { loss: f32 },
+}
+
+/// The summary of a finished (or stopped) run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub outcome: Outcome,
+    pub steps: usize,
+    pub stats: ModelStats,
+    pub last: Option<StepMetrics>,
+    /// The evaluation at the end, at the curriculum's final prompt length.
+    pub final_eval: Option<EvalCurve>,
+    /// Seconds from the start of the call to the first training step (build, upload, compile).
+    pub setup_s: f64,
+    pub wall_s: f64,
+}
+
+/// Trains the model of `spec` on `device` until done, diverged or `cancel` is set.
+pub fn train<B: AutodiffBackend>(
+    spec: &ExperimentSpec,
+    device: &B::Device,
+    cancel: &AtomicBool,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> RunSummary {
+    let started = Instant::now();
+    let task = tasks::build(&spec.task);
+    let t = &spec.train;
+    let d = task.n_dims();
+    let mut model = IclModel::<B>::new(&spec.model, d, spec.seed, device);
+    let mut optim = AdamConfig::new().with_epsilon(1e-8).init::<B, IclModel<B>>();
+    let mut curriculum = Curriculum::new(&t.curriculum);
+    let mut data_rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let mut eval_set = EvalSet::new(spec.seed, t.eval_prompts);
+
+    let params = model.num_params();
+    let final_points = t.curriculum.points.end;
+    let stats = ModelStats { params, flops_per_token: flops_per_token(&spec.model, params, 2 * final_points) };
+    let setup_s = started.elapsed().as_secs_f64();
+    on_event(TrainEvent::Started { stats, total_steps: t.steps, setup_s });
+
+    let loop_start = Instant::now();
+    let (mut window_start, mut window_step) = (Instant::now(), 0usize);
+    let mut last: Option<StepMetrics> = None;
+    let mut outcome = Outcome::Done;
+    let mut step = 0;
+    while step < t.steps {
+        if cancel.load(Ordering::Relaxed) {
+            outcome = Outcome::Interrupted;
+            break;
+        }
+        let (n, active) = (curriculum.n_points(), curriculum.n_dims());
+        let batch = task.sample(&mut data_rng, t.batch_size, n, active);
+        let tokens = Tensor::<B, 3>::from_data(TensorData::new(batch.tokens(), [batch.b, 2 * n, d]), device);
+        let ys = Tensor::<B, 2>::from_data(TensorData::new(batch.ys, [batch.b, n]), device);
+
+        let diff = model.predict_at_x(tokens) - ys;
+        let loss = (diff.clone() * diff).mean();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, t.grad_clip);
+        model = optim.step(t.lr, model, grads);
+        step += 1;
+        curriculum.advance();
+        on_event(TrainEvent::Progress { step });
+
+        if step % t.log_every == 0 || step == t.steps {
+            let loss: f32 = loss.into_scalar().elem();
+            let grad_norm: f32 = grad_norm.map_or(0.0, |g| g.into_scalar().elem());
+            let now = Instant::now();
+            let window = now.duration_since(window_start).as_secs_f64();
+            let metrics = StepMetrics {
+                step,
+                loss,
+                grad_norm,
+                lr: t.lr,
+                n_points: n,
+                n_dims: active,
+                wall_s: now.duration_since(loop_start).as_secs_f64(),
+                steps_per_s: if window > 0.0 { (step - window_step) as f64 / window } else { 0.0 },
+            };
+            (window_start, window_step) = (now, step);
+            on_event(TrainEvent::Step(metrics.clone()));
+            last = Some(metrics);
+            if !loss.is_finite() {
+                outcome = Outcome::Diverged { loss };
+                break;
+            }
+        }
+        if step % t.eval_every == 0 && step < t.steps {
+            let curve = eval_set.evaluate(&model.valid(), task.as_ref(), curriculum.n_points(), step, device);
+            on_event(TrainEvent::Eval(curve));
+        }
+    }
+
+    let final_eval = match outcome {
+        Outcome::Diverged { .. } => None,
+        _ if step == 0 => None,
+        _ => {
+            let curve = eval_set.evaluate(&model.valid(), task.as_ref(), final_points, step, device);
+            on_event(TrainEvent::Eval(curve.clone()));
+            Some(curve)
+        }
+    };
+    RunSummary { outcome, steps: step, stats, last, final_eval, setup_s, wall_s: started.elapsed().as_secs_f64() }
+}

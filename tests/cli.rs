@@ -1,0 +1,116 @@
+//! The `icl-lab` binary end to end: bad input gets one clear line and exit code 2; a tiny run
+//! trains, prints the curve table, and `--json` prints the same as JSON.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const QUICK: &str = include_str!("../experiments/quick/linear_regression.toml");
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_icl-lab"))
+}
+
+fn temp_spec(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("icl-lab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the binary runs")
+}
+
+/// Asserts exit code 2 and one `error:` line on stderr containing `phrase`.
+fn assert_bad_input(out: &Output, phrase: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: ") && lines[0].contains(phrase), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+}
+
+fn bad_spec(name: &str, from: &str, to: &str, phrase: &str) {
+    assert!(QUICK.contains(from), "fixture text {from:?} missing");
+    let path = temp_spec(name, &QUICK.replace(from, to));
+    assert_bad_input(&run(&["run", path.to_str().unwrap(), "--device", "cpu"]), phrase);
+}
+
+#[test]
+fn unknown_task() {
+    bad_spec("task.toml", "\"linear_regression\"", "\"cubic_regression\"", "unknown variant `cubic_regression`");
+}
+
+#[test]
+fn negative_dims() {
+    bad_spec("dims.toml", "n_dims = 5", "n_dims = -5", "invalid value: integer `-5`");
+}
+
+#[test]
+fn nan_lr() {
+    bad_spec("lr.toml", "lr = 1e-3", "lr = nan", "train.lr must be > 0 and finite, got NaN");
+}
+
+#[test]
+fn points_beyond_positions() {
+    bad_spec(
+        "points.toml",
+        "points = { start = 11, end = 11 }",
+        "points = { start = 11, end = 12 }",
+        "train.curriculum.points.end must be <= model.n_positions (11), got 12",
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    bad_spec("syntax.toml", "[train]", "[train", "line ");
+}
+
+#[test]
+fn missing_file() {
+    assert_bad_input(&run(&["run", "/nonexistent/spec.toml"]), "cannot read /nonexistent/spec.toml");
+}
+
+#[test]
+fn bad_device_flag() {
+    let path = temp_spec("ok.toml", QUICK);
+    assert_bad_input(&run(&["run", path.to_str().unwrap(), "--device", "tpu"]), "device must be auto, cpu, cuda or cuda:N");
+}
+
+#[test]
+fn cuda_without_a_gpu_is_a_clear_error() {
+    if icl_lab::runtime::device::cuda_device_count().map_or(false, |n| n > 0) {
+        return; // this machine has a GPU: nothing to check
+    }
+    let path = temp_spec("ok2.toml", QUICK);
+    assert_bad_input(&run(&["run", path.to_str().unwrap(), "--device", "cuda:0"]), "use --device cpu");
+}
+
+#[test]
+fn tiny_run_prints_table_and_json() {
+    let path = temp_spec("tiny.toml", QUICK);
+    let p = path.to_str().unwrap();
+    let out = run(&["run", p, "--device", "cpu", "--steps", "20"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("done after 20 steps on cpu"), "{stdout}");
+    assert!(stdout.contains("least sq."), "{stdout}");
+    // One row per number of in-context examples, 0..=10.
+    let rows = stdout.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<usize>().is_ok())).count();
+    assert_eq!(rows, 11, "{stdout}");
+
+    let out = run(&["run", p, "--device", "cpu", "--steps", "20", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v["outcome"]["status"], "done");
+    assert_eq!(v["steps"], 20);
+    assert_eq!(v["params"].as_u64().unwrap() > 0, true);
+    let model = v["final_eval"]["model"]["mean"].as_array().unwrap();
+    assert_eq!(model.len(), 11);
+    let ls = &v["final_eval"]["baselines"][0];
+    assert_eq!(ls["name"], "least_squares");
+    // Least squares is exact once there are more examples than dims.
+    assert!(ls["mean"][8].as_f64().unwrap() < 1e-3);
+}
