@@ -5,6 +5,10 @@
 //! `(b, t, e)` causally, and a `Linear(e, 1)` read-out applied at the x-token positions.
 
 pub mod init;
+pub mod mamba;
+pub mod mixer;
+pub mod s4;
+pub mod scan;
 pub mod transformer;
 
 use burn::nn::Linear;
@@ -12,18 +16,62 @@ use burn::prelude::*;
 
 use crate::spec::ModelSpec;
 use init::Init;
+use mamba::MambaDims;
+use mixer::{Mixer, MixerModel};
 pub use transformer::Gpt2;
 
 /// The architecture-specific middle of a model.
 #[derive(Module, Debug)]
 pub enum Backbone<B: Backend> {
     Gpt2(Gpt2<B>),
+    Mixer(MixerModel<B>),
 }
 
 impl<B: Backend> Backbone<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         match self {
             Backbone::Gpt2(m) => m.forward(x),
+            Backbone::Mixer(m) => m.forward(x),
+        }
+    }
+
+    fn new(init: &mut Init<B>, spec: &ModelSpec) -> Self {
+        let e = spec.n_embd();
+        match *spec {
+            ModelSpec::Gpt2 { n_embd, n_layer, n_head, n_positions } => {
+                Backbone::Gpt2(Gpt2::new(init, n_embd, n_layer, n_head, n_positions))
+            }
+            ModelSpec::Mamba { n_layer, d_state, d_conv, expand, dt_rank, .. } => {
+                let dims = MambaDims::new(e, d_state, d_conv, expand, dt_rank);
+                let mixers = (0..n_layer).map(|_| Mixer::mamba(init, dims, n_layer)).collect();
+                Backbone::Mixer(MixerModel::new(init, e, mixers, None))
+            }
+            ModelSpec::S4 { n_layer, d_state, .. } => {
+                let mixers = (0..n_layer).map(|_| Mixer::S4(s4::S4::new(init, e, d_state))).collect();
+                Backbone::Mixer(MixerModel::new(init, e, mixers, None))
+            }
+            ModelSpec::S4Mamba { n_layer, d_state, d_conv, expand, dropout, .. } => {
+                let mixers = (0..n_layer)
+                    .map(|_| Mixer::S4Mamba(s4::S4Mamba::new(init, e, expand, d_state, d_conv, dropout, n_layer)))
+                    .collect();
+                Backbone::Mixer(MixerModel::new(init, e, mixers, None))
+            }
+            ModelSpec::Mambaformer { n_layer, n_head, d_state, d_conv, expand, dt_rank, .. } => {
+                // The first Mamba stands in for positions; `n_layer` counts the rest (§7 item 8).
+                let dims = MambaDims::new(e, d_state, d_conv, expand, dt_rank);
+                let mut mixers = vec![Mixer::mamba(init, dims, n_layer)];
+                for i in 0..n_layer {
+                    mixers.push(if i % 2 == 0 { Mixer::attention(init, e, n_head) } else { Mixer::mamba(init, dims, n_layer) });
+                }
+                Backbone::Mixer(MixerModel::new(init, e, mixers, None))
+            }
+            ModelSpec::Hybrid { n_layer, n_head, n_positions, d_state, d_conv, expand, dt_rank, .. } => {
+                let dims = MambaDims::new(e, d_state, d_conv, expand, dt_rank);
+                let mixers = (0..n_layer)
+                    .map(|i| if i % 2 == 0 { Mixer::attention(init, e, n_head) } else { Mixer::mamba(init, dims, n_layer) })
+                    .collect();
+                Backbone::Mixer(MixerModel::new(init, e, mixers, Some(n_positions)))
+            }
         }
     }
 }
@@ -40,15 +88,11 @@ impl<B: Backend> IclModel<B> {
     /// Builds the model of `spec` for tokens of width `n_dims`, drawing weights from `seed`.
     pub fn new(spec: &ModelSpec, n_dims: usize, seed: u64, device: &B::Device) -> Self {
         let mut init = Init::<B>::new(seed, device);
-        match spec {
-            ModelSpec::Gpt2 { n_embd, n_layer, n_head, n_positions } => {
-                // Read-in and read-out keep PyTorch's default Linear init (outside GPT2Model).
-                let read_in = init.torch_linear(n_dims, *n_embd, true);
-                let backbone = Backbone::Gpt2(Gpt2::new(&mut init, *n_embd, *n_layer, *n_head, *n_positions));
-                let read_out = init.torch_linear(*n_embd, 1, true);
-                IclModel { read_in, backbone, read_out }
-            }
-        }
+        // Read-in and read-out keep PyTorch's default Linear init (outside the backbone).
+        let read_in = init.torch_linear(n_dims, spec.n_embd(), true);
+        let backbone = Backbone::new(&mut init, spec);
+        let read_out = init.torch_linear(spec.n_embd(), 1, true);
+        IclModel { read_in, backbone, read_out }
     }
 
     /// Per-token outputs of the read-out.
@@ -83,16 +127,31 @@ pub struct ModelStats {
     pub flops_per_token: f64,
 }
 
-/// Forward FLOPs per token for a model of `params` parameters at sequence length `t`:
-/// 2 per weight, plus attention's scores and weighted sum (2·2·t·e per layer, averaged over
-/// causal positions as t/2).
+/// Forward FLOPs per token at sequence length `t`, counting a multiply-add as 2: every weight
+/// of the model once (an upper bound for the tables and S4 parameters), plus attention's
+/// scores and weighted sum (4·e per attended key, t/2 keys on average under the causal mask),
+/// plus the selective scan's ~9 operations per state entry (E·N per Mamba layer), plus S4's
+/// Toeplitz convolution (2·H per key, t/2 on average).
 pub fn flops_per_token(spec: &ModelSpec, params: usize, t: usize) -> f64 {
-    let dense = 2.0 * params as f64;
-    match spec {
-        ModelSpec::Gpt2 { n_embd, n_layer, .. } => {
-            dense + (*n_layer as f64) * 2.0 * 2.0 * (t as f64 / 2.0) * *n_embd as f64
+    let (e, l) = (spec.n_embd() as f64, spec.n_layer() as f64);
+    let keys = t as f64 / 2.0;
+    let attention = |layers: f64| layers * 4.0 * e * keys;
+    let scan = |layers: f64, expand: usize, d_state: usize| layers * 9.0 * expand as f64 * e * d_state as f64;
+    let extra = match *spec {
+        ModelSpec::Gpt2 { .. } => attention(l),
+        ModelSpec::Mamba { expand, d_state, .. } => scan(l, expand, d_state),
+        ModelSpec::S4 { .. } => l * 2.0 * e * keys,
+        ModelSpec::S4Mamba { expand, .. } => l * 2.0 * expand as f64 * e * keys,
+        ModelSpec::Mambaformer { n_layer, expand, d_state, .. } => {
+            let attn = n_layer.div_ceil(2) as f64;
+            attention(attn) + scan(n_layer as f64 + 1.0 - attn, expand, d_state)
         }
-    }
+        ModelSpec::Hybrid { n_layer, expand, d_state, .. } => {
+            let attn = n_layer.div_ceil(2) as f64;
+            attention(attn) + scan(n_layer as f64 - attn, expand, d_state)
+        }
+    };
+    2.0 * params as f64 + extra
 }
 
 #[cfg(test)]

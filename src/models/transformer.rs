@@ -5,7 +5,7 @@
 use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu_approximate, softmax};
+use burn::tensor::activation::softmax;
 
 use super::init::{Dist, Init};
 
@@ -86,7 +86,7 @@ impl<B: Backend> Block<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x));
-        let hidden = gelu_approximate(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
+        let hidden = gelu_new(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
         x + self.mlp.c_proj.forward(hidden)
     }
 }
@@ -120,4 +120,13 @@ impl<B: Backend> Gpt2<B> {
         }
         self.ln_f.forward(h)
     }
+}
+
+/// HF's `gelu_new`: 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))). Same as burn's
+/// `gelu_approximate`, with x³ as two multiplies instead of `powf` (a tenth of a CPU step).
+pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    let cube = x.clone() * x.clone() * x.clone();
+    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
+    x * (inner.tanh() + 1.0) * 0.5
 }

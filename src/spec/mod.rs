@@ -62,7 +62,9 @@ impl TaskSpec {
     }
 }
 
-/// The sequence model; `arch` selects it.
+/// The sequence model; `arch` selects it. Widths follow the paper's code: `n_embd` is e,
+/// `n_layer` counts mixer blocks (an attention or Mamba block is one layer, so a Mamba of 2L
+/// layers matches a GPT-2 of L layers in size).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "arch", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ModelSpec {
@@ -77,12 +79,136 @@ pub enum ModelSpec {
         /// Largest number of (x, y) pairs per prompt; the position table holds 2x this.
         n_positions: usize,
     },
+    /// Mamba blocks, no positional embedding (paper-spec §3.2, §6).
+    Mamba {
+        n_embd: usize,
+        n_layer: usize,
+        #[serde(default = "default_d_state")]
+        d_state: usize,
+        #[serde(default = "default_d_conv")]
+        d_conv: usize,
+        #[serde(default = "default_expand")]
+        expand: usize,
+        /// Default ceil(n_embd / 16).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dt_rank: Option<usize>,
+    },
+    /// S4D blocks with GELU and GLU (paper-spec §3.3).
+    S4 {
+        n_embd: usize,
+        n_layer: usize,
+        #[serde(default = "default_d_state")]
+        d_state: usize,
+    },
+    /// Mamba blocks whose scan is an S4D convolution (paper-spec §3.4).
+    S4Mamba {
+        n_embd: usize,
+        n_layer: usize,
+        #[serde(default = "default_d_state")]
+        d_state: usize,
+        #[serde(default = "default_d_conv")]
+        d_conv: usize,
+        #[serde(default = "default_expand")]
+        expand: usize,
+        /// Channel dropout inside the mixer (paper code: 0.1).
+        #[serde(default = "default_s4_dropout")]
+        dropout: f64,
+    },
+    /// One Mamba block, then `n_layer` blocks alternating attention and Mamba; no positional
+    /// embedding (paper-spec §3.5).
+    Mambaformer {
+        n_embd: usize,
+        n_layer: usize,
+        /// Attention heads (the paper's code fixes 8).
+        #[serde(default = "default_hybrid_heads")]
+        n_head: usize,
+        #[serde(default = "default_d_state")]
+        d_state: usize,
+        #[serde(default = "default_d_conv")]
+        d_conv: usize,
+        #[serde(default = "default_expand")]
+        expand: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dt_rank: Option<usize>,
+    },
+    /// `n_layer` blocks alternating attention and Mamba, with learned positions
+    /// (paper-spec §3.6).
+    Hybrid {
+        n_embd: usize,
+        n_layer: usize,
+        #[serde(default = "default_hybrid_heads")]
+        n_head: usize,
+        /// Position-table rows, in tokens as in the paper's code: prompts need 2·points <= this.
+        n_positions: usize,
+        #[serde(default = "default_d_state")]
+        d_state: usize,
+        #[serde(default = "default_d_conv")]
+        d_conv: usize,
+        #[serde(default = "default_expand")]
+        expand: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dt_rank: Option<usize>,
+    },
+}
+
+fn default_d_state() -> usize {
+    16
+}
+fn default_d_conv() -> usize {
+    4
+}
+fn default_expand() -> usize {
+    2
+}
+fn default_s4_dropout() -> f64 {
+    0.1
+}
+fn default_hybrid_heads() -> usize {
+    8
 }
 
 impl ModelSpec {
+    pub const ARCHS: [&'static str; 6] = ["gpt2", "mamba", "s4", "s4_mamba", "mambaformer", "hybrid"];
+
     pub fn arch(&self) -> &'static str {
         match self {
             ModelSpec::Gpt2 { .. } => "gpt2",
+            ModelSpec::Mamba { .. } => "mamba",
+            ModelSpec::S4 { .. } => "s4",
+            ModelSpec::S4Mamba { .. } => "s4_mamba",
+            ModelSpec::Mambaformer { .. } => "mambaformer",
+            ModelSpec::Hybrid { .. } => "hybrid",
+        }
+    }
+
+    pub fn n_embd(&self) -> usize {
+        match self {
+            ModelSpec::Gpt2 { n_embd, .. }
+            | ModelSpec::Mamba { n_embd, .. }
+            | ModelSpec::S4 { n_embd, .. }
+            | ModelSpec::S4Mamba { n_embd, .. }
+            | ModelSpec::Mambaformer { n_embd, .. }
+            | ModelSpec::Hybrid { n_embd, .. } => *n_embd,
+        }
+    }
+
+    pub fn n_layer(&self) -> usize {
+        match self {
+            ModelSpec::Gpt2 { n_layer, .. }
+            | ModelSpec::Mamba { n_layer, .. }
+            | ModelSpec::S4 { n_layer, .. }
+            | ModelSpec::S4Mamba { n_layer, .. }
+            | ModelSpec::Mambaformer { n_layer, .. }
+            | ModelSpec::Hybrid { n_layer, .. } => *n_layer,
+        }
+    }
+
+    /// The longest prompt, in (x, y) pairs, the model can take (None: unbounded).
+    pub fn max_points(&self) -> Option<usize> {
+        match self {
+            ModelSpec::Gpt2 { n_positions, .. } => Some(*n_positions),
+            ModelSpec::Hybrid { n_positions, .. } => Some(n_positions / 2),
+            _ => None,
         }
     }
 }
@@ -278,31 +404,75 @@ impl ExperimentSpec {
             }
         }
 
-        match &self.model {
-            ModelSpec::Gpt2 { n_embd, n_layer, n_head, n_positions } => {
-                check(*n_embd >= 1, "model.n_embd", "must be >= 1", n_embd.to_string());
-                check(*n_layer >= 1, "model.n_layer", "must be >= 1", n_layer.to_string());
-                check(*n_head >= 1, "model.n_head", "must be >= 1", n_head.to_string());
-                if *n_head >= 1 {
-                    check(
-                        n_embd % n_head == 0,
-                        "model.n_head",
-                        &format!("must divide model.n_embd ({n_embd})"),
-                        n_head.to_string(),
-                    );
-                }
-                check(
-                    c.points.end <= *n_positions,
-                    "train.curriculum.points.end",
-                    &format!("must be <= model.n_positions ({n_positions})"),
-                    c.points.end.to_string(),
-                );
-            }
-        }
+        self.validate_model(&mut errs);
         if errs.is_empty() {
             Ok(())
         } else {
             Err(SpecErrors(errs))
+        }
+    }
+}
+
+impl ExperimentSpec {
+    fn validate_model(&self, errs: &mut Vec<SpecError>) {
+        let mut check = |ok: bool, field: &str, rule: &str, got: String| {
+            if !ok {
+                errs.push(SpecError::Invalid { field: field.into(), rule: rule.into(), got });
+            }
+        };
+        let m = &self.model;
+        let (e, l) = (m.n_embd(), m.n_layer());
+        check(e >= 1, "model.n_embd", "must be >= 1", e.to_string());
+        check(l >= 1, "model.n_layer", "must be >= 1", l.to_string());
+        let heads = match m {
+            ModelSpec::Gpt2 { n_head, .. } | ModelSpec::Mambaformer { n_head, .. } | ModelSpec::Hybrid { n_head, .. } => {
+                Some(*n_head)
+            }
+            _ => None,
+        };
+        if let Some(h) = heads {
+            check(h >= 1, "model.n_head", "must be >= 1", h.to_string());
+            if h >= 1 {
+                check(e % h == 0, "model.n_head", &format!("must divide model.n_embd ({e})"), h.to_string());
+            }
+        }
+        let ssm = match m {
+            ModelSpec::Mamba { d_state, d_conv, expand, dt_rank, .. }
+            | ModelSpec::Mambaformer { d_state, d_conv, expand, dt_rank, .. }
+            | ModelSpec::Hybrid { d_state, d_conv, expand, dt_rank, .. } => Some((*d_state, *d_conv, *expand, *dt_rank)),
+            ModelSpec::S4Mamba { d_state, d_conv, expand, .. } => Some((*d_state, *d_conv, *expand, None)),
+            ModelSpec::S4 { d_state, .. } => Some((*d_state, 1, 1, None)),
+            ModelSpec::Gpt2 { .. } => None,
+        };
+        if let Some((d_state, d_conv, expand, dt_rank)) = ssm {
+            check((1..=256).contains(&d_state), "model.d_state", "must be in 1..=256", d_state.to_string());
+            check((1..=64).contains(&d_conv), "model.d_conv", "must be in 1..=64", d_conv.to_string());
+            check((1..=16).contains(&expand), "model.expand", "must be in 1..=16", expand.to_string());
+            if let Some(r) = dt_rank {
+                check(r >= 1, "model.dt_rank", "must be >= 1", r.to_string());
+            }
+        }
+        if let ModelSpec::S4 { d_state, .. } | ModelSpec::S4Mamba { d_state, .. } = m {
+            check(d_state % 2 == 0, "model.d_state", "must be even (S4D uses d_state/2 complex modes)", d_state.to_string());
+        }
+        if let ModelSpec::S4Mamba { dropout, .. } = m {
+            check((0.0..1.0).contains(dropout), "model.dropout", "must be in [0, 1)", fmt_f64(*dropout));
+        }
+        let points = self.train.curriculum.points.end;
+        match m {
+            ModelSpec::Gpt2 { n_positions, .. } => check(
+                points <= *n_positions,
+                "train.curriculum.points.end",
+                &format!("must be <= model.n_positions ({n_positions})"),
+                points.to_string(),
+            ),
+            ModelSpec::Hybrid { n_positions, .. } => check(
+                2 * points <= *n_positions,
+                "train.curriculum.points.end",
+                &format!("must be <= model.n_positions / 2 ({}): the hybrid's table counts tokens", n_positions / 2),
+                points.to_string(),
+            ),
+            _ => {}
         }
     }
 }
