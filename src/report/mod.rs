@@ -20,12 +20,12 @@ pub fn run_text(spec: &ExperimentSpec, device: Device, s: &RunSummary) -> String
     };
     let rate = s.last.as_ref().map_or(0.0, |m| m.step as f64 / m.wall_s.max(1e-9));
     out.push_str(&format!(
-        "{}: {status} after {} steps on {device} in {:.1}s ({:.1} steps/s, setup {:.1}s); final loss {}\n",
+        "{}: {status} after {} steps on {device} in {:.1}s ({:.1} steps/s, first step after {:.1}s); final loss {}\n",
         spec.name,
         s.steps,
         s.wall_s,
         rate,
-        s.setup_s,
+        s.first_step_s.unwrap_or(s.setup_s),
         s.last.as_ref().map_or("-".into(), |m| format!("{:.4}", m.loss)),
     ));
     if let Some(curve) = &s.final_eval {
@@ -75,6 +75,7 @@ pub fn run_json(spec: &ExperimentSpec, device: Device, s: &RunSummary) -> Value 
         "params": s.stats.params,
         "flops_per_token": s.stats.flops_per_token,
         "setup_s": s.setup_s,
+        "first_step_s": s.first_step_s,
         "wall_s": s.wall_s,
         "last": s.last,
         "final_eval": s.final_eval,

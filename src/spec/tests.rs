@@ -93,3 +93,19 @@ fn device_strings() {
     let e = err(&QUICK.replace("device = \"auto\"", "device = \"cuda:x\""));
     assert!(e.contains("device must be auto, cpu, cuda or cuda:N"), "{e}");
 }
+
+#[test]
+fn every_shipped_experiment_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut seen = 0;
+    for dir in ["quick", "paper"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                ExperimentSpec::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 7, "only {seen} experiment files found");
+}

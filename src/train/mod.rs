@@ -76,6 +76,9 @@ pub struct RunSummary {
     pub final_eval: Option<EvalCurve>,
     /// Seconds from the start of the call to the first training step (build, upload, compile).
     pub setup_s: f64,
+    /// Seconds from the start of the call until the first step had finished on the device
+    /// (includes JIT compilation of every kernel the step needs: the cold-start cost).
+    pub first_step_s: Option<f64>,
     pub wall_s: f64,
 }
 
@@ -107,6 +110,7 @@ pub fn train<B: AutodiffBackend>(
     let mut last: Option<StepMetrics> = None;
     let mut outcome = Outcome::Done;
     let mut step = 0;
+    let mut first_step_s = None;
     while step < t.steps {
         if cancel.load(Ordering::Relaxed) {
             outcome = Outcome::Interrupted;
@@ -124,6 +128,10 @@ pub fn train<B: AutodiffBackend>(
         model = optim.step(t.lr, model, grads);
         step += 1;
         curriculum.advance();
+        if step == 1 {
+            let _: f32 = loss.clone().into_scalar().elem(); // one sync, to time the cold start
+            first_step_s = Some(started.elapsed().as_secs_f64());
+        }
         on_event(TrainEvent::Progress { step });
 
         if step % t.log_every == 0 || step == t.steps {
@@ -164,5 +172,5 @@ pub fn train<B: AutodiffBackend>(
             Some(curve)
         }
     };
-    RunSummary { outcome, steps: step, stats, last, final_eval, setup_s, wall_s: started.elapsed().as_secs_f64() }
+    RunSummary { outcome, steps: step, stats, last, final_eval, setup_s, first_step_s, wall_s: started.elapsed().as_secs_f64() }
 }
