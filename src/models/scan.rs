@@ -43,11 +43,25 @@ pub enum ScanMode {
 impl ScanMode {
     /// The faster mode for backend `B` (measured: on burn-ndarray the sequential form is
     /// several times faster at ICL sizes; on CUDA fewer launches win).
+    /// `ICL_LAB_SCAN=sequential` or `chunked:N` overrides the choice (for benchmarks).
     pub fn for_backend<B: Backend>(device: &B::Device) -> Self {
+        if let Some(mode) = std::env::var("ICL_LAB_SCAN").ok().and_then(|v| Self::parse(&v)) {
+            return mode;
+        }
         if B::name(device).contains("ndarray") {
             ScanMode::Sequential
         } else {
             ScanMode::Chunked(CHUNK)
+        }
+    }
+}
+
+impl ScanMode {
+    /// `sequential` or `chunked:N` (N >= 1).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "sequential" => Some(ScanMode::Sequential),
+            other => other.strip_prefix("chunked:")?.parse().ok().filter(|&n| n >= 1).map(ScanMode::Chunked),
         }
     }
 }
@@ -242,6 +256,14 @@ mod tests {
             ScanMode::Chunked(CHUNK),
         );
         assert_close(&host(y32), &host(exact), 1e-5, "fp32 y");
+    }
+
+    #[test]
+    fn scan_mode_parses() {
+        assert_eq!(ScanMode::parse("sequential"), Some(ScanMode::Sequential));
+        assert_eq!(ScanMode::parse("chunked:8"), Some(ScanMode::Chunked(8)));
+        assert_eq!(ScanMode::parse("chunked:0"), None);
+        assert_eq!(ScanMode::parse("fast"), None);
     }
 
     #[test]
