@@ -114,3 +114,36 @@ fn tiny_run_prints_table_and_json() {
     // Least squares is exact once there are more examples than dims.
     assert!(ls["mean"][8].as_f64().unwrap() < 1e-3);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_after_the_current_step() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let path = temp_spec("long.toml", QUICK);
+    let mut child = bin()
+        .args(["run", path.to_str().unwrap(), "--device", "cpu", "--steps", "1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training has started, then interrupt as a terminal would.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("parameters") {
+        line.clear();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{rest}");
+    assert!(rest.contains("stopping after the current step"), "{rest}");
+    assert!(rest.contains("stopped cleanly after step"), "{rest}");
+    assert!(stdout.contains("interrupted after"), "{stdout}");
+    // The curve of the model as it stood is still printed.
+    assert!(stdout.contains("ICL curve at step"), "{stdout}");
+}
