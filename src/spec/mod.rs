@@ -41,23 +41,63 @@ pub enum TaskSpec {
         #[serde(default = "default_n_dims")]
         n_dims: usize,
     },
+    /// w with `sparsity` nonzero coordinates among the active dims (paper-spec §2.2).
+    SparseLinearRegression {
+        #[serde(default = "default_n_dims")]
+        n_dims: usize,
+        /// k (paper: 3); the error is normalised by k.
+        #[serde(default = "default_sparsity")]
+        sparsity: usize,
+    },
+    /// A random 2-layer ReLU network per prompt (paper-spec §2.3).
+    #[serde(rename = "relu_2nn_regression")]
+    Relu2nnRegression {
+        #[serde(default = "default_n_dims")]
+        n_dims: usize,
+        /// Hidden width (paper: 100).
+        #[serde(default = "default_hidden")]
+        hidden: usize,
+    },
+    /// A random sign-split tree with N(0, 1) leaves per prompt (paper-spec §2.4).
+    DecisionTree {
+        #[serde(default = "default_n_dims")]
+        n_dims: usize,
+        /// Splits from root to leaf (paper: 4).
+        #[serde(default = "default_depth")]
+        depth: usize,
+    },
 }
 
 fn default_n_dims() -> usize {
     20
+}
+fn default_sparsity() -> usize {
+    3
+}
+fn default_hidden() -> usize {
+    100
+}
+fn default_depth() -> usize {
+    4
 }
 
 impl TaskSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             TaskSpec::LinearRegression { .. } => "linear_regression",
+            TaskSpec::SparseLinearRegression { .. } => "sparse_linear_regression",
+            TaskSpec::Relu2nnRegression { .. } => "relu_2nn_regression",
+            TaskSpec::DecisionTree { .. } => "decision_tree",
         }
     }
 
     /// The width of x (and of every zero-padded token).
     pub fn n_dims(&self) -> usize {
         match self {
-            TaskSpec::LinearRegression { n_dims } => *n_dims,
+            TaskSpec::LinearRegression { n_dims }
+            | TaskSpec::SparseLinearRegression { n_dims, .. }
+            | TaskSpec::Relu2nnRegression { n_dims, .. }
+            | TaskSpec::DecisionTree { n_dims, .. } => *n_dims,
         }
     }
 }
@@ -378,6 +418,21 @@ impl ExperimentSpec {
 
         let d = self.task.n_dims();
         check((1..=1024).contains(&d), "task.n_dims", "must be in 1..=1024", d.to_string());
+        match self.task {
+            TaskSpec::SparseLinearRegression { sparsity, .. } => check(
+                (1..=d).contains(&sparsity),
+                "task.sparsity",
+                &format!("must be in 1..=task.n_dims ({d})"),
+                sparsity.to_string(),
+            ),
+            TaskSpec::Relu2nnRegression { hidden, .. } => {
+                check((1..=100_000).contains(&hidden), "task.hidden", "must be in 1..=100000", hidden.to_string())
+            }
+            TaskSpec::DecisionTree { depth, .. } => {
+                check((1..=20).contains(&depth), "task.depth", "must be in 1..=20", depth.to_string())
+            }
+            TaskSpec::LinearRegression { .. } => {}
+        }
 
         let t = &self.train;
         check(t.steps >= 1, "train.steps", "must be >= 1", t.steps.to_string());

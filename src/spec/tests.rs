@@ -109,3 +109,16 @@ fn every_shipped_experiment_is_valid() {
     }
     assert!(seen >= 7, "only {seen} experiment files found");
 }
+
+#[test]
+fn task_parameters_are_validated() {
+    let with_task = |task: &str| QUICK.replace("kind = \"linear_regression\"\nn_dims = 5", task);
+    let e = err(&with_task("kind = \"sparse_linear_regression\"\nn_dims = 5\nsparsity = 6"));
+    assert_eq!(e, "task.sparsity must be in 1..=task.n_dims (5), got 6");
+    let e = err(&with_task("kind = \"decision_tree\"\nn_dims = 5\ndepth = 0"));
+    assert_eq!(e, "task.depth must be in 1..=20, got 0");
+    let e = err(&with_task("kind = \"relu_2nn_regression\"\nn_dims = 5\nhidden = 0"));
+    assert_eq!(e, "task.hidden must be in 1..=100000, got 0");
+    let spec = ExperimentSpec::from_toml(&with_task("kind = \"decision_tree\"\nn_dims = 5")).unwrap();
+    assert_eq!(spec.task, TaskSpec::DecisionTree { n_dims: 5, depth: 4 });
+}

@@ -4,9 +4,15 @@
 //! backend and machine; the trainer uploads the finished batch in one copy.
 
 pub mod baselines;
+mod decision_tree;
 mod linear_regression;
+mod relu_2nn_regression;
+mod sparse_linear_regression;
 
+pub use decision_tree::{DecisionTree, Tree};
 pub use linear_regression::LinearRegression;
+pub use relu_2nn_regression::Relu2nnRegression;
+pub use sparse_linear_regression::SparseLinearRegression;
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -75,6 +81,11 @@ pub trait Task: Send + Sync {
 pub fn build(spec: &TaskSpec) -> Box<dyn Task> {
     match spec {
         TaskSpec::LinearRegression { n_dims } => Box::new(LinearRegression { n_dims: *n_dims }),
+        TaskSpec::SparseLinearRegression { n_dims, sparsity } => {
+            Box::new(SparseLinearRegression { n_dims: *n_dims, sparsity: *sparsity })
+        }
+        TaskSpec::Relu2nnRegression { n_dims, hidden } => Box::new(Relu2nnRegression { n_dims: *n_dims, hidden: *hidden }),
+        TaskSpec::DecisionTree { n_dims, depth } => Box::new(DecisionTree { n_dims: *n_dims, depth: *depth }),
     }
 }
 

@@ -108,3 +108,56 @@ fn averaging_estimates_w_from_y_x() {
     // w = mean(3·(1,0), 4·(0,2)) = (1.5, 4); x3·w = 5.5.
     assert!((averaging(&batch)[2] - 5.5).abs() < 1e-6);
 }
+
+#[test]
+fn sparse_w_has_k_nonzeros_within_the_active_dims() {
+    let task = SparseLinearRegression { n_dims: 20, sparsity: 3 };
+    let mut r = rng(11);
+    let mut used = [false; 20];
+    for _ in 0..200 {
+        let w = task.sample_w(&mut r, 7);
+        let nz: Vec<usize> = (0..20).filter(|&i| w[i] != 0.0).collect();
+        assert_eq!(nz.len(), 3, "{w:?}");
+        assert!(nz.iter().all(|&i| i < 7));
+        nz.iter().for_each(|&i| used[i] = true);
+    }
+    // Every active coordinate gets picked sometimes.
+    assert!(used[..7].iter().all(|&u| u));
+    // Fewer active dims than k: all of them.
+    assert_eq!(task.sample_w(&mut r, 2).iter().filter(|v| **v != 0.0).count(), 2);
+}
+
+#[test]
+fn sparse_regression_error_is_normalised_by_k() {
+    let task = SparseLinearRegression { n_dims: 20, sparsity: 3 };
+    let batch = task.sample(&mut rng(12), 512, 10, 20);
+    let mean_sq = batch.ys.iter().map(|y| (y * y) as f64).sum::<f64>() / batch.ys.len() as f64;
+    // E[y²] = k: the zero predictor scores ~1 after dividing by error_scale.
+    assert!((mean_sq / task.error_scale() as f64 - 1.0).abs() < 0.1, "{mean_sq}");
+}
+
+#[test]
+fn relu_2nn_output_has_variance_about_d() {
+    let task = Relu2nnRegression { n_dims: 10, hidden: 100 };
+    let batch = task.sample(&mut rng(13), 400, 10, 10);
+    let mean_sq = batch.ys.iter().map(|y| (y * y) as f64).sum::<f64>() / batch.ys.len() as f64;
+    assert!((mean_sq / 10.0 - 1.0).abs() < 0.15, "E[y²] = {mean_sq}, want ~10");
+}
+
+#[test]
+fn decision_tree_depends_on_signs_only() {
+    let mut r = rng(14);
+    let tree = Tree::sample(&mut r, 6, 4);
+    let x = [0.5f32, -1.0, 2.0, -0.1, 0.3, -3.0];
+    let scaled: Vec<f32> = x.iter().map(|v| v * 7.0).collect();
+    assert_eq!(tree.eval(&x), tree.eval(&scaled));
+    // 2^4 leaves at most: a prompt's ys take at most 16 distinct values.
+    let task = DecisionTree { n_dims: 6, depth: 4 };
+    let batch = task.sample(&mut r, 1, 200, 6);
+    let mut distinct: Vec<f32> = batch.ys.clone();
+    distinct.sort_by(f32::total_cmp);
+    distinct.dedup();
+    assert!(distinct.len() <= 16 && distinct.len() > 1, "{}", distinct.len());
+    // Leaves are the last 2^4 nodes of the 31.
+    assert_eq!(tree.value.len(), 31);
+}
