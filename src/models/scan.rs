@@ -196,18 +196,18 @@ mod tests {
         }
     }
 
+    /// The `inputs` tensors (A and D drawn as rank 3) as scan inputs on any backend.
+    fn assemble<K: Backend>(ts: [Tensor<K, 3>; 6]) -> ScanInputs<K> {
+        let [x, delta, a, b_in, c, d] = ts;
+        let [_, e, n] = a.dims();
+        ScanInputs { x, delta, a: a.reshape([e, n]), b_in, c, d: d.reshape([e]) }
+    }
+
     fn check(l: usize, delta_scale: f64, mode: ScanMode) {
-        let [x, delta, a, b_in, c, d] = inputs(2, l, 5, 4, delta_scale);
-        let make = || ScanInputs {
-            x: x.clone(),
-            delta: delta.clone(),
-            a: a.clone().reshape([5, 4]),
-            b_in: b_in.clone(),
-            c: c.clone(),
-            d: d.clone().reshape([5]),
-        };
-        let fast = selective_scan(make(), mode);
-        let slow = naive_scan(&make());
+        let ts = inputs(2, l, 5, 4, delta_scale);
+        let [x, delta, a, b_in, c, d] = ts.clone();
+        let fast = selective_scan(assemble(ts.clone()), mode);
+        let slow = naive_scan(&assemble(ts));
         assert_close(&host(fast.clone()), &host(slow.clone()), 1e-5, &format!("y (l = {l}, {mode:?})"));
 
         // Gradients of a fixed random projection of y, with respect to every input.
@@ -234,27 +234,10 @@ mod tests {
 
     #[test]
     fn fp32_is_close_to_f64() {
-        let [x, delta, a, b_in, c, d] = inputs(2, 2 * CHUNK + 3, 5, 4, 0.5);
-        let exact = naive_scan(&ScanInputs {
-            x: x.clone(),
-            delta: delta.clone(),
-            a: a.clone().reshape([5, 4]),
-            b_in: b_in.clone(),
-            c: c.clone(),
-            d: d.clone().reshape([5]),
-        });
+        let ts = inputs(2, 2 * CHUNK + 3, 5, 4, 0.5);
         let to32 = |t: &Tensor<B, 3>| Tensor::<B32, 3>::from_data(t.to_data().convert::<f32>(), &NdArrayDevice::Cpu);
-        let y32 = selective_scan(
-            ScanInputs {
-            x: to32(&x),
-            delta: to32(&delta),
-            a: to32(&a).reshape([5, 4]),
-            b_in: to32(&b_in),
-            c: to32(&c),
-            d: to32(&d).reshape([5]),
-            },
-            ScanMode::Chunked(CHUNK),
-        );
+        let y32 = selective_scan(assemble(ts.clone().map(|t| to32(&t))), ScanMode::Chunked(CHUNK));
+        let exact = naive_scan(&assemble(ts));
         assert_close(&host(y32), &host(exact), 1e-5, "fp32 y");
     }
 
@@ -269,8 +252,7 @@ mod tests {
     #[test]
     fn large_steps_do_not_overflow() {
         // Δ·A down to -300 per step: exp(-S) would overflow fp32 in a naive cumsum form.
-        let [x, delta, a, b_in, c, d] = inputs(1, 2 * CHUNK, 3, 2, 100.0);
-        let y = selective_scan(ScanInputs { x, delta, a: a.reshape([3, 2]), b_in, c, d: d.reshape([3]) }, ScanMode::Chunked(CHUNK));
+        let y = selective_scan(assemble(inputs(1, 2 * CHUNK, 3, 2, 100.0)), ScanMode::Chunked(CHUNK));
         assert!(y.into_data().iter::<f32>().all(f32::is_finite));
     }
 }

@@ -5,7 +5,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{gaussian_xs, normal_vec, Batch, Task};
+use super::{normal_vec, regression_batch, Batch, Task};
 
 #[derive(Debug, Clone)]
 pub struct DecisionTree {
@@ -48,14 +48,10 @@ impl Task for DecisionTree {
     }
 
     fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
-        let d = self.n_dims;
-        let xs = gaussian_xs(rng, b, n, d, active_dims);
-        let mut ys = Vec::with_capacity(b * n);
-        for p in 0..b {
-            let tree = Tree::sample(rng, d, self.depth);
-            ys.extend((0..n).map(|i| tree.eval(&xs[(p * n + i) * d..(p * n + i + 1) * d])));
-        }
-        Batch { b, n, d, xs, ys }
+        regression_batch(rng, (b, n, self.n_dims), active_dims, |rng| {
+            let tree = Tree::sample(rng, self.n_dims, self.depth);
+            move |x: &[f32]| tree.eval(x)
+        })
     }
 
     /// Leaf values are N(0, 1): the zero predictor already scores ~1 unnormalised.

@@ -2,7 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{dot, gaussian_xs, normal_vec, Batch, Task};
+use super::{dot, normal_vec, regression_batch, Batch, Task};
 
 #[derive(Debug, Clone)]
 pub struct LinearRegression {
@@ -20,17 +20,11 @@ impl Task for LinearRegression {
 
     fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
         let d = self.n_dims;
-        let xs = gaussian_xs(rng, b, n, d, active_dims);
-        let mut ys = Vec::with_capacity(b * n);
-        for p in 0..b {
-            // w spans all d coordinates; truncated x coordinates are zero, so they do not count.
+        // w spans all d coordinates; truncated x coordinates are zero, so they do not count.
+        regression_batch(rng, (b, n, d), active_dims, |rng| {
             let w = normal_vec(rng, d);
-            for i in 0..n {
-                let start = (p * n + i) * d;
-                ys.push(dot(&w, &xs[start..start + d]));
-            }
-        }
-        Batch { b, n, d, xs, ys }
+            move |x: &[f32]| dot(&w, x)
+        })
     }
 
     fn error_scale(&self) -> f32 {

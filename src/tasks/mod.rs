@@ -89,6 +89,23 @@ pub fn build(spec: &TaskSpec) -> Box<dyn Task> {
     }
 }
 
+/// A regression batch: Gaussian xs (truncated to `active_dims`), then for each prompt a fresh
+/// function from `draw`, applied to that prompt's xs. Every regression task samples this way.
+pub fn regression_batch<F: Fn(&[f32]) -> f32>(
+    rng: &mut ChaCha8Rng,
+    (b, n, d): (usize, usize, usize),
+    active_dims: usize,
+    mut draw: impl FnMut(&mut ChaCha8Rng) -> F,
+) -> Batch {
+    let xs = gaussian_xs(rng, b, n, d, active_dims);
+    let mut ys = Vec::with_capacity(b * n);
+    for prompt in xs.chunks(n * d) {
+        let f = draw(rng);
+        ys.extend(prompt.chunks(d).map(&f));
+    }
+    Batch { b, n, d, xs, ys }
+}
+
 /// x ~ N(0, I_d) with coordinates `>= active_dims` zeroed, shape (b, n, d).
 pub fn gaussian_xs(rng: &mut ChaCha8Rng, b: usize, n: usize, d: usize, active_dims: usize) -> Vec<f32> {
     let mut xs = vec![0.0f32; b * n * d];

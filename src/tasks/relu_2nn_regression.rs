@@ -3,7 +3,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{gaussian_xs, normal_vec, Batch, Task};
+use super::{normal_vec, regression_batch, Batch, Task};
 
 #[derive(Debug, Clone)]
 pub struct Relu2nnRegression {
@@ -23,23 +23,18 @@ impl Task for Relu2nnRegression {
 
     fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
         let (d, h) = (self.n_dims, self.hidden);
-        let xs = gaussian_xs(rng, b, n, d, active_dims);
         let scale = (2.0 / h as f32).sqrt();
-        let mut ys = Vec::with_capacity(b * n);
-        for p in 0..b {
+        regression_batch(rng, (b, n, d), active_dims, |rng| {
             let w1 = normal_vec(rng, d * h); // row-major (d, h)
             let w2 = normal_vec(rng, h);
-            for i in 0..n {
-                let x = &xs[(p * n + i) * d..(p * n + i + 1) * d];
-                let mut y = 0.0;
-                for (j, w2j) in w2.iter().enumerate() {
+            move |x: &[f32]| {
+                let hidden = w2.iter().enumerate().map(|(j, w2j)| {
                     let pre: f32 = x.iter().enumerate().map(|(k, xk)| xk * w1[k * h + j]).sum();
-                    y += w2j * pre.max(0.0);
-                }
-                ys.push(scale * y);
+                    w2j * pre.max(0.0)
+                });
+                scale * hidden.sum::<f32>()
             }
-        }
-        Batch { b, n, d, xs, ys }
+        })
     }
 
     fn error_scale(&self) -> f32 {

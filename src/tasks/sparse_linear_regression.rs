@@ -4,7 +4,7 @@
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
-use super::{dot, gaussian_xs, normal_vec, Batch, Task};
+use super::{dot, normal_vec, regression_batch, Batch, Task};
 
 #[derive(Debug, Clone)]
 pub struct SparseLinearRegression {
@@ -36,14 +36,10 @@ impl Task for SparseLinearRegression {
     }
 
     fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
-        let d = self.n_dims;
-        let xs = gaussian_xs(rng, b, n, d, active_dims);
-        let mut ys = Vec::with_capacity(b * n);
-        for p in 0..b {
+        regression_batch(rng, (b, n, self.n_dims), active_dims, |rng| {
             let w = self.sample_w(rng, active_dims);
-            ys.extend((0..n).map(|i| dot(&w, &xs[(p * n + i) * d..(p * n + i + 1) * d])));
-        }
-        Batch { b, n, d, xs, ys }
+            move |x: &[f32]| dot(&w, x)
+        })
     }
 
     /// The zero predictor's error is E[y²] = k.
