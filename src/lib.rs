@@ -7,5 +7,6 @@ pub mod models;
 pub mod report;
 pub mod runtime;
 pub mod spec;
+pub mod store;
 pub mod tasks;
 pub mod train;

@@ -5,12 +5,12 @@ use std::sync::atomic::AtomicBool;
 
 use icl_lab::runtime::{train_on, Device};
 use icl_lab::spec::ExperimentSpec;
-use icl_lab::train::Outcome;
+use icl_lab::train::{Outcome, TrainControl};
 
 #[test]
 fn tiny_gpt2_learns_linear_regression_in_context() {
     let spec = ExperimentSpec::from_toml(include_str!("../experiments/quick/linear_regression.toml")).unwrap();
-    let summary = train_on(Device::Cpu, &spec, &AtomicBool::new(false), &mut |_| {}).unwrap();
+    let summary = train_on(Device::Cpu, &spec, &TrainControl::new(&AtomicBool::new(false)), &mut |_| {}).unwrap();
     assert_eq!(summary.outcome, Outcome::Done);
     let curve = summary.final_eval.expect("a final evaluation");
     let last = curve.model.mean.len() - 1;
@@ -47,7 +47,7 @@ fn every_architecture_beats_the_zero_predictor() {
              [train.curriculum]\ndims = {{ start = 3, end = 3 }}\npoints = {{ start = 8, end = 8 }}\n"
         );
         let spec = ExperimentSpec::from_toml(&text).unwrap();
-        let summary = train_on(Device::Cpu, &spec, &AtomicBool::new(false), &mut |_| {}).unwrap();
+        let summary = train_on(Device::Cpu, &spec, &TrainControl::new(&AtomicBool::new(false)), &mut |_| {}).unwrap();
         let curve = summary.final_eval.unwrap();
         let late = |c: &[f32]| c[4..].iter().sum::<f32>() / (c.len() - 4) as f32;
         let (model_err, zero_err) = (late(&curve.model.mean), late(&curve.baseline("zero").unwrap().mean));

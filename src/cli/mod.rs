@@ -1,23 +1,48 @@
-//! The command line: `icl-lab <command>`. Parsing here, one file per command.
+//! The command line: `icl-lab <command>`. Parsing here, one file per group of commands.
 
+mod browse;
 mod run;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::store::{SledStore, StoreError};
 
 /// A terminal lab notebook for in-context-learning research.
 #[derive(Debug, Parser)]
 #[command(name = "icl-lab", version, about, long_about = None)]
 pub struct Cli {
+    /// The store directory (default: $ICL_LAB_HOME, else ~/.local/share/icl-lab).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train one experiment and print its ICL curve.
+    /// Train one experiment, record it in the store and print its ICL curve.
     Run(run::RunArgs),
+    /// Continue an interrupted run from its last checkpoint.
+    Resume(run::ResumeArgs),
+    /// List runs (filter, sort).
+    Ls(browse::LsArgs),
+    /// Show one run: record, spec, loss and latest ICL curve.
+    Show(browse::ShowArgs),
+    /// Compare runs: config keys that differ, final metrics side by side.
+    Compare(browse::CompareArgs),
+    /// Export runs as JSON, CSV or Markdown, or as a bundle for another store.
+    Export(browse::ExportArgs),
+    /// Merge run bundles into the store (idempotent).
+    Import(browse::ImportArgs),
+    /// Add or remove tags.
+    Tag(browse::TagArgs),
+    /// Add to (or replace) a run's note.
+    Note(browse::NoteArgs),
+    /// Delete runs with their metrics, curves and checkpoints.
+    Rm(browse::RmArgs),
 }
 
 /// Exit codes: 0 ok, 1 the run failed, 2 bad input (spec, flags), 130 interrupted by Ctrl-C.
@@ -25,6 +50,42 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
     pub const INTERRUPTED: u8 = 130;
+}
+
+/// An error at the edge: the message and the exit code it maps to.
+pub struct CliError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn bad_input(message: impl ToString) -> Self {
+        CliError { code: exit::BAD_INPUT, message: message.to_string() }
+    }
+    pub fn failed(message: impl ToString) -> Self {
+        CliError { code: exit::FAILED, message: message.to_string() }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::IsFile { .. }
+            | StoreError::Foreign { .. }
+            | StoreError::BadMarker { .. }
+            | StoreError::NewerSchema { .. }
+            | StoreError::NoRun(_) => CliError::bad_input(e),
+            _ => CliError::failed(e),
+        }
+    }
+}
+
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// Opens the store named by `--store`, `$ICL_LAB_HOME` or the XDG default.
+pub fn open_store(path: &Option<PathBuf>) -> Result<SledStore, CliError> {
+    let root = path.clone().unwrap_or_else(crate::store::default_home);
+    Ok(SledStore::open(&root)?)
 }
 
 pub fn main() -> ExitCode {
@@ -41,12 +102,31 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    match cli.command {
-        Some(Command::Run(args)) => run::run(args),
+    let store = cli.store;
+    let result = match cli.command {
+        Some(Command::Run(args)) => run::run(&store, args),
+        Some(Command::Resume(args)) => run::resume(&store, args),
+        Some(Command::Ls(args)) => browse::ls(&store, args),
+        Some(Command::Show(args)) => browse::show(&store, args),
+        Some(Command::Compare(args)) => browse::compare(&store, args),
+        Some(Command::Export(args)) => browse::export(&store, args),
+        Some(Command::Import(args)) => browse::import(&store, args),
+        Some(Command::Tag(args)) => browse::tag(&store, args),
+        Some(Command::Note(args)) => browse::note(&store, args),
+        Some(Command::Rm(args)) => browse::rm(&store, args),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();
-            ExitCode::SUCCESS
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            for line in e.message.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::from(e.code)
         }
     }
 }

@@ -1,20 +1,21 @@
-//! `icl-lab run FILE`: train one experiment in the foreground.
+//! `icl-lab run FILE` and `icl-lab resume ID`: train one run in the foreground, through the
+//! same worker pool and store writer the notebook uses.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::exit;
+use super::{exit, open_store, CliError, CliResult};
 use crate::report;
-use crate::runtime::{self, Device};
+use crate::runtime::{self, Device, Job, Pool, PoolEvent, StopReason};
 use crate::spec::{DeviceSpec, ExperimentSpec};
-use crate::train::{Outcome, TrainEvent};
+use crate::store::{self, NewRun, RunRecord, RunStore, SledStore, Status, Writer};
+use crate::train::{RunSummary, TrainEvent};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -29,16 +30,38 @@ pub struct RunArgs {
     /// Override `seed`.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Tag the run (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Do not record the run in the store (no checkpoints either).
+    #[arg(long)]
+    pub no_store: bool,
     /// Print the result as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Print `flushed run=ID step=N` on stderr each time metrics become durable (for tests).
+    #[arg(long, hide = true)]
+    pub ack_flushes: bool,
 }
 
-pub fn run(args: RunArgs) -> ExitCode {
-    let mut spec = match ExperimentSpec::load(&args.file) {
-        Ok(s) => s,
-        Err(e) => return bad_input(&e.to_string()),
-    };
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run to continue (see `icl-lab ls status:interrupted`).
+    pub id: u64,
+    /// Train to this many steps in total (to extend a finished run).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Run it on another device than before.
+    #[arg(long)]
+    pub device: Option<DeviceSpec>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, hide = true)]
+    pub ack_flushes: bool,
+}
+
+pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
+    let mut spec = ExperimentSpec::load(&args.file).map_err(CliError::bad_input)?;
     if let Some(steps) = args.steps {
         spec.train.steps = steps;
     }
@@ -48,67 +71,160 @@ pub fn run(args: RunArgs) -> ExitCode {
     if let Some(device) = args.device {
         spec.device = device;
     }
-    if let Err(e) = spec.validate() {
-        return bad_input(&e.to_string());
+    spec.validate().map_err(CliError::bad_input)?;
+    let device = resolve_device(spec.device)?;
+    if args.no_store {
+        let job = Job { run: 0, uid: String::new(), spec: spec.clone(), resume: None, train_s: 0.0 };
+        return execute(None, job, device, args.json, false);
     }
-    let device = match runtime::resolve(spec.device) {
-        Ok((device, fallback)) => {
-            if let Some(why) = fallback {
-                eprintln!("note: training on the CPU ({why})");
-            }
-            device
-        }
-        Err(e) => return bad_input(&e.to_string()),
-    };
+    let store = Arc::new(open_store(store_path)?);
+    let dir = args.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let rec = store.create_run(NewRun {
+        spec: spec.clone(),
+        git_commit: store::git_commit(dir),
+        tags: args.tags.into_iter().collect(),
+    })?;
+    let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: None, train_s: 0.0 };
+    execute(Some(store), job, device, args.json, args.ack_flushes)
+}
 
-    let cancel = Arc::new(AtomicBool::new(false));
+pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
+    let store = Arc::new(open_store(store_path)?);
+    let mut rec = store.get(args.id)?;
+    let mut spec = rec.spec.clone();
+    if let Some(steps) = args.steps {
+        if steps < rec.step {
+            return Err(CliError::bad_input(format!(
+                "--steps {steps} is below the {} steps run {} has done",
+                rec.step, rec.id
+            )));
+        }
+        spec.train.steps = steps;
+    }
+    if let Some(d) = args.device {
+        spec.device = d;
+    }
+    spec.validate().map_err(CliError::bad_input)?;
+    match &rec.status {
+        Status::Running | Status::Queued => {
+            return Err(CliError::failed(format!("run {} is {} (pid {:?})", rec.id, rec.status.label(), rec.pid)))
+        }
+        Status::Diverged { step, .. } => {
+            return Err(CliError::bad_input(format!(
+                "run {} diverged at step {step}; start a new run with a lower lr instead",
+                rec.id
+            )))
+        }
+        Status::Done if spec.train.steps <= rec.step => {
+            return Err(CliError::bad_input(format!(
+                "run {} is done ({} steps); pass --steps N with N > {} to train it further",
+                rec.id, rec.step, rec.step
+            )))
+        }
+        _ => {}
+    }
+    if rec.checkpoint.is_none() {
+        eprintln!("note: run {} has no checkpoint; it starts again from step 0", rec.id);
+    }
+    let device = resolve_device(spec.device)?;
+    if spec != rec.spec {
+        let new_spec = spec.clone();
+        rec = store.update(rec.id, &mut |r| r.spec = new_spec.clone())?;
+    }
+    let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: rec.checkpoint.clone(), train_s: rec.train_s };
+    execute(Some(store), job, device, args.json, args.ack_flushes)
+}
+
+fn resolve_device(spec: DeviceSpec) -> Result<Device, CliError> {
+    let (device, fallback) = runtime::resolve(spec).map_err(CliError::bad_input)?;
+    if let Some(why) = fallback {
+        eprintln!("note: training on the CPU ({why})");
+    }
+    Ok(device)
+}
+
+/// Runs one job on a one-slot pool, with a progress bar, and prints the result.
+fn execute(store: Option<Arc<SledStore>>, job: Job, device: Device, json: bool, ack_flushes: bool) -> CliResult {
+    let writer = store.as_ref().map(|s| {
+        let ack: Option<store::writer::FlushAck> = ack_flushes.then(|| {
+            Box::new(|run, step| eprintln!("flushed run={run} step={step}")) as store::writer::FlushAck
+        });
+        Writer::spawn(s.clone() as Arc<dyn RunStore>, ack)
+    });
+    let pool = Arc::new(Pool::new(
+        vec![(device, 1)],
+        writer.as_ref().map(Writer::sender),
+        store.as_ref().map(|s| s.path()),
+    ));
     {
-        let cancel = cancel.clone();
+        let pool = pool.clone();
+        let mut stopping = false;
         // A second Ctrl-C while stopping kills the process the usual way.
         let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
+            if stopping {
                 std::process::exit(exit::INTERRUPTED as i32);
             }
+            stopping = true;
             eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
+            pool.stop_all(StopReason::Interrupt);
         });
     }
-
-    let progress = Progress::new(&spec, device);
-    let mut on_event = |ev: TrainEvent| progress.event(ev);
-    let summary = match runtime::train_on(device, &spec, &cancel, &mut on_event) {
-        Ok(s) => s,
-        Err(e) => {
-            progress.finish();
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::FAILED);
+    let events = pool.subscribe();
+    let spec = job.spec.clone();
+    let (run_id, start_step) = (job.run, job.resume.as_ref().map_or(0, |c| c.step));
+    let progress = Progress::new(&spec, device, start_step);
+    if let Some(s) = &store {
+        eprintln!("run {run_id} in {}", s.path().display());
+    }
+    pool.submit(job).map_err(CliError::bad_input)?;
+    let (status, summary) = loop {
+        match events.recv() {
+            Ok(PoolEvent::Train { event, .. }) => progress.event(event),
+            Ok(PoolEvent::Finished { status, summary, .. }) => break (status, summary),
+            Ok(PoolEvent::Started { .. }) => {}
+            Err(_) => break (Status::Failed { reason: "the worker pool stopped".into() }, None),
         }
     };
     progress.finish();
-
-    if args.json {
-        let out = report::run_json(&spec, device, &summary);
-        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
-    } else {
-        print!("{}", report::run_text(&spec, device, &summary));
-    }
-    match summary.outcome {
-        Outcome::Done => ExitCode::SUCCESS,
-        Outcome::Interrupted => {
-            eprintln!("stopped cleanly after step {} of {} (Ctrl-C)", summary.steps, spec.train.steps);
+    drop(pool);
+    drop(writer); // flushes everything
+    let rec = match &store {
+        Some(s) => Some(s.get(run_id)?),
+        None => None,
+    };
+    let Some(summary) = summary else {
+        return Err(CliError::failed(format!("run {run_id} {status}")));
+    };
+    print_result(&spec, device, &summary, rec.as_ref(), json);
+    Ok(match status {
+        Status::Done => ExitCode::SUCCESS,
+        Status::Interrupted | Status::Cancelled => {
+            eprintln!(
+                "stopped cleanly after step {} of {} (Ctrl-C){}",
+                summary.steps,
+                spec.train.steps,
+                rec.map_or(String::new(), |r| format!("; continue with: icl-lab resume {}", r.id))
+            );
             ExitCode::from(exit::INTERRUPTED)
         }
-        Outcome::Diverged { loss } => {
-            eprintln!("diverged at step {}: loss = {loss}", summary.steps);
+        other => {
+            eprintln!("run {run_id} {other}");
             ExitCode::from(exit::FAILED)
         }
-    }
+    })
 }
 
-fn bad_input(msg: &str) -> ExitCode {
-    for line in msg.lines() {
-        eprintln!("error: {line}");
+fn print_result(spec: &ExperimentSpec, device: Device, summary: &RunSummary, rec: Option<&RunRecord>, json: bool) {
+    if json {
+        let mut out = report::run_json(spec, device, summary);
+        if let Some(r) = rec {
+            out["id"] = r.id.into();
+            out["status"] = serde_json::to_value(&r.status).expect("status serialises");
+        }
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
+    } else {
+        print!("{}", report::run_text(spec, device, summary));
     }
-    ExitCode::from(exit::BAD_INPUT)
 }
 
 /// The progress bar on a terminal; a line per evaluation when stderr is a log file.
@@ -120,7 +236,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(spec: &ExperimentSpec, device: Device) -> Self {
+    fn new(spec: &ExperimentSpec, device: Device, start_step: usize) -> Self {
         let interactive = std::io::stderr().is_terminal();
         eprintln!(
             "{}: {} x {} on {device}, {} steps",
@@ -138,11 +254,13 @@ impl Progress {
                 .expect("the template is valid")
                 .progress_chars("=> "),
             );
+            bar.set_position(start_step as u64);
+            bar.reset_eta();
             bar.set_message("starting");
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { bar, line_every: (spec.train.steps / 10).max(1), last_line: 0.into() }
+        Progress { bar, line_every: (spec.train.steps / 10).max(1), last_line: start_step.into() }
     }
 
     fn event(&self, ev: TrainEvent) {

@@ -1,5 +1,7 @@
 //! Rendering results: the ICL curve table and JSON documents.
 
+pub mod runs;
+
 use serde_json::{json, Value};
 
 use crate::runtime::Device;

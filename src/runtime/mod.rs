@@ -1,14 +1,15 @@
 //! Where runs execute: device discovery and the backend each device maps to.
 
 pub mod device;
+pub mod pool;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::AtomicBool;
 
 pub use device::{resolve, Device, DeviceError};
+pub use pool::{Job, Pool, PoolEvent, PoolSnapshot, StopReason};
 
 use crate::spec::ExperimentSpec;
-use crate::train::{self, RunSummary, TrainEvent};
+use crate::train::{self, RunSummary, TrainControl, TrainEvent};
 
 /// The CPU backend: burn-ndarray with autodiff.
 pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
@@ -29,13 +30,13 @@ pub enum RunError {
 pub fn train_on(
     device: Device,
     spec: &ExperimentSpec,
-    cancel: &AtomicBool,
+    ctl: &TrainControl,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, RunError> {
     let result = catch_unwind(AssertUnwindSafe(|| match device {
-        Device::Cpu => Ok(train::train::<CpuBackend>(spec, &burn::backend::ndarray::NdArrayDevice::Cpu, cancel, on_event)),
+        Device::Cpu => Ok(train::train::<CpuBackend>(spec, &burn::backend::ndarray::NdArrayDevice::Cpu, ctl, on_event)),
         #[cfg(feature = "cuda")]
-        Device::Cuda(i) => Ok(train::train::<CudaBackend>(spec, &burn_cuda::CudaDevice::new(i), cancel, on_event)),
+        Device::Cuda(i) => Ok(train::train::<CudaBackend>(spec, &burn_cuda::CudaDevice::new(i), ctl, on_event)),
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => Err(RunError::Device(DeviceError::NotBuilt(device.to_string()))),
     }));

@@ -276,6 +276,10 @@ pub struct TrainSpec {
     /// Read the loss back from the device every this many steps (a device sync).
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+    /// Save weights and optimiser state every this many steps (default: `eval_every`), and
+    /// always when the run stops or ends, so it can be resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<usize>,
     pub curriculum: CurriculumSpec,
 }
 
@@ -293,6 +297,12 @@ fn default_eval_prompts() -> usize {
 }
 fn default_log_every() -> usize {
     10
+}
+
+impl TrainSpec {
+    pub fn checkpoint_every(&self) -> usize {
+        self.checkpoint_every.unwrap_or(self.eval_every)
+    }
 }
 
 /// Curriculum over active x dims and prompt length (paper-spec §1.2).
@@ -445,6 +455,9 @@ impl ExperimentSpec {
             fmt_f64(t.grad_clip),
         );
         check(t.eval_every >= 1, "train.eval_every", "must be >= 1", t.eval_every.to_string());
+        if let Some(c) = t.checkpoint_every {
+            check(c >= 1, "train.checkpoint_every", "must be >= 1", c.to_string());
+        }
         check(t.eval_prompts >= 1, "train.eval_prompts", "must be >= 1", t.eval_prompts.to_string());
         check(t.log_every >= 1, "train.log_every", "must be >= 1", t.log_every.to_string());
 

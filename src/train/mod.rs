@@ -7,12 +7,14 @@ mod clip;
 pub mod curriculum;
 pub mod eval;
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -52,6 +54,79 @@ pub enum TrainEvent {
     Progress { step: usize },
     Step(StepMetrics),
     Eval(EvalCurve),
+    /// Weights and optimiser state were saved (complete: written, then renamed into place).
+    Checkpoint(SavedCheckpoint),
+}
+
+/// A checkpoint on disk: `dir` holds `model.bin` and `optim.bin` (burn records).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedCheckpoint {
+    pub step: usize,
+    pub dir: PathBuf,
+    /// Where the data sampler's stream stood after `step` batches.
+    pub data_word_pos: u128,
+}
+
+/// How the caller steers a run besides the spec.
+pub struct TrainControl<'a> {
+    /// Set to stop after the current step.
+    pub cancel: &'a AtomicBool,
+    /// Save checkpoints into fresh `step-N` subdirectories of this directory.
+    pub checkpoints: Option<PathBuf>,
+    /// Continue from this checkpoint instead of starting fresh.
+    pub resume: Option<SavedCheckpoint>,
+    /// Seconds already trained before this call (keeps the wall-time axis continuous).
+    pub wall_offset_s: f64,
+}
+
+impl<'a> TrainControl<'a> {
+    /// A plain run: no checkpoints, no resume.
+    pub fn new(cancel: &'a AtomicBool) -> Self {
+        TrainControl { cancel, checkpoints: None, resume: None, wall_offset_s: 0.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {dir}: {reason}")]
+    Io { dir: PathBuf, reason: String },
+}
+
+fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
+    BinFileRecorder::<FullPrecisionSettings>::new()
+}
+
+/// Writes model and optimiser into `root/step-N` (via a temporary name, so a crash never
+/// leaves a half-written checkpoint under the final name).
+fn save_checkpoint<B: AutodiffBackend, O: Optimizer<IclModel<B>, B>>(
+    root: &Path,
+    step: usize,
+    model: &IclModel<B>,
+    optim: &O,
+    data_word_pos: u128,
+) -> Result<SavedCheckpoint, CheckpointError> {
+    let dir = root.join(format!("step-{step}"));
+    let tmp = root.join(format!("step-{step}.tmp"));
+    let err = |e: &dyn std::fmt::Display| CheckpointError::Io { dir: dir.clone(), reason: e.to_string() };
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| err(&e))?;
+    model.clone().save_file(tmp.join("model"), &recorder()).map_err(|e| err(&e))?;
+    Recorder::<B>::record(&recorder(), optim.to_record(), tmp.join("optim")).map_err(|e| err(&e))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(|e| err(&e))?;
+    Ok(SavedCheckpoint { step, dir, data_word_pos })
+}
+
+fn load_checkpoint<B: AutodiffBackend, O: Optimizer<IclModel<B>, B>>(
+    ckpt: &SavedCheckpoint,
+    model: IclModel<B>,
+    optim: O,
+    device: &B::Device,
+) -> Result<(IclModel<B>, O), CheckpointError> {
+    let err = |e: &dyn std::fmt::Display| CheckpointError::Io { dir: ckpt.dir.clone(), reason: e.to_string() };
+    let model = model.load_file(ckpt.dir.join("model"), &recorder(), device).map_err(|e| err(&e))?;
+    let record = Recorder::<B>::load(&recorder(), ckpt.dir.join("optim"), device).map_err(|e| err(&e))?;
+    Ok((model, optim.load_record(record)))
 }
 
 /// How a run ended.
@@ -80,15 +155,19 @@ pub struct RunSummary {
     /// (includes JIT compilation of every kernel the step needs: the cold-start cost).
     pub first_step_s: Option<f64>,
     pub wall_s: f64,
+    /// A checkpoint could not be written or read (the run stops: it could not be resumed).
+    #[serde(default)]
+    pub checkpoint_error: Option<String>,
 }
 
-/// Trains the model of `spec` on `device` until done, diverged or `cancel` is set.
+/// Trains the model of `spec` on `device` until done, diverged or `ctl.cancel` is set.
 pub fn train<B: AutodiffBackend>(
     spec: &ExperimentSpec,
     device: &B::Device,
-    cancel: &AtomicBool,
+    ctl: &TrainControl,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> RunSummary {
+    let cancel = ctl.cancel;
     let started = Instant::now();
     let task = tasks::build(&spec.task);
     let t = &spec.train;
@@ -99,6 +178,39 @@ pub fn train<B: AutodiffBackend>(
     let mut data_rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut eval_set = EvalSet::new(spec.seed, t.eval_prompts);
 
+    let mut step = 0;
+    let mut checkpoint_error = None;
+    if let Some(ckpt) = &ctl.resume {
+        match load_checkpoint(ckpt, model.clone(), optim, device) {
+            Ok((m, o)) => (model, optim) = (m, o),
+            Err(e) => {
+                let stats = ModelStats { params: model.num_params(), flops_per_token: 0.0 };
+                let wall_s = started.elapsed().as_secs_f64();
+                return RunSummary {
+                    outcome: Outcome::Interrupted,
+                    steps: 0,
+                    stats,
+                    last: None,
+                    final_eval: None,
+                    setup_s: wall_s,
+                    first_step_s: None,
+                    wall_s,
+                    checkpoint_error: Some(e.to_string()),
+                };
+            }
+        }
+        step = ckpt.step;
+        for _ in 0..step {
+            curriculum.advance();
+        }
+        data_rng.set_word_pos(ckpt.data_word_pos);
+    }
+    let save = |step: usize, model: &IclModel<B>, optim: &_, rng: &ChaCha8Rng, on_event: &mut dyn FnMut(TrainEvent)| {
+        let Some(root) = &ctl.checkpoints else { return Ok(()) };
+        let ckpt = save_checkpoint::<B, _>(root, step, model, optim, rng.get_word_pos())?;
+        on_event(TrainEvent::Checkpoint(ckpt));
+        Ok::<(), CheckpointError>(())
+    };
     let params = model.num_params();
     let final_points = t.curriculum.points.end;
     let stats = ModelStats { params, flops_per_token: flops_per_token(&spec.model, params, 2 * final_points) };
@@ -109,8 +221,9 @@ pub fn train<B: AutodiffBackend>(
     let (mut window_start, mut window_step) = (Instant::now(), 0usize);
     let mut last: Option<StepMetrics> = None;
     let mut outcome = Outcome::Done;
-    let mut step = 0;
+    let first_done = step + 1;
     let mut first_step_s = None;
+    let checkpoint_every = t.checkpoint_every();
     while step < t.steps {
         if cancel.load(Ordering::Relaxed) {
             outcome = Outcome::Interrupted;
@@ -128,7 +241,7 @@ pub fn train<B: AutodiffBackend>(
         model = optim.step(t.lr, model, grads);
         step += 1;
         curriculum.advance();
-        if step == 1 {
+        if step == first_done {
             let _: f32 = loss.clone().into_scalar().elem(); // one sync, to time the cold start
             first_step_s = Some(started.elapsed().as_secs_f64());
         }
@@ -146,7 +259,7 @@ pub fn train<B: AutodiffBackend>(
                 lr: t.lr,
                 n_points: n,
                 n_dims: active,
-                wall_s: now.duration_since(loop_start).as_secs_f64(),
+                wall_s: ctl.wall_offset_s + now.duration_since(loop_start).as_secs_f64(),
                 steps_per_s: if window > 0.0 { (step - window_step) as f64 / window } else { 0.0 },
             };
             (window_start, window_step) = (now, step);
@@ -161,16 +274,39 @@ pub fn train<B: AutodiffBackend>(
             let curve = eval_set.evaluate(&model.valid(), task.as_ref(), curriculum.n_points(), step, device);
             on_event(TrainEvent::Eval(curve));
         }
+        if step % checkpoint_every == 0 && step < t.steps {
+            if let Err(e) = save(step, &model, &optim, &data_rng, on_event) {
+                checkpoint_error = Some(e.to_string());
+                outcome = Outcome::Interrupted;
+                break;
+            }
+        }
+    }
+    // The end (or a stop) always leaves a checkpoint, so the run can be resumed or extended.
+    if checkpoint_error.is_none() && !matches!(outcome, Outcome::Diverged { .. }) && step > 0 {
+        if let Err(e) = save(step, &model, &optim, &data_rng, on_event) {
+            checkpoint_error = Some(e.to_string());
+        }
     }
 
     let final_eval = match outcome {
         Outcome::Diverged { .. } => None,
-        _ if step == 0 => None,
+        _ if step == 0 || checkpoint_error.is_some() => None,
         _ => {
             let curve = eval_set.evaluate(&model.valid(), task.as_ref(), final_points, step, device);
             on_event(TrainEvent::Eval(curve.clone()));
             Some(curve)
         }
     };
-    RunSummary { outcome, steps: step, stats, last, final_eval, setup_s, first_step_s, wall_s: started.elapsed().as_secs_f64() }
+    RunSummary {
+        outcome,
+        steps: step,
+        stats,
+        last,
+        final_eval,
+        setup_s,
+        first_step_s,
+        wall_s: started.elapsed().as_secs_f64(),
+        checkpoint_error,
+    }
 }

@@ -1,0 +1,333 @@
+//! The worker pool: a queue of runs and worker threads, N slots per device. Workers report to
+//! the store's writer thread and to any subscribers (progress bars, the TUI); the pool, not a
+//! view, owns the runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use super::{train_on, Device};
+use crate::spec::{DeviceSpec, ExperimentSpec};
+use crate::store::{Checkpoint, RunId, Status, WriteOp};
+use crate::train::{Outcome, RunSummary, SavedCheckpoint, TrainControl, TrainEvent};
+
+/// Progress events are forwarded to subscribers at most this often per run.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// One run to execute.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub run: RunId,
+    pub uid: String,
+    pub spec: ExperimentSpec,
+    /// Continue from this checkpoint (resume).
+    pub resume: Option<Checkpoint>,
+    /// Seconds trained before (resume).
+    pub train_s: f64,
+}
+
+/// Why a run is being stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ends `interrupted`: meant to be resumed (Ctrl-C, quitting the TUI with "stop").
+    Interrupt,
+    /// Ends `cancelled`: the user does not want it.
+    Cancel,
+}
+
+#[derive(Debug, Clone)]
+pub enum PoolEvent {
+    Started { run: RunId, device: Device },
+    Train { run: RunId, event: TrainEvent },
+    Finished { run: RunId, status: Status, summary: Option<Box<RunSummary>> },
+}
+
+/// Where jobs are and which slots exist, for views.
+#[derive(Debug, Clone, Default)]
+pub struct PoolSnapshot {
+    pub slots: Vec<(Device, usize)>,
+    pub queued: Vec<RunId>,
+    /// Running jobs and the device each runs on.
+    pub running: Vec<(RunId, Device)>,
+}
+
+struct Running {
+    device: Device,
+    stop: Arc<AtomicBool>,
+    reason: Option<StopReason>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Job>,
+    running: HashMap<RunId, Running>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    writer: Option<Sender<WriteOp>>,
+    /// The store directory (checkpoints go under it); `None`: no checkpoints.
+    store_root: Option<PathBuf>,
+    subscribers: Mutex<Vec<Sender<PoolEvent>>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn write(&self, op: WriteOp) {
+        if let Some(w) = &self.writer {
+            let _ = w.send(op);
+        }
+    }
+    fn publish(&self, ev: PoolEvent) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|s| s.send(ev.clone()).is_ok());
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("run {run} asks for device {wanted}, but this pool has only {have}")]
+    NoSlot { run: RunId, wanted: DeviceSpec, have: String },
+}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    slots: Vec<(Device, usize)>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+fn accepts(slot: Device, wanted: DeviceSpec) -> bool {
+    match wanted {
+        DeviceSpec::Auto => true,
+        DeviceSpec::Cpu => slot == Device::Cpu,
+        DeviceSpec::Cuda(i) => slot == Device::Cuda(i),
+    }
+}
+
+impl Pool {
+    /// Starts `count` worker threads for each `(device, count)` in `slots`.
+    pub fn new(slots: Vec<(Device, usize)>, writer: Option<Sender<WriteOp>>, store_root: Option<PathBuf>) -> Pool {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            writer,
+            store_root,
+            subscribers: Mutex::new(Vec::new()),
+        });
+        let mut workers = Vec::new();
+        for &(device, count) in &slots {
+            for i in 0..count {
+                let shared = shared.clone();
+                workers.push(
+                    std::thread::Builder::new()
+                        .name(format!("worker-{device}-{i}"))
+                        // burn's autodiff graphs recurse deeply on long prompts.
+                        .stack_size(64 << 20)
+                        .spawn(move || worker(shared, device))
+                        .expect("spawn a worker"),
+                );
+            }
+        }
+        Pool { shared, slots, workers }
+    }
+
+    pub fn slots(&self) -> &[(Device, usize)] {
+        &self.slots
+    }
+
+    /// Queues a run. Fails if no slot of this pool can run its device.
+    pub fn submit(&self, job: Job) -> Result<(), PoolError> {
+        if !self.slots.iter().any(|&(d, n)| n > 0 && accepts(d, job.spec.device)) {
+            let have = self.slots.iter().map(|(d, n)| format!("{n}x {d}")).collect::<Vec<_>>().join(", ");
+            return Err(PoolError::NoSlot { run: job.run, wanted: job.spec.device, have });
+        }
+        self.shared.state().queue.push_back(job);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// Events of every run from now on.
+    pub fn subscribe(&self) -> Receiver<PoolEvent> {
+        let (tx, rx) = unbounded();
+        self.shared.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// Stops a run: a queued one leaves the queue at once, a running one after its current
+    /// step (saving a checkpoint). Returns false if the pool does not have it.
+    pub fn stop(&self, run: RunId, reason: StopReason) -> bool {
+        let mut st = self.shared.state();
+        if let Some(pos) = st.queue.iter().position(|j| j.run == run) {
+            st.queue.remove(pos);
+            drop(st);
+            let status = match reason {
+                StopReason::Cancel => Status::Cancelled,
+                StopReason::Interrupt => Status::Interrupted,
+            };
+            self.shared.write(WriteOp::Finish { run, status: status.clone(), train_s: 0.0 });
+            self.shared.publish(PoolEvent::Finished { run, status, summary: None });
+            self.shared.changed.notify_all();
+            return true;
+        }
+        match st.running.get_mut(&run) {
+            Some(r) => {
+                r.reason = Some(reason);
+                r.stop.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every queued and running run.
+    pub fn stop_all(&self, reason: StopReason) {
+        let ids: Vec<RunId> = {
+            let st = self.shared.state();
+            st.queue.iter().map(|j| j.run).chain(st.running.keys().copied()).collect()
+        };
+        for id in ids {
+            self.stop(id, reason);
+        }
+    }
+
+    pub fn snapshot(&self) -> PoolSnapshot {
+        let st = self.shared.state();
+        let mut running: Vec<_> = st.running.iter().map(|(id, r)| (*id, r.device)).collect();
+        running.sort();
+        PoolSnapshot { slots: self.slots.clone(), queued: st.queue.iter().map(|j| j.run).collect(), running }
+    }
+
+    /// Queued plus running.
+    pub fn alive(&self) -> usize {
+        let st = self.shared.state();
+        st.queue.len() + st.running.len()
+    }
+
+    /// Blocks until nothing is queued or running.
+    pub fn wait_idle(&self) {
+        let mut st = self.shared.state();
+        while !st.queue.is_empty() || !st.running.is_empty() {
+            st = self.shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// Interrupts whatever still runs (it stays resumable) and joins the workers.
+    fn drop(&mut self) {
+        self.stop_all(StopReason::Interrupt);
+        self.shared.state().shutdown = true;
+        self.shared.changed.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: Arc<Shared>, device: Device) {
+    loop {
+        let (job, stop) = {
+            let mut st = shared.state();
+            loop {
+                if st.shutdown {
+                    return;
+                }
+                if let Some(pos) = st.queue.iter().position(|j| accepts(device, j.spec.device)) {
+                    let job = st.queue.remove(pos).expect("position is valid");
+                    let stop = Arc::new(AtomicBool::new(false));
+                    st.running.insert(job.run, Running { device, stop: stop.clone(), reason: None });
+                    break (job, stop);
+                }
+                st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        execute(&shared, device, &job, &stop);
+        shared.state().running.remove(&job.run);
+        shared.changed.notify_all();
+    }
+}
+
+fn execute(shared: &Shared, device: Device, job: &Job, stop: &AtomicBool) {
+    let run = job.run;
+    let pid = std::process::id();
+    shared.write(WriteOp::Update(
+        run,
+        Box::new(move |r| {
+            r.status = Status::Running;
+            r.started.get_or_insert_with(Utc::now);
+            r.finished = None;
+            r.device = Some(device.to_string());
+            r.pid = Some(pid);
+        }),
+    ));
+    shared.publish(PoolEvent::Started { run, device });
+
+    let ckpt_root = shared.store_root.as_ref().map(|root| root.join("checkpoints").join(&job.uid));
+    let resume = match (&job.resume, &shared.store_root) {
+        (Some(c), Some(root)) => {
+            Some(SavedCheckpoint { step: c.step, dir: root.join(&c.dir), data_word_pos: c.data_word_pos })
+        }
+        _ => None,
+    };
+    let ctl = TrainControl { cancel: stop, checkpoints: ckpt_root, resume, wall_offset_s: job.train_s };
+    let mut last_progress = Instant::now() - PROGRESS_EVERY;
+    let mut on_event = |ev: TrainEvent| {
+        match &ev {
+            TrainEvent::Started { stats, .. } => {
+                let (params, flops) = (stats.params, stats.flops_per_token);
+                shared.write(WriteOp::Update(
+                    run,
+                    Box::new(move |r| {
+                        r.params = Some(params);
+                        r.flops_per_token = Some(flops);
+                    }),
+                ));
+            }
+            TrainEvent::Step(m) => shared.write(WriteOp::Metrics(run, m.clone())),
+            TrainEvent::Eval(c) => shared.write(WriteOp::Eval(run, c.clone())),
+            TrainEvent::Checkpoint(c) => {
+                if let Some(root) = &shared.store_root {
+                    let dir = c.dir.strip_prefix(root).unwrap_or(&c.dir).to_string_lossy().into_owned();
+                    shared.write(WriteOp::Checkpoint(
+                        run,
+                        Checkpoint { step: c.step, dir, data_word_pos: c.data_word_pos },
+                    ));
+                }
+            }
+            TrainEvent::Progress { .. } => {
+                if last_progress.elapsed() < PROGRESS_EVERY {
+                    return;
+                }
+                last_progress = Instant::now();
+            }
+        }
+        shared.publish(PoolEvent::Train { run, event: ev });
+    };
+    let result = train_on(device, &job.spec, &ctl, &mut on_event);
+    let reason = shared.state().running.get(&run).and_then(|r| r.reason);
+    let (status, train_s, summary) = match result {
+        Ok(s) => {
+            let status = match (&s.outcome, &s.checkpoint_error) {
+                (_, Some(e)) => Status::Failed { reason: e.clone() },
+                (Outcome::Done, _) => Status::Done,
+                (Outcome::Interrupted, _) if reason == Some(StopReason::Cancel) => Status::Cancelled,
+                (Outcome::Interrupted, _) => Status::Interrupted,
+                (Outcome::Diverged { loss }, _) => Status::Diverged { step: s.steps, loss: *loss },
+            };
+            (status, s.wall_s - s.setup_s, Some(Box::new(s)))
+        }
+        Err(e) => (Status::Failed { reason: e.to_string() }, 0.0, None),
+    };
+    shared.write(WriteOp::Finish { run, status: status.clone(), train_s: train_s.max(0.0) });
+    shared.publish(PoolEvent::Finished { run, status, summary });
+}
