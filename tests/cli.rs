@@ -6,8 +6,15 @@ use std::process::{Command, Output};
 
 const QUICK: &str = include_str!("../experiments/quick/linear_regression.toml");
 
+/// The binary on a store of its own (tests run in parallel; a store admits one process).
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_icl-lab"))
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let home = std::env::temp_dir().join(format!("icl-lab-cli-store-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_icl-lab"));
+    cmd.env("ICL_LAB_HOME", home);
+    cmd
 }
 
 fn temp_spec(name: &str, text: &str) -> PathBuf {
@@ -144,6 +151,7 @@ fn ctrl_c_stops_cleanly_after_the_current_step() {
     assert!(rest.contains("stopping after the current step"), "{rest}");
     assert!(rest.contains("stopped cleanly after step"), "{rest}");
     assert!(stdout.contains("interrupted after"), "{stdout}");
-    // The curve of the model as it stood is still printed.
+    // The curve of the model as it stood is still printed, and how to continue.
     assert!(stdout.contains("ICL curve at step"), "{stdout}");
+    assert!(rest.contains("continue with: icl-lab resume 1"), "{rest}");
 }

@@ -2,8 +2,8 @@
 //! runs between machines (a GPU box, cluster nodes, the notebook) and to continue a run
 //! elsewhere (`import`, then `resume`).
 //!
-//! Layout: a gzip stream of frames, each a big-endian u32 length and that many bytes. JSON
-//! frames: `header`, then per run a `run` frame followed by its checkpoint `file` frames (each
+//! Layout: a gzip stream of frames, each a big-endian u32 length and that many bytes.
+//! MessagePack frames (they keep NaN losses, which JSON cannot): `header`, then per run a `run` frame followed by its checkpoint `file` frames (each
 //! followed by one raw frame of the file's bytes), then `end` with counts and the CRC-32 of
 //! every byte before it. A bundle is read and checked completely before anything is written.
 
@@ -70,7 +70,7 @@ impl<W: Write> FrameWriter<W> {
         self.out.write_all(bytes)
     }
     fn frame(&mut self, f: &Frame) -> std::io::Result<()> {
-        self.raw(&serde_json::to_vec(f).expect("frames serialise"))
+        self.raw(&rmp_serde::to_vec_named(f).expect("frames serialise"))
     }
 }
 
@@ -152,7 +152,7 @@ pub fn read(path: &Path) -> Result<Vec<BundledRun>, BundleError> {
 
     let first = next_raw(&mut crc)
         .map_err(|reason| BundleError::NotBundle { path: path.to_path_buf(), reason })?;
-    match serde_json::from_slice::<Frame>(&first) {
+    match rmp_serde::from_slice::<Frame>(&first) {
         Ok(Frame::Header { format, schema, .. }) if format == BUNDLE_FORMAT => {
             if schema > BUNDLE_SCHEMA {
                 return Err(BundleError::NewerSchema { path: path.to_path_buf(), found: schema, supported: BUNDLE_SCHEMA });
@@ -165,7 +165,7 @@ pub fn read(path: &Path) -> Result<Vec<BundledRun>, BundleError> {
     loop {
         let before = crc.clone().finalize();
         let bytes = next_raw(&mut crc).map_err(truncated)?;
-        let frame: Frame = serde_json::from_slice(&bytes).map_err(|e| truncated(format!("bad frame: {e}")))?;
+        let frame: Frame = rmp_serde::from_slice(&bytes).map_err(|e| truncated(format!("bad frame: {e}")))?;
         match frame {
             Frame::Header { .. } => return Err(truncated("a second header".into())),
             Frame::Run { record, metrics, evals } => {
@@ -186,6 +186,12 @@ pub fn read(path: &Path) -> Result<Vec<BundledRun>, BundleError> {
                         "end frame says {n_runs} runs, {files} files, crc {crc32:08x}; read {} runs, {n_files} files, crc {before:08x}",
                         runs.len()
                     )));
+                }
+                // The gzip trailer (its own CRC and length) must be there too, and nothing after.
+                let mut rest = Vec::new();
+                input.read_to_end(&mut rest).map_err(|e| truncated(format!("after the end frame: {e}")))?;
+                if !rest.is_empty() {
+                    return Err(truncated(format!("{} bytes after the end frame", rest.len())));
                 }
                 return Ok(runs);
             }

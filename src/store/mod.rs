@@ -90,7 +90,19 @@ pub struct Checkpoint {
     pub dir: String,
     /// Position of the data sampler's stream, so the batches after a resume are the ones the
     /// uninterrupted run would have drawn.
+    #[serde(with = "u128_string")]
     pub data_word_pos: u128,
+}
+
+/// u128 as a decimal string: JSON readers (and serde's internally tagged enums) lack u128.
+mod u128_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One run, as kept in the store (metrics and curves are kept beside it, by run id).

@@ -4,9 +4,11 @@
 //! | tree      | key                 | value                    |
 //! |-----------|---------------------|--------------------------|
 //! | `meta`    | `schema`, `next_id` | u32 / u64, big-endian    |
-//! | `runs`    | id                  | `RunRecord`, JSON        |
-//! | `metrics` | id ++ step          | `StepMetrics`, MessagePack |
-//! | `evals`   | id ++ step          | `EvalCurve`, JSON        |
+//! | `runs`    | id                  | `RunRecord`              |
+//! | `metrics` | id ++ step          | `StepMetrics`            |
+//! | `evals`   | id ++ step          | `EvalCurve`              |
+//!
+//! Values are MessagePack with field names (new optional fields stay readable).
 //! | `uids`    | uid                 | id                       |
 
 use std::path::{Path, PathBuf};
@@ -43,8 +45,14 @@ fn series_key(id: RunId, step: usize) -> [u8; 16] {
     k
 }
 
-fn decode_json<T: DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: what(), reason: e.to_string() })
+/// Values are MessagePack with field names: compact, fast, and (unlike JSON) it keeps the NaN
+/// and infinite losses of diverged runs.
+fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(v).expect("store values serialise")
+}
+
+fn decode<T: DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: what(), reason: e.to_string() })
 }
 
 impl SledStore {
@@ -111,18 +119,18 @@ impl SledStore {
     }
 
     fn put_record(&self, rec: &RunRecord) -> Result<()> {
-        self.runs.insert(run_key(rec.id), serde_json::to_vec(rec).expect("records serialise"))?;
+        self.runs.insert(run_key(rec.id), encode(rec))?;
         Ok(())
     }
 
     fn series_batch(id: RunId, metrics: &[StepMetrics], evals: &[EvalCurve]) -> (sled::Batch, sled::Batch) {
         let mut m = sled::Batch::default();
         for p in metrics {
-            m.insert(&series_key(id, p.step), rmp_serde::to_vec_named(p).expect("metrics serialise"));
+            m.insert(&series_key(id, p.step), encode(p));
         }
         let mut e = sled::Batch::default();
         for c in evals {
-            e.insert(&series_key(id, c.step), serde_json::to_vec(c).expect("curves serialise"));
+            e.insert(&series_key(id, c.step), encode(c));
         }
         (m, e)
     }
@@ -181,7 +189,7 @@ impl RunStore for SledStore {
 
     fn get(&self, id: RunId) -> Result<RunRecord> {
         let bytes = self.runs.get(run_key(id))?.ok_or(StoreError::NoRun(id))?;
-        decode_json(|| format!("run {id}"), &bytes)
+        decode(|| format!("run {id}"), &bytes)
     }
 
     fn update(&self, id: RunId, edit: &mut dyn FnMut(&mut RunRecord)) -> Result<RunRecord> {
@@ -198,7 +206,7 @@ impl RunStore for SledStore {
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
-                decode_json(|| format!("run key {k:?}"), &v)
+                decode(|| format!("run key {k:?}"), &v)
             })
             .collect()
     }
@@ -216,8 +224,7 @@ impl RunStore for SledStore {
             .range(start..end)
             .map(|kv| {
                 let (_, v) = kv?;
-                rmp_serde::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt { what: format!("metric of run {id}"), reason: e.to_string() })
+                decode(|| format!("metric of run {id}"), &v)
             })
             .collect()
     }
@@ -233,7 +240,7 @@ impl RunStore for SledStore {
             .scan_prefix(run_key(id))
             .map(|kv| {
                 let (_, v) = kv?;
-                decode_json(|| format!("curve of run {id}"), &v)
+                decode(|| format!("curve of run {id}"), &v)
             })
             .collect()
     }

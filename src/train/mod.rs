@@ -218,7 +218,7 @@ pub fn train<B: AutodiffBackend>(
     on_event(TrainEvent::Started { stats, total_steps: t.steps, setup_s });
 
     let loop_start = Instant::now();
-    let (mut window_start, mut window_step) = (Instant::now(), 0usize);
+    let (mut window_start, mut window_step) = (Instant::now(), step);
     let mut last: Option<StepMetrics> = None;
     let mut outcome = Outcome::Done;
     let first_done = step + 1;
