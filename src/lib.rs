@@ -10,3 +10,4 @@ pub mod spec;
 pub mod store;
 pub mod tasks;
 pub mod train;
+pub mod tui;

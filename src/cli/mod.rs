@@ -1,5 +1,6 @@
 //! The command line: `icl-lab <command>`. Parsing here, one file per group of commands.
 
+mod bench;
 mod browse;
 mod run;
 
@@ -17,6 +18,21 @@ pub struct Cli {
     /// The store directory (default: $ICL_LAB_HOME, else ~/.local/share/icl-lab).
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
+    /// TUI: browse only (a store held by another process is opened as a snapshot copy).
+    #[arg(long)]
+    pub read_only: bool,
+    /// TUI: capture the mouse (text selection then needs Shift); toggle with M.
+    #[arg(long)]
+    pub mouse: bool,
+    /// TUI: plain chart markers instead of Braille.
+    #[arg(long)]
+    pub ascii: bool,
+    /// TUI: at most this many redraws per second (low for slow SSH links).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: u32,
+    /// TUI: worker slots per GPU.
+    #[arg(long, default_value_t = crate::runtime::lab::DEFAULT_GPU_SLOTS)]
+    pub gpu_slots: usize,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -43,6 +59,8 @@ pub enum Command {
     Note(browse::NoteArgs),
     /// Delete runs with their metrics, curves and checkpoints.
     Rm(browse::RmArgs),
+    /// Benchmarks (store overhead, `ls` speed).
+    Bench(bench::BenchArgs),
 }
 
 /// Exit codes: 0 ok, 1 the run failed, 2 bad input (spec, flags), 130 interrupted by Ctrl-C.
@@ -114,10 +132,22 @@ pub fn main() -> ExitCode {
         Some(Command::Tag(args)) => browse::tag(&store, args),
         Some(Command::Note(args)) => browse::note(&store, args),
         Some(Command::Rm(args)) => browse::rm(&store, args),
+        Some(Command::Bench(args)) => bench::bench(args),
         None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            Ok(ExitCode::SUCCESS)
+            let opts = crate::tui::TuiOptions {
+                store: store.clone().unwrap_or_else(crate::store::default_home),
+                read_only: cli.read_only,
+                mouse: cli.mouse,
+                ascii: cli.ascii,
+                fps: cli.fps,
+                gpu_slots: cli.gpu_slots.max(1),
+                experiments: PathBuf::from("experiments"),
+            };
+            match crate::tui::run(opts) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(crate::tui::TuiError::Store(e)) => Err(e.into()),
+                Err(e) => Err(CliError::failed(e)),
+            }
         }
     };
     match result {

@@ -1,5 +1,6 @@
 //! Rendering results: the ICL curve table and JSON documents.
 
+pub mod marks;
 pub mod runs;
 
 use serde_json::{json, Value};

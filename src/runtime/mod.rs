@@ -1,6 +1,7 @@
 //! Where runs execute: device discovery and the backend each device maps to.
 
 pub mod device;
+pub mod lab;
 pub mod pool;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -141,6 +141,9 @@ pub struct RunRecord {
     /// Model error at the last position of the latest evaluation at full prompt length.
     #[serde(default)]
     pub final_error: Option<f32>,
+    /// Each baseline's error at the last position of that same evaluation.
+    #[serde(default)]
+    pub final_baselines: std::collections::BTreeMap<String, f32>,
     /// Seconds spent training, summed over resumes.
     #[serde(default)]
     pub train_s: f64,

@@ -175,6 +175,7 @@ impl RunStore for SledStore {
             step: 0,
             last: None,
             final_error: None,
+            final_baselines: Default::default(),
             train_s: 0.0,
             tags: new.tags,
             note: String::new(),

@@ -183,11 +183,17 @@ impl WriterLoop {
             WriteOp::Eval(run, curve) => {
                 self.report("curve", self.store.put_eval(run, &curve));
                 let model_last = curve.model.mean.last().copied();
+                let baselines: std::collections::BTreeMap<String, f32> = curve
+                    .baselines
+                    .iter()
+                    .filter_map(|b| b.mean.last().map(|v| (b.name.clone(), *v)))
+                    .collect();
                 self.report(
                     "final error",
                     self.store.update(run, &mut |r| {
                         if curve.n_points == r.spec.train.curriculum.points.end {
                             r.final_error = model_last;
+                            r.final_baselines = baselines.clone();
                         }
                     }),
                 );
