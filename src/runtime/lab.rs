@@ -25,6 +25,8 @@ pub trait Notebook {
     fn read_only(&self) -> bool;
     /// Where the store lives (shown in the title bar).
     fn location(&self) -> String;
+    /// Changes whenever the store may have changed (views re-read only then).
+    fn generation(&self) -> u64;
 }
 
 /// Slots per device when not configured: several per GPU (paper-sized models use a sliver of
@@ -45,6 +47,7 @@ pub struct Lab {
     pool: Option<Pool>,
     writer: Option<Writer>,
     read_only: bool,
+    generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Lab {
@@ -53,12 +56,13 @@ impl Lab {
         let store = Arc::new(store);
         let writer = Writer::spawn(store.clone() as Arc<dyn RunStore>, None);
         let pool = Pool::new(slots, Some(writer.sender()), Some(store.path()));
-        Lab { store, pool: Some(pool), writer: Some(writer), read_only: false }
+        let generation = writer.generation();
+        Lab { store, pool: Some(pool), writer: Some(writer), read_only: false, generation }
     }
 
     /// A lab that only browses: no pool, no edits.
     pub fn read_only(store: SledStore) -> Lab {
-        Lab { store: Arc::new(store), pool: None, writer: None, read_only: true }
+        Lab { store: Arc::new(store), pool: None, writer: None, read_only: true, generation: Default::default() }
     }
 
     pub fn events(&self) -> Option<Receiver<PoolEvent>> {
@@ -117,6 +121,7 @@ impl Notebook for Lab {
             }
             ids.push(rec.id);
         }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(ids)
     }
     fn stop(&self, id: RunId, reason: StopReason) -> bool {
@@ -124,10 +129,12 @@ impl Notebook for Lab {
     }
     fn set_tags(&self, id: RunId, tags: BTreeSet<String>) -> Result<(), StoreError> {
         self.store.update(id, &mut |r| r.tags = tags.clone())?;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.store.flush()
     }
     fn set_note(&self, id: RunId, note: String) -> Result<(), StoreError> {
         self.store.update(id, &mut |r| r.note = note.clone())?;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.store.flush()
     }
     fn snapshot(&self) -> PoolSnapshot {
@@ -138,5 +145,8 @@ impl Notebook for Lab {
     }
     fn location(&self) -> String {
         self.store.path().display().to_string()
+    }
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -3,6 +3,7 @@
 //! and at least once a second). Sending never blocks training.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -42,6 +43,7 @@ pub struct Writer {
     tx: Sender<WriteOp>,
     handle: Option<JoinHandle<()>>,
     errors: Arc<Mutex<Vec<String>>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -49,11 +51,13 @@ impl Writer {
         let (tx, rx) = unbounded();
         let errors = Arc::new(Mutex::new(Vec::new()));
         let errs = errors.clone();
+        let generation = Arc::new(AtomicU64::new(0));
+        let gen = generation.clone();
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || WriterLoop { store, ack, pending: BTreeMap::new(), n_pending: 0, errors: errs }.run(rx))
+            .spawn(move || WriterLoop { store, ack, pending: BTreeMap::new(), n_pending: 0, errors: errs, generation: gen }.run(rx))
             .expect("spawn the store writer");
-        Writer { tx, handle: Some(handle), errors }
+        Writer { tx, handle: Some(handle), errors, generation }
     }
 
     pub fn sender(&self) -> Sender<WriteOp> {
@@ -66,6 +70,11 @@ impl Writer {
         if self.tx.send(WriteOp::Flush(tx)).is_ok() {
             let _ = rx.recv();
         }
+    }
+
+    /// Counts commits: views re-read the store only when it moved.
+    pub fn generation(&self) -> Arc<AtomicU64> {
+        self.generation.clone()
     }
 
     /// Write errors so far (the writer keeps going after one).
@@ -90,6 +99,7 @@ struct WriterLoop {
     pending: BTreeMap<RunId, Vec<StepMetrics>>,
     n_pending: usize,
     errors: Arc<Mutex<Vec<String>>>,
+    generation: Arc<AtomicU64>,
 }
 
 impl WriterLoop {
@@ -167,6 +177,7 @@ impl WriterLoop {
             );
             acks.push((run, step));
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
         if self.report("flush", self.store.flush()).is_some() {
             if let Some(ack) = &self.ack {
                 for (run, step) in acks {

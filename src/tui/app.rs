@@ -133,6 +133,8 @@ pub struct App {
     /// Where experiment files are looked for (the `experiments/` folder).
     pub experiments_dir: PathBuf,
     pub location: String,
+    /// The store generation last read (None: never).
+    seen_generation: Option<u64>,
     /// Utilisation and memory per GPU, when nvidia-smi answers.
     pub gpu_info: HashMap<crate::runtime::Device, String>,
 }
@@ -171,6 +173,7 @@ impl App {
             experiments_dir,
             location: nb.location(),
             gpu_info: HashMap::new(),
+            seen_generation: None,
         };
         app.refresh(nb);
         app
@@ -178,11 +181,17 @@ impl App {
 
     /// Reads what changed: the run list, the open run's new points, compared runs, the queue.
     pub fn refresh(&mut self, nb: &dyn Notebook) {
+        self.queue = nb.snapshot();
+        let generation = nb.generation();
+        if self.seen_generation == Some(generation) {
+            return; // nothing written since the last read
+        }
+        self.seen_generation = Some(generation);
+        let keep = self.current_id();
         match nb.runs() {
             Ok(runs) => self.runs = runs,
             Err(e) => self.message = Some(format!("store: {e}")),
         }
-        let keep = self.current_id();
         self.apply_filter();
         if let Some(id) = keep {
             if let Some(pos) = self.visible.iter().position(|&i| self.runs[i].id == id) {
@@ -195,7 +204,6 @@ impl App {
         for s in &mut self.compare {
             update_series(s, nb);
         }
-        self.queue = nb.snapshot();
         // Forget live progress of runs that are no longer alive.
         let alive: BTreeSet<RunId> = self.queue.running.iter().map(|(id, _)| *id).collect();
         self.live.retain(|id, _| alive.contains(id));

@@ -5,6 +5,8 @@
 pub mod app;
 pub mod form;
 pub mod keymap;
+#[cfg(test)]
+mod tests;
 pub mod ui;
 
 use std::io::Write;

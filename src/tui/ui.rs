@@ -9,6 +9,10 @@ use ratatui::Frame;
 
 use super::app::{App, ChartOpts, Popup, Series, View};
 use super::form::{FieldId, ARCHS, FIELDS, TASKS};
+
+/// The matrix's row titles, as the paper names the tasks (same order as `TASKS`).
+const TASK_TITLES: [&str; 4] = ["linear", "sparse linear", "2-layer NN", "decision tree"];
+const _: () = assert!(TASK_TITLES.len() == TASKS.len());
 use super::keymap::{key_name, Scope, BINDINGS};
 use crate::report::runs::{config_diff, final_metrics, fmt_opt, fmt_params, fmt_time};
 use crate::report::marks::mark_for;
@@ -86,12 +90,16 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         spans.push(Span::styled(format!("{} {name}", i + 1), style));
     }
     let alive = app.queue.running.len();
-    let right = format!(
-        "{} runs{}{}  ? help ",
-        app.runs.len(),
-        if alive > 0 { format!(", {alive} running") } else { String::new() },
-        if app.read_only { "  [read-only]" } else { "" }
-    );
+    let right = if area.width >= 100 {
+        format!(
+            "{} runs{}{}  ? help ",
+            app.runs.len(),
+            if alive > 0 { format!(", {alive} running") } else { String::new() },
+            if app.read_only { "  [read-only]" } else { "" }
+        )
+    } else {
+        format!("{}{} ", if alive > 0 { format!("{alive} live") } else { String::new() }, if app.read_only { " ro" } else { "" })
+    };
     let [l, r] = Layout::horizontal([Constraint::Min(0), Constraint::Length(right.chars().count() as u16)]).areas(area);
     f.render_widget(Paragraph::new(Line::from(spans)), l);
     f.render_widget(Paragraph::new(right).alignment(Alignment::Right), r);
@@ -471,7 +479,7 @@ fn draw_compare(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
 
 fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let mut rows = Vec::new();
-    for (ti, task) in TASKS.iter().enumerate() {
+    for (ti, task) in TASK_TITLES.iter().enumerate() {
         let mut cells = vec![Cell::from(*task)];
         for ai in 0..ARCHS.len() {
             let text = match app.matrix_cell(ti, ai) {
@@ -489,8 +497,8 @@ fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         }
         rows.push(Row::new(cells));
     }
-    let mut widths = vec![Constraint::Length(26)];
-    widths.extend(ARCHS.iter().map(|_| Constraint::Length(13)));
+    let mut widths = vec![Constraint::Length(14)];
+    widths.extend(ARCHS.iter().map(|_| Constraint::Length(12)));
     let header = Row::new(std::iter::once("task \\ arch").chain(ARCHS.iter().copied())).style(Style::default().add_modifier(Modifier::BOLD));
     let [t, legend] = Layout::vertical([Constraint::Min(0), Constraint::Length(3)]).areas(area);
     f.render_widget(
