@@ -33,6 +33,17 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// TUI: startup (open the store, read every run, first frame) and one frame's render time
+    /// over a store of many runs.
+    Tui {
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// Frames to render (the median is reported).
+        #[arg(long, default_value_t = 50)]
+        frames: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const TINY: &str = include_str!("../../experiments/quick/linear_regression.toml");
@@ -67,7 +78,101 @@ fn timed_run(spec: &ExperimentSpec, store: Option<&Arc<SledStore>>) -> f64 {
 }
 
 pub fn bench(args: BenchArgs) -> CliResult {
-    let BenchWhat::Store { runs, reps, json } = args.what;
+    match args.what {
+        BenchWhat::Store { runs, reps, json } => bench_store(runs, reps, json),
+        BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
+    }
+}
+
+/// A store of `runs` finished runs, each with 100 metric points (ids 1..=runs).
+fn fill_store(dir: &std::path::Path, spec: &ExperimentSpec, runs: usize) -> Result<(), CliError> {
+    let io = |e: crate::store::StoreError| CliError::failed(e);
+    let store = SledStore::open(dir).map_err(io)?;
+    let base = store.create_run(NewRun { spec: spec.clone(), git_commit: None, tags: Default::default() }).map_err(io)?;
+    let metrics: Vec<_> = (1..=100)
+        .map(|s| crate::train::StepMetrics {
+            step: s * 10,
+            loss: 1.0 / s as f32,
+            grad_norm: 1.0,
+            lr: 1e-3,
+            n_points: 11,
+            n_dims: 5,
+            wall_s: s as f64,
+            steps_per_s: 10.0,
+        })
+        .collect();
+    for i in 1..runs {
+        let mut rec = base.clone();
+        rec.uid = format!("bench{i}");
+        rec.status = Status::Done;
+        rec.step = 1000;
+        rec.last = metrics.last().cloned();
+        rec.final_error = Some(1.0 / i as f32);
+        rec.tags.insert(format!("group{}", i % 7));
+        store.insert_full(rec, &metrics, &[]).map_err(io)?;
+    }
+    store.flush().map_err(io)?;
+    Ok(())
+}
+
+fn bench_tui(runs: usize, frames: usize, json: bool) -> CliResult {
+    use ratatui::backend::TestBackend;
+    use ratatui::Terminal;
+    let tmp = std::env::temp_dir().join(format!("icl-lab-bench-tui-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let spec = ExperimentSpec::from_toml(TINY).map_err(CliError::failed)?;
+    fill_store(&tmp, &spec, runs)?;
+    let theme = crate::tui::ui::Theme { color: true, ascii: false };
+    let start = Instant::now();
+    let store = SledStore::open(&tmp).map_err(CliError::failed)?;
+    let lab = crate::runtime::lab::Lab::read_only(store);
+    let mut app = crate::tui::app::App::new(&lab, "experiments".into());
+    let mut term = Terminal::new(TestBackend::new(200, 50)).map_err(CliError::failed)?;
+    term.draw(|f| crate::tui::ui::draw(f, &app, theme)).map_err(CliError::failed)?;
+    let startup = start.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    for i in 0..frames {
+        // Move the cursor so each frame differs, as when scrolling.
+        app.cursor = (i * 37) % app.visible.len().max(1);
+        let t = Instant::now();
+        term.draw(|f| crate::tui::ui::draw(f, &app, theme)).map_err(CliError::failed)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let mut refresh = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        app.runs.clear();
+        app.refresh(&lab);
+        refresh.push(t.elapsed().as_secs_f64());
+    }
+    let frame = median(times);
+    if std::env::var_os("ICL_LAB_BENCH_DETAIL").is_some() {
+        let t = Instant::now();
+        drop(app);
+        drop(lab);
+        let store = SledStore::open(&tmp).map_err(CliError::failed)?;
+        let open = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let n = crate::store::RunStore::list(&store).map_err(CliError::failed)?.len();
+        eprintln!("detail: open {:.0} ms, list {n} runs {:.0} ms", open * 1e3, t.elapsed().as_secs_f64() * 1e3);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "tui over {runs} runs: startup {:.0} ms (open store, read runs, first frame), frame {:.2} ms (200x50, median of {frames})",
+        startup * 1e3,
+        frame * 1e3
+    );
+    if json {
+        println!("{}", json!({ "runs": runs, "startup_ms": startup * 1e3, "frame_ms": frame * 1e3 }));
+    }
+    drop(app);
+    drop(lab);
+    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = refresh;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_store(runs: usize, reps: usize, json: bool) -> CliResult {
     let tmp = std::env::temp_dir().join(format!("icl-lab-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let io = |e: crate::store::StoreError| CliError::failed(e);
@@ -93,32 +198,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
 
     // 2. `ls` over `runs` runs, each with 100 metric points and 2 curves, as a user would run it.
     let ls_dir = tmp.join("ls");
-    {
-        let store = SledStore::open(&ls_dir).map_err(io)?;
-        let base = store.create_run(NewRun { spec: spec.clone(), git_commit: None, tags: Default::default() }).map_err(io)?;
-        let metrics: Vec<_> = (1..=100)
-            .map(|s| crate::train::StepMetrics {
-                step: s * 10,
-                loss: 1.0 / s as f32,
-                grad_norm: 1.0,
-                lr: 1e-3,
-                n_points: 11,
-                n_dims: 5,
-                wall_s: s as f64,
-                steps_per_s: 10.0,
-            })
-            .collect();
-        for i in 1..runs {
-            let mut rec = base.clone();
-            rec.uid = format!("bench{i}");
-            rec.status = Status::Done;
-            rec.step = 1000;
-            rec.last = metrics.last().cloned();
-            rec.tags.insert(format!("group{}", i % 7));
-            store.insert_full(rec, &metrics, &[]).map_err(io)?;
-        }
-        store.flush().map_err(io)?;
-    }
+    fill_store(&ls_dir, &spec, runs)?;
     let exe = std::env::current_exe().map_err(|e| CliError::failed(e))?;
     let ls = |args: &[&str]| -> f64 {
         let start = Instant::now();

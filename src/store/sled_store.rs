@@ -10,6 +10,7 @@
 //!
 //! Values are MessagePack with field names (new optional fields stay readable).
 //! | `uids`    | uid                 | id                       |
+//! | `alive`   | id                  | (empty): queued/running  |
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,6 +29,8 @@ pub struct SledStore {
     metrics: sled::Tree,
     evals: sled::Tree,
     uids: sled::Tree,
+    /// Ids of queued and running runs, so recovery on open does not read every record.
+    alive: sled::Tree,
     meta: sled::Tree,
     /// Serialises read-modify-write of run records within this process (the lock keeps
     /// other processes out).
@@ -87,6 +90,7 @@ impl SledStore {
             metrics: db.open_tree("metrics")?,
             evals: db.open_tree("evals")?,
             uids: db.open_tree("uids")?,
+            alive: db.open_tree("alive")?,
             meta,
             db,
             home,
@@ -99,7 +103,17 @@ impl SledStore {
     /// Marks runs that a dead process left alive as interrupted.
     fn recover(&self) -> Result<()> {
         let me = std::process::id();
-        for rec in self.list()? {
+        let alive: Vec<RunId> = self
+            .alive
+            .iter()
+            .keys()
+            .filter_map(|k| k.ok().and_then(|k| k.as_ref().try_into().ok().map(u64::from_be_bytes)))
+            .collect();
+        for id in alive {
+            let Ok(rec) = self.get(id) else {
+                self.alive.remove(run_key(id))?;
+                continue;
+            };
             if rec.status.is_alive() && rec.pid != Some(me) {
                 self.update(rec.id, &mut |r| {
                     r.status = Status::Interrupted;
@@ -120,6 +134,11 @@ impl SledStore {
 
     fn put_record(&self, rec: &RunRecord) -> Result<()> {
         self.runs.insert(run_key(rec.id), encode(rec))?;
+        if rec.status.is_alive() {
+            self.alive.insert(run_key(rec.id), &[])?;
+        } else {
+            self.alive.remove(run_key(rec.id))?;
+        }
         Ok(())
     }
 
@@ -254,6 +273,7 @@ impl RunStore for SledStore {
         let rec = self.get(id)?;
         self.clear_series(id)?;
         self.uids.remove(rec.uid.as_bytes())?;
+        self.alive.remove(run_key(id))?;
         self.runs.remove(run_key(id))?;
         self.flush()?;
         let dir = self.root().join("checkpoints").join(&rec.uid);

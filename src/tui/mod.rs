@@ -178,6 +178,19 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
                     dirty = true;
                 }
                 Ok(Event::Resize(..)) => dirty = true,
+                Ok(Event::Mouse(m)) => {
+                    // The wheel scrolls like j/k; clicks are left to text selection (Shift).
+                    use ratatui::crossterm::event::{KeyCode, MouseEventKind};
+                    let code = match m.kind {
+                        MouseEventKind::ScrollUp => Some(KeyCode::Up),
+                        MouseEventKind::ScrollDown => Some(KeyCode::Down),
+                        _ => None,
+                    };
+                    if let Some(code) = code {
+                        command = app.on_key(app::key(code), &lab);
+                        dirty = true;
+                    }
+                }
                 Ok(_) => {}
                 Err(_) => break None,
             },
