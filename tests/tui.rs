@@ -130,3 +130,48 @@ fn launch_from_the_form_watch_compare_and_quit() {
     }
     assert!(Path::new(&store).join("store.json").exists());
 }
+
+#[test]
+fn a_store_held_by_another_process_is_followed_live() {
+    ensure_tmux();
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let spec = dir.path().join("long.toml");
+    let quick = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/quick/linear_regression.toml")).unwrap();
+    std::fs::write(&spec, quick.replace("n_embd = 64", "n_embd = 16").replace("steps = 2000", "steps = 1000000")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_icl-lab");
+    let mut child = Command::new(bin)
+        .arg("--store")
+        .arg(&store)
+        .args(["run", spec.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("parameters") {
+        line.clear();
+    }
+    std::thread::spawn(move || for _ in stderr.lines() {});
+
+    let session = format!("icl-lab-follow-{}", std::process::id());
+    let cmd = format!("{bin} --store {} --fps 20", store.display());
+    tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "50", &cmd]);
+    let first = wait_for(&session, &format!("following pid {}", child.id()), 20);
+    let step_of = |screen: &str| -> usize {
+        let row = screen.lines().find(|l| l.contains("linear_regression")).unwrap_or_else(|| panic!("no run row:\n{screen}"));
+        let cell = row.split_whitespace().find(|w| w.ends_with("/1000000")).unwrap_or_else(|| panic!("no step cell: {row}"));
+        cell.split('/').next().unwrap().parse().unwrap()
+    };
+    let before = step_of(&first);
+    std::thread::sleep(Duration::from_secs(5));
+    let after = step_of(&screen(&session));
+    keys(&session, &["q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux(&["kill-session", "-t", &session]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(after > before, "the followed run did not move on screen: {before} -> {after}");
+}

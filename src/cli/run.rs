@@ -92,11 +92,12 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
     let store = Arc::new(open_store(store_path)?);
     let mut rec = store.get(args.id)?;
     let mut spec = rec.spec.clone();
+    let from = rec.checkpoint.as_ref().map_or(0, |c| c.step);
     if let Some(steps) = args.steps {
-        if steps < rec.step {
+        if steps <= from {
             return Err(CliError::bad_input(format!(
-                "--steps {steps} is below the {} steps run {} has done",
-                rec.step, rec.id
+                "--steps {steps}: run {} continues from its checkpoint at step {from}; ask for more steps",
+                rec.id
             )));
         }
         spec.train.steps = steps;
@@ -115,7 +116,7 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
                 rec.id
             )))
         }
-        Status::Done if spec.train.steps <= rec.step => {
+        Status::Done if spec.train.steps <= from => {
             return Err(CliError::bad_input(format!(
                 "run {} is done ({} steps); pass --steps N with N > {} to train it further",
                 rec.id, rec.step, rec.step

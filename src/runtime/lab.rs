@@ -2,7 +2,9 @@
 //! The TUI talks to it through the `Notebook` trait (so views can be tested on a bare store).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{device, Device, Job, Pool, PoolEvent, PoolSnapshot, StopReason};
 use crate::spec::ExperimentSpec;
@@ -41,8 +43,20 @@ pub fn default_slots(gpu_slots: usize) -> Vec<(Device, usize)> {
     }
 }
 
+/// Following a store another process holds: a snapshot copy, refreshed now and then.
+struct Follow {
+    source: PathBuf,
+    copy: PathBuf,
+    holder: String,
+    last: Instant,
+    /// Time between copies: at least 2 s, and 20x what a copy takes (big stores copy rarely).
+    every: Duration,
+    generation: u64,
+}
+
 pub struct Lab {
-    pub store: Arc<SledStore>,
+    store: Mutex<Arc<SledStore>>,
+    follow: Mutex<Option<Follow>>,
     // Field order is drop order: the pool stops (and reports) before the writer flushes.
     pool: Option<Pool>,
     writer: Option<Writer>,
@@ -57,12 +71,67 @@ impl Lab {
         let writer = Writer::spawn(store.clone() as Arc<dyn RunStore>, None);
         let pool = Pool::new(slots, Some(writer.sender()), Some(store.path()));
         let generation = writer.generation();
-        Lab { store, pool: Some(pool), writer: Some(writer), read_only: false, generation }
+        Lab {
+            store: Mutex::new(store),
+            follow: Mutex::new(None),
+            pool: Some(pool),
+            writer: Some(writer),
+            read_only: false,
+            generation,
+        }
     }
 
     /// A lab that only browses: no pool, no edits.
     pub fn read_only(store: SledStore) -> Lab {
-        Lab { store: Arc::new(store), pool: None, writer: None, read_only: true, generation: Default::default() }
+        Lab {
+            store: Mutex::new(Arc::new(store)),
+            follow: Mutex::new(None),
+            pool: None,
+            writer: None,
+            read_only: true,
+            generation: Default::default(),
+        }
+    }
+
+    /// Browses a store that another process (pid `holder`) holds and writes: a snapshot copy,
+    /// refreshed by `follow_tick`, so that process's runs show up live (seconds behind).
+    pub fn follow(source: &Path, holder: String) -> Result<Lab, StoreError> {
+        let copy = std::env::temp_dir().join(format!("icl-lab-follow-{}", std::process::id()));
+        let started = Instant::now();
+        let store = snapshot(source, &copy, 0)?;
+        let every = (started.elapsed() * 20).max(Duration::from_secs(2));
+        let lab = Lab::read_only(store);
+        *lab.follow.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Follow { source: source.to_path_buf(), copy, holder, last: Instant::now(), every, generation: 0 });
+        Ok(lab)
+    }
+
+    /// In follow mode: the pid being followed.
+    pub fn following(&self) -> Option<String> {
+        self.follow.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|f| f.holder.clone())
+    }
+
+    /// In follow mode, re-copies the followed store when due. A copy that cannot be opened
+    /// (caught mid-write) is skipped; the previous one stays.
+    pub fn follow_tick(&self) {
+        let mut guard = self.follow.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = guard.as_mut() else { return };
+        if f.last.elapsed() < f.every {
+            return;
+        }
+        f.last = Instant::now();
+        let next = f.generation + 1;
+        if let Ok(store) = snapshot(&f.source, &f.copy, next) {
+            let old = std::mem::replace(&mut *self.store.lock().unwrap_or_else(|p| p.into_inner()), Arc::new(store));
+            drop(old); // closes the previous copy (readers hold it only within one call)
+            let _ = std::fs::remove_dir_all(f.copy.join(f.generation.to_string()));
+            f.generation = next;
+            self.generation.store(next, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn store(&self) -> Arc<SledStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn events(&self) -> Option<Receiver<PoolEvent>> {
@@ -92,18 +161,51 @@ impl Drop for Lab {
     fn drop(&mut self) {
         drop(self.pool.take());
         drop(self.writer.take());
+        if let Some(f) = self.follow.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = std::fs::remove_dir_all(&f.copy);
+        }
     }
+}
+
+/// Copies the database of the store at `source` (not its lock or checkpoints) into
+/// `dir/<generation>` and opens it without recovery, so live runs show as running.
+fn snapshot(source: &Path, dir: &Path, generation: u64) -> Result<SledStore, StoreError> {
+    let to = dir.join(generation.to_string());
+    let _ = std::fs::remove_dir_all(&to);
+    copy_dir(source, &to, &["lock", "checkpoints", "autotune"])?;
+    let store = SledStore::open_snapshot(&to);
+    if store.is_err() {
+        let _ = std::fs::remove_dir_all(&to);
+    }
+    store
+}
+
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(&name), &[])?;
+        } else {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
 }
 
 impl Notebook for Lab {
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.store.list()
+        self.store().list()
     }
     fn metrics_after(&self, id: RunId, after: usize) -> Result<Vec<StepMetrics>, StoreError> {
-        self.store.metrics_after(id, after)
+        self.store().metrics_after(id, after)
     }
     fn evals(&self, id: RunId) -> Result<Vec<EvalCurve>, StoreError> {
-        self.store.evals(id)
+        self.store().evals(id)
     }
     fn launch(&self, specs: Vec<ExperimentSpec>) -> Result<Vec<RunId>, String> {
         let pool = self.pool.as_ref().ok_or("read-only: launching is off")?;
@@ -111,12 +213,12 @@ impl Notebook for Lab {
         for spec in specs {
             spec.validate().map_err(|e| e.to_string())?;
             let rec = self
-                .store
+                .store()
                 .create_run(NewRun { spec: spec.clone(), git_commit: store::git_commit(std::path::Path::new(".")), tags: Default::default() })
                 .map_err(|e| e.to_string())?;
             let job = Job { run: rec.id, uid: rec.uid, spec, resume: None, train_s: 0.0 };
             if let Err(e) = pool.submit(job) {
-                let _ = self.store.update(rec.id, &mut |r| r.status = store::Status::Failed { reason: e.to_string() });
+                let _ = self.store().update(rec.id, &mut |r| r.status = store::Status::Failed { reason: e.to_string() });
                 return Err(e.to_string());
             }
             ids.push(rec.id);
@@ -128,14 +230,14 @@ impl Notebook for Lab {
         self.pool.as_ref().is_some_and(|p| p.stop(id, reason))
     }
     fn set_tags(&self, id: RunId, tags: BTreeSet<String>) -> Result<(), StoreError> {
-        self.store.update(id, &mut |r| r.tags = tags.clone())?;
+        self.store().update(id, &mut |r| r.tags = tags.clone())?;
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.store.flush()
+        self.store().flush()
     }
     fn set_note(&self, id: RunId, note: String) -> Result<(), StoreError> {
-        self.store.update(id, &mut |r| r.note = note.clone())?;
+        self.store().update(id, &mut |r| r.note = note.clone())?;
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.store.flush()
+        self.store().flush()
     }
     fn snapshot(&self) -> PoolSnapshot {
         self.pool.as_ref().map(Pool::snapshot).unwrap_or_default()
@@ -144,7 +246,10 @@ impl Notebook for Lab {
         self.read_only
     }
     fn location(&self) -> String {
-        self.store.path().display().to_string()
+        match self.following() {
+            Some(pid) => format!("following pid {pid}: {}", self.store().path().display()),
+            None => self.store().path().display().to_string(),
+        }
     }
     fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)

@@ -260,6 +260,8 @@ fn worker(shared: Arc<Shared>, device: Device) {
 fn execute(shared: &Shared, device: Device, job: &Job, stop: &AtomicBool) {
     let run = job.run;
     let pid = std::process::id();
+    // What was recorded after the checkpoint is trained again: drop it (no stale points).
+    shared.write(WriteOp::Rewind(run, job.resume.as_ref().map_or(0, |c| c.step)));
     shared.write(WriteOp::Update(
         run,
         Box::new(move |r| {

@@ -229,6 +229,9 @@ pub trait RunStore: Send + Sync {
     fn metrics(&self, id: RunId) -> Result<Vec<StepMetrics>> {
         self.metrics_after(id, 0)
     }
+    /// Removes metric points and curves after `step` (a resume from an earlier checkpoint
+    /// trains those steps again).
+    fn rewind(&self, id: RunId, step: usize) -> Result<()>;
     fn put_eval(&self, id: RunId, curve: &EvalCurve) -> Result<()>;
     /// Evaluation curves in step order.
     fn evals(&self, id: RunId) -> Result<Vec<EvalCurve>>;

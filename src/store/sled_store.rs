@@ -62,6 +62,17 @@ impl SledStore {
     /// Opens (or creates) the store at `root`, taking its lock. Runs left queued or running by
     /// a process that died are marked interrupted.
     pub fn open(root: &Path) -> Result<SledStore> {
+        let store = Self::open_raw(root)?;
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// Opens a copy of a store another process holds, as it is: its live runs stay running.
+    pub fn open_snapshot(root: &Path) -> Result<SledStore> {
+        Self::open_raw(root)
+    }
+
+    fn open_raw(root: &Path) -> Result<SledStore> {
         let home = StoreHome::acquire(root)?;
         let db = sled::Config::new()
             .path(home.db_path())
@@ -96,7 +107,6 @@ impl SledStore {
             home,
             edit: Mutex::new(()),
         };
-        store.recover()?;
         Ok(store)
     }
 
@@ -247,6 +257,28 @@ impl RunStore for SledStore {
                 decode(|| format!("metric of run {id}"), &v)
             })
             .collect()
+    }
+
+    fn rewind(&self, id: RunId, step: usize) -> Result<()> {
+        let start = series_key(id, step.saturating_add(1));
+        let end = series_key(id + 1, 0);
+        for tree in [&self.metrics, &self.evals] {
+            let mut batch = sled::Batch::default();
+            for k in tree.range(start..end).keys() {
+                batch.remove(k?);
+            }
+            tree.apply_batch(batch)?;
+        }
+        let last = self.metrics.range(series_key(id, 0)..start).next_back().transpose()?;
+        let last: Option<StepMetrics> = match last {
+            Some((_, v)) => Some(decode(|| format!("metric of run {id}"), &v)?),
+            None => None,
+        };
+        self.update(id, &mut |r| {
+            r.step = step;
+            r.last = last.clone();
+        })?;
+        Ok(())
     }
 
     fn put_eval(&self, id: RunId, curve: &EvalCurve) -> Result<()> {

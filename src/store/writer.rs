@@ -25,6 +25,8 @@ pub enum WriteOp {
     Eval(RunId, EvalCurve),
     /// Any edit of the record (e.g. the start of a run: device, parameter count, status).
     Update(RunId, Box<dyn FnOnce(&mut RunRecord) + Send>),
+    /// The run continues from `step`: forget what was recorded after it.
+    Rewind(RunId, usize),
     /// A checkpoint was written; older ones of the run are removed once it is recorded.
     Checkpoint(RunId, Checkpoint),
     /// The run ended with this status after `train_s` more seconds of training.
@@ -208,6 +210,10 @@ impl WriterLoop {
                         }
                     }),
                 );
+            }
+            WriteOp::Rewind(run, step) => {
+                self.pending.remove(&run);
+                self.report("rewind", self.store.rewind(run, step));
             }
             WriteOp::Update(run, edit) => {
                 let mut edit = Some(edit);

@@ -47,36 +47,15 @@ pub enum TuiError {
     Io(#[from] std::io::Error),
 }
 
-/// Opens the store; read-only on a store held by another process opens a snapshot copy.
+/// Opens the store; a store held by another icl-lab (a run, a notebook left running) is
+/// followed read-only: its runs show up live, a few seconds behind.
 fn open_lab(opts: &TuiOptions) -> Result<Lab, TuiError> {
     match SledStore::open(&opts.store) {
         Ok(store) if opts.read_only => Ok(Lab::read_only(store)),
         Ok(store) => Ok(Lab::open(store, default_slots(opts.gpu_slots))),
-        Err(StoreError::InUse { .. }) if opts.read_only => {
-            let copy = std::env::temp_dir().join(format!("icl-lab-snapshot-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&copy);
-            copy_dir(&opts.store, &copy, &["lock", "checkpoints"])?;
-            Ok(Lab::read_only(SledStore::open(&copy)?))
-        }
+        Err(StoreError::InUse { pid, .. }) => Ok(Lab::follow(&opts.store, pid)?),
         Err(e) => Err(e.into()),
     }
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path, skip: &[&str]) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        if skip.iter().any(|s| name == *s) {
-            continue;
-        }
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &to.join(&name), &[])?;
-        } else {
-            std::fs::copy(e.path(), to.join(&name))?;
-        }
-    }
-    Ok(())
 }
 
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
@@ -210,6 +189,7 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
                 }
             },
             recv(ticker) -> _ => {
+                lab.follow_tick();
                 app.refresh(&lab);
                 if app.view == app::View::Queue && last_gpu.elapsed() > Duration::from_secs(2) {
                     app.gpu_info = gpu_info();

@@ -95,7 +95,13 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             "{} runs{}{}  ? help ",
             app.runs.len(),
             if alive > 0 { format!(", {alive} running") } else { String::new() },
-            if app.read_only { "  [read-only]" } else { "" }
+            if app.location.starts_with("following") {
+                format!("  [{}]", app.location.split(':').next().unwrap_or("read-only"))
+            } else if app.read_only {
+                "  [read-only]".to_string()
+            } else {
+                String::new()
+            }
         )
     } else {
         format!("{}{} ", if alive > 0 { format!("{alive} live") } else { String::new() }, if app.read_only { " ro" } else { "" })
