@@ -138,13 +138,6 @@ fn bench_tui(runs: usize, frames: usize, json: bool) -> CliResult {
         term.draw(|f| crate::tui::ui::draw(f, &app, theme)).map_err(CliError::failed)?;
         times.push(t.elapsed().as_secs_f64());
     }
-    let mut refresh = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        app.runs.clear();
-        app.refresh(&lab);
-        refresh.push(t.elapsed().as_secs_f64());
-    }
     let frame = median(times);
     if std::env::var_os("ICL_LAB_BENCH_DETAIL").is_some() {
         let t = Instant::now();
@@ -168,7 +161,6 @@ fn bench_tui(runs: usize, frames: usize, json: bool) -> CliResult {
     drop(app);
     drop(lab);
     let _ = std::fs::remove_dir_all(&tmp);
-    let _ = refresh;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -210,11 +210,12 @@ impl Notebook for Lab {
     fn launch(&self, specs: Vec<ExperimentSpec>) -> Result<Vec<RunId>, String> {
         let pool = self.pool.as_ref().ok_or("read-only: launching is off")?;
         let mut ids = Vec::new();
+        let git_commit = store::git_commit(Path::new("."));
         for spec in specs {
             spec.validate().map_err(|e| e.to_string())?;
             let rec = self
                 .store()
-                .create_run(NewRun { spec: spec.clone(), git_commit: store::git_commit(std::path::Path::new(".")), tags: Default::default() })
+                .create_run(NewRun { spec: spec.clone(), git_commit: git_commit.clone(), tags: Default::default() })
                 .map_err(|e| e.to_string())?;
             let job = Job { run: rec.id, uid: rec.uid, spec, resume: None, train_s: 0.0 };
             if let Err(e) = pool.submit(job) {

@@ -164,15 +164,21 @@ impl SledStore {
         (m, e)
     }
 
-    fn clear_series(&self, id: RunId) -> Result<()> {
+    /// Removes the run's metric points and curves with steps from `from` on.
+    fn remove_series_from(&self, id: RunId, from: usize) -> Result<()> {
+        let (start, end) = (series_key(id, from), series_key(id + 1, 0));
         for tree in [&self.metrics, &self.evals] {
             let mut batch = sled::Batch::default();
-            for k in tree.scan_prefix(run_key(id)).keys() {
+            for k in tree.range(start..end).keys() {
                 batch.remove(k?);
             }
             tree.apply_batch(batch)?;
         }
         Ok(())
+    }
+
+    fn clear_series(&self, id: RunId) -> Result<()> {
+        self.remove_series_from(id, 0)
     }
 
     pub fn db_size_bytes(&self) -> u64 {
@@ -261,14 +267,7 @@ impl RunStore for SledStore {
 
     fn rewind(&self, id: RunId, step: usize) -> Result<()> {
         let start = series_key(id, step.saturating_add(1));
-        let end = series_key(id + 1, 0);
-        for tree in [&self.metrics, &self.evals] {
-            let mut batch = sled::Batch::default();
-            for k in tree.range(start..end).keys() {
-                batch.remove(k?);
-            }
-            tree.apply_batch(batch)?;
-        }
+        self.remove_series_from(id, step.saturating_add(1))?;
         let last = self.metrics.range(series_key(id, 0)..start).next_back().transpose()?;
         let last: Option<StepMetrics> = match last {
             Some((_, v)) => Some(decode(|| format!("metric of run {id}"), &v)?),

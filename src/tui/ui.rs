@@ -13,7 +13,7 @@ use super::form::{FieldId, ARCHS, FIELDS, TASKS};
 /// The matrix's row titles, as the paper names the tasks (same order as `TASKS`).
 const TASK_TITLES: [&str; 4] = ["linear", "sparse linear", "2-layer NN", "decision tree"];
 const _: () = assert!(TASK_TITLES.len() == TASKS.len());
-use super::keymap::{key_name, Scope, BINDINGS};
+use super::keymap::{key_name, BINDINGS};
 use crate::report::runs::{config_diff, final_metrics, fmt_opt, fmt_params, fmt_time};
 use crate::report::marks::mark_for;
 use crate::store::{RunRecord, Status};
@@ -288,10 +288,17 @@ fn x_labels(b: [f64; 2]) -> Vec<Span<'static>> {
     vec![Span::raw(format!("{:.0}", b[0])), Span::raw(format!("{:.0}", (b[0] + b[1]) / 2.0)), Span::raw(format!("{:.0}", b[1]))]
 }
 
-fn chart<'a>(title: String, datasets: Vec<Dataset<'a>>, all: &[&[(f64, f64)]], log: bool, x_title: &'a str) -> Chart<'a> {
+fn chart<'a>(
+    title: String,
+    border: Style,
+    datasets: Vec<Dataset<'a>>,
+    all: &[&[(f64, f64)]],
+    log: bool,
+    x_title: &'a str,
+) -> Chart<'a> {
     let (xb, yb) = bounds(all);
     Chart::new(datasets)
-        .block(Block::default().borders(Borders::ALL).title(title))
+        .block(Block::default().borders(Borders::ALL).title(title).border_style(border))
         .x_axis(Axis::default().title(x_title).bounds(xb).labels(x_labels(xb)))
         .y_axis(Axis::default().bounds(yb).labels(axis_labels(yb, log)))
         .legend_position(Some(ratatui::widgets::LegendPosition::TopRight))
@@ -346,12 +353,7 @@ fn draw_run(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         if app.chart.wall_x { "seconds" } else { "step" }
     );
     let ds = vec![Dataset::default().name("loss").marker(theme.marker()).graph_type(GraphType::Line).style(theme.series(0)).data(&loss)];
-    f.render_widget(chart(title, ds, &[&loss], app.chart.log_y, "").block(Block::default().borders(Borders::ALL).title(format!(
-        " loss{}, smoothing {:.1}, x = {} ",
-        if app.chart.log_y { " (log)" } else { "" },
-        app.chart.smoothing,
-        if app.chart.wall_x { "seconds" } else { "step" }
-    )).border_style(border(1))), top);
+    f.render_widget(chart(title, border(1), ds, &[&loss], app.chart.log_y, ""), top);
 
     let sets = curve_sets(s);
     let all: Vec<&[(f64, f64)]> = sets.iter().map(|(_, p)| p.as_slice()).collect();
@@ -361,7 +363,7 @@ fn draw_run(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .map(|(i, (name, p))| Dataset::default().name(name.clone()).marker(theme.marker()).graph_type(GraphType::Line).style(theme.series(i)).data(p))
         .collect();
     let title = if sets.is_empty() { " ICL curve: no evaluation yet ".to_string() } else { " ICL curve: error vs in-context examples ".to_string() };
-    f.render_widget(chart(title.clone(), ds, &all, false, "examples").block(Block::default().borders(Borders::ALL).title(title).border_style(border(2))), bottom);
+    f.render_widget(chart(title, border(2), ds, &all, false, "examples"), bottom);
 }
 
 /// Runs that differ only in seed (and name) form one group: drawn as mean with a min-max band.
@@ -456,7 +458,7 @@ fn draw_compare(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 }
             })
             .collect();
-        f.render_widget(chart(title.to_string(), ds, &all, log, x), area);
+        f.render_widget(chart(title.to_string(), Style::default(), ds, &all, log, x), area);
     }
 
     let diff = config_diff(&recs);
@@ -615,7 +617,6 @@ fn draw_help(f: &mut Frame, area: Rect, theme: Theme) {
         let keys = b.keys.iter().map(key_name).collect::<Vec<_>>().join(" ");
         rows.push(Row::new(vec![Cell::from(format!("  {keys}")), Cell::from(b.help)]));
     }
-    let _ = Scope::Global;
     f.render_widget(
         Table::new(rows, [Constraint::Length(16), Constraint::Min(0)]).block(Block::default().borders(Borders::ALL).title(" keys ")),
         area,
