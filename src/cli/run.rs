@@ -289,13 +289,16 @@ impl Progress {
                 );
             }
             (bar, TrainEvent::Eval(c)) => {
-                let ls = c.baseline("least_squares").map_or(f32::NAN, |b| *b.mean.last().unwrap_or(&f32::NAN));
+                let best = match c.best_baseline() {
+                    Some((name, v)) => format!(" (best baseline {name} {v:.4})"),
+                    None => String::new(),
+                };
                 let line = format!(
-                    "eval @ step {}: error at {} examples {:.4} (least squares {:.4})",
+                    "eval @ step {} on {} examples: {} {:.4}{best}",
                     c.step,
-                    c.n_points.saturating_sub(1),
-                    c.model.mean.last().copied().unwrap_or(f32::NAN),
-                    ls
+                    c.n_points,
+                    if c.metric.is_empty() { "error" } else { &c.metric },
+                    c.final_error().unwrap_or(f32::NAN),
                 );
                 match bar {
                     Some(bar) => bar.println(line),

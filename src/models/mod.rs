@@ -1,8 +1,9 @@
 //! Sequence models for ICL, generic over the burn backend.
 //!
 //! Every model is `read_in -> backbone -> read_out` (paper-spec §1.1): one shared
-//! `Linear(d, e)` read-in for x and zero-padded y tokens, a backbone that maps `(b, t, e)` to
-//! `(b, t, e)` causally, and a `Linear(e, 1)` read-out applied at the x-token positions.
+//! `Linear(d_in, e)` read-in for every token, a backbone that maps `(b, t, e)` to `(b, t, e)`
+//! causally, and a `Linear(e, d_out)` read-out at every token. The widths come from the task's
+//! layout (d and 1 for the Garg-style tasks: zero-padded y tokens, a scalar read at x tokens).
 
 pub mod init;
 pub mod mamba;
@@ -85,37 +86,25 @@ pub struct IclModel<B: Backend> {
 }
 
 impl<B: Backend> IclModel<B> {
-    /// Builds the model of `spec` for tokens of width `n_dims`, drawing weights from `seed`.
-    pub fn new(spec: &ModelSpec, n_dims: usize, seed: u64, device: &B::Device) -> Self {
+    /// Builds the model of `spec` for tokens of width `d_in` and `d_out` outputs per token
+    /// (the task's layout), drawing weights from `seed`.
+    pub fn new(spec: &ModelSpec, d_in: usize, d_out: usize, seed: u64, device: &B::Device) -> Self {
         let mut init = Init::<B>::new(seed, device);
         // Read-in and read-out keep PyTorch's default Linear init (outside the backbone).
-        let read_in = init.torch_linear(n_dims, spec.n_embd(), true);
+        let read_in = init.torch_linear(d_in, spec.n_embd(), true);
         let backbone = Backbone::new(&mut init, spec);
-        let read_out = init.torch_linear(spec.n_embd(), 1, true);
+        let read_out = init.torch_linear(spec.n_embd(), d_out, true);
         IclModel { read_in, backbone, read_out }
     }
 
-    /// Per-token outputs of the read-out.
+    /// Per-token outputs of the read-out; the task says which are read (paper-spec §1.1
+    /// step 6: the x tokens of interleaved prompts).
     ///
     /// # Shapes
-    /// - tokens: `[b, t, d]` -> `[b, t, 1]`
+    /// - tokens: `[b, t, d_in]` -> `[b, t, d_out]`
     pub fn forward(&self, tokens: Tensor<B, 3>) -> Tensor<B, 3> {
         let h = self.backbone.forward(self.read_in.forward(tokens));
         self.read_out.forward(h)
-    }
-
-    /// Predictions at the x tokens of interleaved prompts (paper-spec §1.1 step 6); the
-    /// read-out only runs where it is read.
-    ///
-    /// # Shapes
-    /// - tokens: `[b, 2n, d]` -> `[b, n]`
-    pub fn predict_at_x(&self, tokens: Tensor<B, 3>) -> Tensor<B, 2> {
-        let [b, t, _] = tokens.dims();
-        let n = t / 2;
-        let h = self.backbone.forward(self.read_in.forward(tokens));
-        let e = h.dims()[2];
-        let at_x = h.reshape([b, n, 2, e]).slice([0..b, 0..n, 0..1, 0..e]).reshape([b, n, e]);
-        self.read_out.forward(at_x).reshape([b, n])
     }
 }
 

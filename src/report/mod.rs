@@ -7,11 +7,7 @@ use serde_json::{json, Value};
 
 use crate::runtime::Device;
 use crate::spec::ExperimentSpec;
-use crate::train::{EvalCurve, Outcome, RunSummary};
-
-/// The columns of the curve table, in order, after the model.
-const BASELINE_COLUMNS: &[(&str, &str)] =
-    &[("least_squares", "least sq."), ("3nn", "3-NN"), ("averaging", "averaging"), ("zero", "zero")];
+use crate::train::{Curve, EvalCurve, Outcome, RunSummary};
 
 /// The end-of-run text: a summary line and the ICL curve table.
 pub fn run_text(spec: &ExperimentSpec, device: Device, s: &RunSummary) -> String {
@@ -38,26 +34,32 @@ pub fn run_text(spec: &ExperimentSpec, device: Device, s: &RunSummary) -> String
     out
 }
 
-/// Per-position errors of the model and each baseline.
+/// Per-position errors of the model, its variants and each baseline; positions no prompt
+/// scored (MQAR keys never asked for) are left out.
 pub fn curve_table(c: &EvalCurve) -> String {
+    let metric = if c.metric.is_empty() { format!("squared error / {}", c.scale) } else { c.metric.clone() };
     let mut out = format!(
-        "ICL curve at step {}: squared error / {} over {} prompts (90% CI of the model in brackets)\n",
-        c.step, c.scale, c.prompts
+        "ICL curve at step {}: {metric} over {} prompts (90% CI of the model in brackets); summary {}\n",
+        c.step,
+        c.prompts,
+        c.final_error().map_or("-".into(), |e| format!("{e:.4}")),
     );
-    out.push_str(&format!("{:>8}  {:>24}", "examples", "model"));
-    for (_, title) in BASELINE_COLUMNS {
-        out.push_str(&format!("  {title:>10}"));
+    let others: Vec<&Curve> = c.variants.iter().chain(&c.baselines).collect();
+    out.push_str(&format!("{:>8}  {:>24}", "position", "model"));
+    for o in &others {
+        out.push_str(&format!("  {:>13}", o.name));
     }
     out.push('\n');
-    for i in 0..c.model.mean.len() {
-        let m = &c.model;
-        out.push_str(&format!(
-            "{i:>8}  {:>8.4} [{:>6.4}, {:>6.4}]",
-            m.mean[i], m.ci_low[i], m.ci_high[i]
-        ));
-        for (name, _) in BASELINE_COLUMNS {
-            let v = c.baseline(name).and_then(|b| b.mean.get(i)).copied().unwrap_or(f32::NAN);
-            out.push_str(&format!("  {v:>10.4}"));
+    let m = &c.model;
+    for i in (0..m.mean.len()).filter(|&i| m.mean[i].is_finite()) {
+        out.push_str(&format!("{i:>8}  {:>8.4} [{:>6.4}, {:>6.4}]", m.mean[i], m.ci_low[i], m.ci_high[i]));
+        for o in &others {
+            let v = o.mean.get(i).copied().unwrap_or(f32::NAN);
+            if v.is_finite() {
+                out.push_str(&format!("  {v:>13.4}"));
+            } else {
+                out.push_str(&format!("  {:>13}", "-"));
+            }
         }
         out.push('\n');
     }

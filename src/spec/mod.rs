@@ -66,6 +66,99 @@ pub enum TaskSpec {
         #[serde(default = "default_depth")]
         depth: usize,
     },
+    /// Linear regression where Bernoulli(p) examples are replaced by x and y tokens orthogonal
+    /// to the prompt's own w; trained and scored on clean examples only (paper-spec §2.5, §7.1).
+    OrthogonalOutlierRegression {
+        #[serde(default = "default_n_dims")]
+        n_dims: usize,
+        /// Outlier probability per example (paper: 0.5).
+        #[serde(default = "default_ortho_p")]
+        p: f64,
+    },
+    /// Linear regression where Bernoulli(p) examples become x = 1, y = 1; trained and scored on
+    /// clean examples only (paper-spec §2.6).
+    ManyOutlierRegression {
+        #[serde(default = "default_n_dims")]
+        n_dims: usize,
+        /// Outlier probability per example (paper: 0.9).
+        #[serde(default = "default_many_p")]
+        p: f64,
+    },
+    /// x uniform on {-1, +1}^d, y the product of a hidden k-subset of coordinates; BCE loss,
+    /// error rate (paper-spec §2.7).
+    SparseParity {
+        /// d (paper: 10).
+        #[serde(default = "default_parity_dims")]
+        n_dims: usize,
+        /// Subset size k (paper: 2).
+        #[serde(default = "default_parity_k")]
+        k: usize,
+        /// Draw the subset for every prompt (the paper's intent) or once per batch (its code).
+        #[serde(default)]
+        subset_per: SubsetPer,
+    },
+    /// A 2-layer ReLU network with its hidden vector s shown as an intermediate token:
+    /// x, s, y per example (paper-spec §2.8).
+    ChainOfThought {
+        /// d (the [COT] default: 10).
+        #[serde(default = "default_parity_dims")]
+        n_dims: usize,
+        /// Hidden width k, the size of s (the [COT] default: 4).
+        #[serde(default = "default_cot_hidden")]
+        hidden: usize,
+    },
+    /// Key/value vectors on the sphere of radius sqrt(d), then queries that copy keys; predict
+    /// each query's value (paper-spec §2.9). Pairs per prompt = the curriculum's points.
+    VectorMqar {
+        #[serde(default = "default_n_dims")]
+        n_dims: usize,
+        /// Queries after the pairs (paper: 1).
+        #[serde(default = "default_queries")]
+        queries: usize,
+    },
+    /// Zoology-style discrete MQAR: key and value tokens from two halves of a vocabulary, then
+    /// queries (distinct keys), each followed by its value; cross-entropy at the queries.
+    TokenMqar {
+        /// Vocabulary size: keys are the first half, values the second.
+        #[serde(default = "default_vocab")]
+        vocab: usize,
+        #[serde(default = "default_token_queries")]
+        queries: usize,
+    },
+}
+
+/// Whether sparse parity draws its hidden subset per prompt or per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubsetPer {
+    #[default]
+    Prompt,
+    Batch,
+}
+
+fn default_ortho_p() -> f64 {
+    0.5
+}
+fn default_many_p() -> f64 {
+    0.9
+}
+fn default_parity_dims() -> usize {
+    10
+}
+fn default_parity_k() -> usize {
+    2
+}
+fn default_cot_hidden() -> usize {
+    4
+}
+fn default_queries() -> usize {
+    1
+}
+fn default_vocab() -> usize {
+    128
+}
+fn default_token_queries() -> usize {
+    4
 }
 
 fn default_n_dims() -> usize {
@@ -88,16 +181,54 @@ impl TaskSpec {
             TaskSpec::SparseLinearRegression { .. } => "sparse_linear_regression",
             TaskSpec::Relu2nnRegression { .. } => "relu_2nn_regression",
             TaskSpec::DecisionTree { .. } => "decision_tree",
+            TaskSpec::OrthogonalOutlierRegression { .. } => "orthogonal_outlier_regression",
+            TaskSpec::ManyOutlierRegression { .. } => "many_outlier_regression",
+            TaskSpec::SparseParity { .. } => "sparse_parity",
+            TaskSpec::ChainOfThought { .. } => "chain_of_thought",
+            TaskSpec::VectorMqar { .. } => "vector_mqar",
+            TaskSpec::TokenMqar { .. } => "token_mqar",
         }
     }
 
-    /// The width of x (and of every zero-padded token).
+    /// Every task kind, in the paper's order (token MQAR, our addition, last).
+    pub const KINDS: [&'static str; 10] = [
+        "linear_regression",
+        "sparse_linear_regression",
+        "relu_2nn_regression",
+        "decision_tree",
+        "orthogonal_outlier_regression",
+        "many_outlier_regression",
+        "sparse_parity",
+        "chain_of_thought",
+        "vector_mqar",
+        "token_mqar",
+    ];
+
+    /// The width of x: the curriculum's dims count up to this (the vocabulary for token MQAR,
+    /// whose dims curriculum has no effect).
     pub fn n_dims(&self) -> usize {
         match self {
             TaskSpec::LinearRegression { n_dims }
             | TaskSpec::SparseLinearRegression { n_dims, .. }
             | TaskSpec::Relu2nnRegression { n_dims, .. }
-            | TaskSpec::DecisionTree { n_dims, .. } => *n_dims,
+            | TaskSpec::DecisionTree { n_dims, .. }
+            | TaskSpec::OrthogonalOutlierRegression { n_dims, .. }
+            | TaskSpec::ManyOutlierRegression { n_dims, .. }
+            | TaskSpec::SparseParity { n_dims, .. }
+            | TaskSpec::ChainOfThought { n_dims, .. }
+            | TaskSpec::VectorMqar { n_dims, .. } => *n_dims,
+            TaskSpec::TokenMqar { vocab, .. } => *vocab,
+        }
+    }
+
+    /// Tokens in a prompt of `points` examples (key/value pairs for MQAR).
+    pub fn tokens(&self, points: usize) -> usize {
+        match *self {
+            TaskSpec::ChainOfThought { .. } => 3 * points,
+            TaskSpec::VectorMqar { queries, .. } => 2 * points + queries,
+            // Each query is followed by its answer, except the last (nothing reads it).
+            TaskSpec::TokenMqar { queries, .. } => 2 * points + 2 * queries - 1,
+            _ => 2 * points,
         }
     }
 }
@@ -243,11 +374,13 @@ impl ModelSpec {
         }
     }
 
-    /// The longest prompt, in (x, y) pairs, the model can take (None: unbounded).
-    pub fn max_points(&self) -> Option<usize> {
+    /// The longest prompt, in tokens, the model can take (None: unbounded). GPT-2's
+    /// `n_positions` counts (x, y) pairs as in the paper's code, so its table has twice as many
+    /// rows; the hybrid's counts tokens.
+    pub fn max_tokens(&self) -> Option<usize> {
         match self {
-            ModelSpec::Gpt2 { n_positions, .. } => Some(*n_positions),
-            ModelSpec::Hybrid { n_positions, .. } => Some(n_positions / 2),
+            ModelSpec::Gpt2 { n_positions, .. } => Some(2 * n_positions),
+            ModelSpec::Hybrid { n_positions, .. } => Some(*n_positions),
             _ => None,
         }
     }
@@ -441,6 +574,33 @@ impl ExperimentSpec {
             TaskSpec::DecisionTree { depth, .. } => {
                 check((1..=20).contains(&depth), "task.depth", "must be in 1..=20", depth.to_string())
             }
+            TaskSpec::OrthogonalOutlierRegression { p, .. } | TaskSpec::ManyOutlierRegression { p, .. } => {
+                check((0.0..1.0).contains(&p), "task.p", "must be in [0, 1)", fmt_f64(p))
+            }
+            TaskSpec::SparseParity { k, .. } => {
+                check((1..=d).contains(&k), "task.k", &format!("must be in 1..=task.n_dims ({d})"), k.to_string())
+            }
+            TaskSpec::ChainOfThought { hidden, .. } => {
+                check((1..=1024).contains(&hidden), "task.hidden", "must be in 1..=1024", hidden.to_string())
+            }
+            TaskSpec::VectorMqar { queries, .. } | TaskSpec::TokenMqar { queries, .. } => {
+                let pairs = self.train.curriculum.points.start;
+                check(
+                    (1..=pairs).contains(&queries),
+                    "task.queries",
+                    &format!("must be in 1..=train.curriculum.points.start ({pairs}, the key/value pairs)"),
+                    queries.to_string(),
+                );
+                if let TaskSpec::TokenMqar { vocab, .. } = self.task {
+                    let pairs = self.train.curriculum.points.end;
+                    check(
+                        vocab >= 4 && 2 * pairs <= vocab,
+                        "task.vocab",
+                        &format!("must be >= 4 and hold distinct keys for train.curriculum.points.end ({pairs}) pairs in its first half"),
+                        vocab.to_string(),
+                    );
+                }
+            }
             TaskSpec::LinearRegression { .. } => {}
         }
 
@@ -527,20 +687,15 @@ impl ExperimentSpec {
             check((0.0..1.0).contains(dropout), "model.dropout", "must be in [0, 1)", fmt_f64(*dropout));
         }
         let points = self.train.curriculum.points.end;
-        match m {
-            ModelSpec::Gpt2 { n_positions, .. } => check(
-                points <= *n_positions,
+        if let Some(max) = m.max_tokens() {
+            let tokens = self.task.tokens(points);
+            let unit = if matches!(m, ModelSpec::Gpt2 { .. }) { "2 x model.n_positions" } else { "model.n_positions" };
+            check(
+                tokens <= max,
                 "train.curriculum.points.end",
-                &format!("must be <= model.n_positions ({n_positions})"),
+                &format!("makes prompts of {tokens} tokens for this task: must fit {unit} ({max} tokens)"),
                 points.to_string(),
-            ),
-            ModelSpec::Hybrid { n_positions, .. } => check(
-                2 * points <= *n_positions,
-                "train.curriculum.points.end",
-                &format!("must be <= model.n_positions / 2 ({}): the hybrid's table counts tokens", n_positions / 2),
-                points.to_string(),
-            ),
-            _ => {}
+            );
         }
     }
 }

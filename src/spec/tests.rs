@@ -55,7 +55,7 @@ fn negative_dims_are_errors() {
 #[test]
 fn points_beyond_model_positions_are_errors() {
     let e = err(&QUICK.replace("points = { start = 11, end = 11 }", "points = { start = 11, end = 40 }"));
-    assert_eq!(e, "train.curriculum.points.end must be <= model.n_positions (11), got 40");
+    assert_eq!(e, "train.curriculum.points.end makes prompts of 80 tokens for this task: must fit 2 x model.n_positions (22 tokens), got 40");
 }
 
 #[test]
@@ -121,4 +121,26 @@ fn task_parameters_are_validated() {
     assert_eq!(e, "task.hidden must be in 1..=100000, got 0");
     let spec = ExperimentSpec::from_toml(&with_task("kind = \"decision_tree\"\nn_dims = 5")).unwrap();
     assert_eq!(spec.task, TaskSpec::DecisionTree { n_dims: 5, depth: 4 });
+}
+
+#[test]
+fn new_task_parameters_are_validated() {
+    let with_task = |task: &str| QUICK.replace("kind = \"linear_regression\"\nn_dims = 5", task);
+    let e = err(&with_task("kind = \"sparse_parity\"\nn_dims = 5\nk = 6"));
+    assert_eq!(e, "task.k must be in 1..=task.n_dims (5), got 6");
+    let e = err(&with_task("kind = \"orthogonal_outlier_regression\"\nn_dims = 5\np = 1.5"));
+    assert_eq!(e, "task.p must be in [0, 1), got 1.5");
+    let e = err(&with_task("kind = \"many_outlier_regression\"\nn_dims = 5\np = -0.1"));
+    assert_eq!(e, "task.p must be in [0, 1), got -0.1");
+    let e = err(&with_task("kind = \"vector_mqar\"\nn_dims = 5\nqueries = 12"));
+    assert!(e.starts_with("task.queries must be in 1..=train.curriculum.points.start (11, the key/value pairs), got 12"), "{e}");
+    let e = err(&with_task("kind = \"token_mqar\"\nvocab = 16\nqueries = 2"));
+    assert!(e.starts_with("task.vocab must be >= 4 and hold distinct keys"), "{e}");
+    let e = err(&with_task("kind = \"sparse_parity\"\nn_dims = 5\nsubset_per = \"epoch\""));
+    assert!(e.contains("unknown variant `epoch`"), "{e}");
+    let spec = ExperimentSpec::from_toml(&with_task("kind = \"sparse_parity\"\nn_dims = 5")).unwrap();
+    assert_eq!(spec.task, TaskSpec::SparseParity { n_dims: 5, k: 2, subset_per: SubsetPer::Prompt });
+    // Chain-of-thought prompts are 3 tokens an example: 11 examples need 33 positions.
+    let e = err(&with_task("kind = \"chain_of_thought\"\nn_dims = 5"));
+    assert!(e.contains("makes prompts of 33 tokens"), "{e}");
 }

@@ -29,8 +29,18 @@ fn point(step: usize) -> StepMetrics {
 }
 
 fn curve(step: usize) -> EvalCurve {
-    let c = |name: &str, v: f32| Curve { name: name.into(), mean: vec![v; 3], ci_low: vec![v - 0.1; 3], ci_high: vec![v + 0.1; 3] };
-    EvalCurve { step, n_points: 11, prompts: 8, scale: 5.0, model: c("model", 0.5), baselines: vec![c("least_squares", 0.1)] }
+    let c = |name: &str, v: f32| Curve { name: name.into(), mean: vec![v; 3], ci_low: vec![v - 0.1; 3], ci_high: vec![v + 0.1; 3], std: vec![0.2; 3] };
+    EvalCurve {
+        step,
+        n_points: 11,
+        prompts: 8,
+        scale: 5.0,
+        metric: "squared error / 5".into(),
+        summary: Default::default(),
+        model: c("model", 0.5),
+        variants: Vec::new(),
+        baselines: vec![c("least_squares", 0.1)],
+    }
 }
 
 fn new_run(store: &SledStore) -> RunRecord {

@@ -195,12 +195,8 @@ impl WriterLoop {
             WriteOp::Metrics(..) | WriteOp::Close => unreachable!("handled in run()"),
             WriteOp::Eval(run, curve) => {
                 self.report("curve", self.store.put_eval(run, &curve));
-                let model_last = curve.model.mean.last().copied();
-                let baselines: std::collections::BTreeMap<String, f32> = curve
-                    .baselines
-                    .iter()
-                    .filter_map(|b| b.mean.last().map(|v| (b.name.clone(), *v)))
-                    .collect();
+                let model_last = curve.final_error();
+                let baselines = curve.baseline_summaries();
                 self.report(
                     "final error",
                     self.store.update(run, &mut |r| {

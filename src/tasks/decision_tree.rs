@@ -5,7 +5,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{normal_vec, regression_batch, Batch, Task};
+use super::{baselines, normal_vec, regression_batch, Baseline, Metric, Sample, Task};
 
 #[derive(Debug, Clone)]
 pub struct DecisionTree {
@@ -47,15 +47,22 @@ impl Task for DecisionTree {
         self.n_dims
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
-        regression_batch(rng, (b, n, self.n_dims), active_dims, |rng| {
+    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Sample {
+        Sample::interleaved(regression_batch(rng, (b, n, self.n_dims), active_dims, |rng| {
             let tree = Tree::sample(rng, self.n_dims, self.depth);
             move |x: &[f32]| tree.eval(x)
-        })
+        }))
     }
 
     /// Leaf values are N(0, 1): the zero predictor already scores ~1 unnormalised.
-    fn error_scale(&self) -> f32 {
-        1.0
+    fn metric(&self) -> Metric {
+        Metric::squared_error(1.0)
+    }
+
+    /// As the paper's code (§1.5), without XGBoost.
+    fn baselines(&self) -> Vec<Baseline> {
+        let mut all = baselines::linear();
+        all.extend([baselines::greedy_tree(Some(4)), baselines::greedy_tree(None)]);
+        all
     }
 }

@@ -2,7 +2,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{dot, normal_vec, regression_batch, Batch, Task};
+use super::{baselines, dot, normal_vec, regression_batch, Baseline, Metric, Sample, Task};
 
 #[derive(Debug, Clone)]
 pub struct LinearRegression {
@@ -18,16 +18,20 @@ impl Task for LinearRegression {
         self.n_dims
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
+    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Sample {
         let d = self.n_dims;
         // w spans all d coordinates; truncated x coordinates are zero, so they do not count.
-        regression_batch(rng, (b, n, d), active_dims, |rng| {
+        Sample::interleaved(regression_batch(rng, (b, n, d), active_dims, |rng| {
             let w = normal_vec(rng, d);
             move |x: &[f32]| dot(&w, x)
-        })
+        }))
     }
 
-    fn error_scale(&self) -> f32 {
-        self.n_dims as f32
+    fn metric(&self) -> Metric {
+        Metric::squared_error(self.n_dims as f32)
+    }
+
+    fn baselines(&self) -> Vec<Baseline> {
+        baselines::linear()
     }
 }

@@ -3,7 +3,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use super::{normal_vec, regression_batch, Batch, Task};
+use super::{baselines, normal_vec, regression_batch, Baseline, Metric, Sample, Task};
 
 #[derive(Debug, Clone)]
 pub struct Relu2nnRegression {
@@ -21,10 +21,10 @@ impl Task for Relu2nnRegression {
         self.n_dims
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
+    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Sample {
         let (d, h) = (self.n_dims, self.hidden);
         let scale = (2.0 / h as f32).sqrt();
-        regression_batch(rng, (b, n, d), active_dims, |rng| {
+        Sample::interleaved(regression_batch(rng, (b, n, d), active_dims, |rng| {
             let w1 = normal_vec(rng, d * h); // row-major (d, h)
             let w2 = normal_vec(rng, h);
             move |x: &[f32]| {
@@ -34,10 +34,16 @@ impl Task for Relu2nnRegression {
                 });
                 scale * hidden.sum::<f32>()
             }
-        })
+        }))
     }
 
-    fn error_scale(&self) -> f32 {
-        self.n_dims as f32
+    fn metric(&self) -> Metric {
+        Metric::squared_error(self.n_dims as f32)
+    }
+
+    fn baselines(&self) -> Vec<Baseline> {
+        let mut all = baselines::linear();
+        all.push(baselines::gd_2nn());
+        all
     }
 }

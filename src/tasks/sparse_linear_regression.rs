@@ -4,7 +4,7 @@
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
-use super::{dot, normal_vec, regression_batch, Batch, Task};
+use super::{baselines, dot, normal_vec, regression_batch, Baseline, Metric, Sample, Task};
 
 #[derive(Debug, Clone)]
 pub struct SparseLinearRegression {
@@ -35,15 +35,21 @@ impl Task for SparseLinearRegression {
         self.n_dims
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Batch {
-        regression_batch(rng, (b, n, self.n_dims), active_dims, |rng| {
+    fn sample(&self, rng: &mut ChaCha8Rng, b: usize, n: usize, active_dims: usize) -> Sample {
+        Sample::interleaved(regression_batch(rng, (b, n, self.n_dims), active_dims, |rng| {
             let w = self.sample_w(rng, active_dims);
             move |x: &[f32]| dot(&w, x)
-        })
+        }))
     }
 
     /// The zero predictor's error is E[y²] = k.
-    fn error_scale(&self) -> f32 {
-        self.sparsity as f32
+    fn metric(&self) -> Metric {
+        Metric::squared_error(self.sparsity as f32)
+    }
+
+    fn baselines(&self) -> Vec<Baseline> {
+        let mut all = baselines::linear();
+        all.push(baselines::lasso());
+        all
     }
 }

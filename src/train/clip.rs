@@ -85,9 +85,9 @@ mod tests {
     fn grads() -> (IclModel<B>, GradientsParams) {
         let dev = NdArrayDevice::Cpu;
         let spec = ModelSpec::Gpt2 { n_embd: 16, n_layer: 2, n_head: 2, n_positions: 4 };
-        let model = IclModel::<B>::new(&spec, 3, 0, &dev);
+        let model = IclModel::<B>::new(&spec, 3, 1, 0, &dev);
         let x = Tensor::<B, 3>::random([4, 8, 3], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
-        let loss = (model.predict_at_x(x) * 100.0).powf_scalar(2.0).mean();
+        let loss = (model.forward(x) * 100.0).powf_scalar(2.0).mean();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         (model, grads)
     }

@@ -26,7 +26,7 @@ pub use eval::{Curve, EvalCurve, EvalSet};
 
 use crate::models::{flops_per_token, IclModel, ModelStats};
 use crate::spec::ExperimentSpec;
-use crate::tasks;
+use crate::tasks::{self, Layout, Loss, Target};
 
 /// Metrics read back at a logging step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +160,38 @@ pub struct RunSummary {
     pub checkpoint_error: Option<String>,
 }
 
+/// `Σ weights · ℓ(outputs, target)` for the task's loss ℓ (the weights hold the mean).
+///
+/// # Shapes
+/// - out: `[b, t, d_out]`; dense targets `[b, t, d_out]`, classes `[b, t]`
+pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, device: &B::Device) -> Tensor<B, 1> {
+    let dims = out.dims();
+    match (target, layout.loss) {
+        (Target::Dense { values, weights }, loss) => {
+            let v = Tensor::<B, 3>::from_data(TensorData::new(values, dims), device);
+            let w = Tensor::<B, 3>::from_data(TensorData::new(weights, dims), device);
+            let per_entry = match loss {
+                // BCE(sigmoid(o), v) = max(o, 0) − o·v + log(1 + exp(−|o|)), stable for any o.
+                Loss::BinaryCrossEntropy => {
+                    out.clone().clamp_min(0.0) - out.clone() * v + out.abs().neg().exp().log1p()
+                }
+                _ => {
+                    let diff = out - v;
+                    diff.clone() * diff
+                }
+            };
+            (per_entry * w).sum()
+        }
+        (Target::Classes { classes, weights }, _) => {
+            let [b, t, _] = dims;
+            let idx = Tensor::<B, 3, Int>::from_data(TensorData::new(classes, [b, t, 1]), device);
+            let w = Tensor::<B, 3>::from_data(TensorData::new(weights, [b, t, 1]), device);
+            let log_p = burn::tensor::activation::log_softmax(out, 2).gather(2, idx);
+            (log_p * w).sum().neg()
+        }
+    }
+}
+
 /// Trains the model of `spec` on `device` until done, diverged or `ctl.cancel` is set.
 pub fn train<B: AutodiffBackend>(
     spec: &ExperimentSpec,
@@ -171,8 +203,8 @@ pub fn train<B: AutodiffBackend>(
     let started = Instant::now();
     let task = tasks::build(&spec.task);
     let t = &spec.train;
-    let d = task.n_dims();
-    let mut model = IclModel::<B>::new(&spec.model, d, spec.seed, device);
+    let layout = task.layout();
+    let mut model = IclModel::<B>::new(&spec.model, layout.d_in, layout.d_out, spec.seed, device);
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init::<B, IclModel<B>>();
     let mut curriculum = Curriculum::new(&t.curriculum);
     let mut data_rng = ChaCha8Rng::seed_from_u64(spec.seed);
@@ -213,7 +245,7 @@ pub fn train<B: AutodiffBackend>(
     };
     let params = model.num_params();
     let final_points = t.curriculum.points.end;
-    let stats = ModelStats { params, flops_per_token: flops_per_token(&spec.model, params, 2 * final_points) };
+    let stats = ModelStats { params, flops_per_token: flops_per_token(&spec.model, params, spec.task.tokens(final_points)) };
     let setup_s = started.elapsed().as_secs_f64();
     on_event(TrainEvent::Started { stats, total_steps: t.steps, setup_s });
 
@@ -230,12 +262,10 @@ pub fn train<B: AutodiffBackend>(
             break;
         }
         let (n, active) = (curriculum.n_points(), curriculum.n_dims());
-        let batch = task.sample(&mut data_rng, t.batch_size, n, active);
-        let tokens = Tensor::<B, 3>::from_data(TensorData::new(batch.tokens(), [batch.b, 2 * n, d]), device);
-        let ys = Tensor::<B, 2>::from_data(TensorData::new(batch.ys, [batch.b, n]), device);
-
-        let diff = model.predict_at_x(tokens) - ys;
-        let loss = (diff.clone() * diff).mean();
+        let sample = task.sample(&mut data_rng, t.batch_size, n, active);
+        let shape = [sample.b(), sample.t, layout.d_in];
+        let tokens = Tensor::<B, 3>::from_data(TensorData::new(sample.tokens, shape), device);
+        let loss = task_loss(model.forward(tokens), sample.target, layout, device);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, t.grad_clip);
         model = optim.step(t.lr, model, grads);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::spec::{CurriculumSpec, DeviceSpec, ExperimentSpec, ModelSpec, Schedule, SpecError, TaskSpec, TrainSpec};
 
-pub const TASKS: &[&str] = &["linear_regression", "sparse_linear_regression", "relu_2nn_regression", "decision_tree"];
+pub const TASKS: &[&str] = &TaskSpec::KINDS;
 pub const ARCHS: &[&str] = &["gpt2", "mamba", "s4", "s4_mamba", "mambaformer", "hybrid"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +106,7 @@ impl FieldId {
             FieldId::Name => "name",
             FieldId::Task => "task",
             FieldId::Dims => "x dims",
-            FieldId::TaskParam => match TASKS[form.task] {
-                "sparse_linear_regression" => "sparsity",
-                "relu_2nn_regression" => "hidden",
-                "decision_tree" => "depth",
-                _ => "(none)",
-            },
+            FieldId::TaskParam => task_param(TASKS[form.task]).map_or("(none)", |(label, _)| label),
             FieldId::Archs => "archs",
             FieldId::Embd => "width",
             FieldId::Layers => "layers",
@@ -132,7 +127,7 @@ impl FieldId {
             FieldId::Name => &["name"],
             FieldId::Task => &["task.kind"],
             FieldId::Dims => &["task.n_dims", "train.curriculum.dims"],
-            FieldId::TaskParam => &["task.sparsity", "task.hidden", "task.depth"],
+            FieldId::TaskParam => &["task.sparsity", "task.hidden", "task.depth", "task.p", "task.k", "task.queries", "task.vocab"],
             FieldId::Archs => &["model.arch"],
             FieldId::Embd => &["model.n_embd"],
             FieldId::Layers => &["model.n_layer"],
@@ -203,13 +198,7 @@ impl Form {
         match self.field() {
             FieldId::Task => {
                 self.task = (self.task as isize + delta).rem_euclid(TASKS.len() as isize) as usize;
-                self.task_param = match TASKS[self.task] {
-                    "sparse_linear_regression" => "3",
-                    "relu_2nn_regression" => "100",
-                    "decision_tree" => "4",
-                    _ => "",
-                }
-                .into();
+                self.task_param = task_param(TASKS[self.task]).map_or("", |(_, default)| default).into();
             }
             FieldId::Archs => {
                 self.arch_cursor = (self.arch_cursor as isize + delta).rem_euclid(ARCHS.len() as isize) as usize;
@@ -242,8 +231,6 @@ impl Form {
         let mut errors = BTreeMap::new();
         let pos = |f: FieldId| FIELDS.iter().position(|x| *x == f).expect("field");
         let dims: usize = num(&self.dims, pos(FieldId::Dims), &mut errors);
-        let task_param: usize =
-            if TASKS[self.task] == "linear_regression" { 0 } else { num(&self.task_param, pos(FieldId::TaskParam), &mut errors) };
         let embd: usize = num(&self.embd, pos(FieldId::Embd), &mut errors);
         let layers: usize = num(&self.layers, pos(FieldId::Layers), &mut errors);
         let heads: usize = num(&self.heads, pos(FieldId::Heads), &mut errors);
@@ -263,15 +250,13 @@ impl Form {
         if !self.archs.iter().any(|a| *a) {
             errors.insert(pos(FieldId::Archs), "select at least one architecture (Enter toggles)".into());
         }
-        let task = match TASKS[self.task] {
-            "sparse_linear_regression" => TaskSpec::SparseLinearRegression { n_dims: dims, sparsity: task_param },
-            "relu_2nn_regression" => TaskSpec::Relu2nnRegression { n_dims: dims, hidden: task_param },
-            "decision_tree" => TaskSpec::DecisionTree { n_dims: dims, depth: task_param },
-            _ => TaskSpec::LinearRegression { n_dims: dims },
-        };
+        let task = task_spec(TASKS[self.task], dims, &self.task_param).unwrap_or_else(|e| {
+            errors.insert(pos(FieldId::TaskParam), e);
+            TaskSpec::LinearRegression { n_dims: dims }
+        });
         let mut specs = Vec::new();
         for (arch, _) in ARCHS.iter().zip(self.archs).filter(|(_, on)| *on) {
-            let model = model_spec(arch, embd, layers, heads, points);
+            let model = model_spec(arch, embd, layers, heads, task.tokens(points));
             for &seed in &seeds {
                 let spec = ExperimentSpec {
                     name: if self.archs.iter().filter(|a| **a).count() > 1 {
@@ -322,14 +307,9 @@ impl Form {
         self.name = spec.name.clone();
         self.seeds = spec.seed.to_string();
         self.device = spec.device.to_string();
-        let (task, param, dims) = match &spec.task {
-            TaskSpec::LinearRegression { n_dims } => (0, String::new(), *n_dims),
-            TaskSpec::SparseLinearRegression { n_dims, sparsity } => (1, sparsity.to_string(), *n_dims),
-            TaskSpec::Relu2nnRegression { n_dims, hidden } => (2, hidden.to_string(), *n_dims),
-            TaskSpec::DecisionTree { n_dims, depth } => (3, depth.to_string(), *n_dims),
-        };
-        (self.task, self.task_param) = (task, param);
-        self.dims = spec.train.curriculum.dims.end.min(dims).to_string();
+        self.task = TASKS.iter().position(|k| *k == spec.task.kind()).unwrap_or(0);
+        self.task_param = task_param_value(&spec.task);
+        self.dims = spec.train.curriculum.dims.end.min(spec.task.n_dims()).to_string();
         self.archs = [false; 6];
         if let Some(i) = ARCHS.iter().position(|a| *a == spec.model.arch()) {
             self.archs[i] = true;
@@ -351,14 +331,63 @@ impl Form {
 }
 
 /// The model of `arch` at the given sizes; prompt positions sized to `points` examples.
-pub fn model_spec(arch: &str, n_embd: usize, n_layer: usize, n_head: usize, points: usize) -> ModelSpec {
+pub fn model_spec(arch: &str, n_embd: usize, n_layer: usize, n_head: usize, tokens: usize) -> ModelSpec {
     let (d_state, d_conv, expand) = (16, 4, 2);
     match arch {
         "mamba" => ModelSpec::Mamba { n_embd, n_layer, d_state, d_conv, expand, dt_rank: None },
         "s4" => ModelSpec::S4 { n_embd, n_layer, d_state },
         "s4_mamba" => ModelSpec::S4Mamba { n_embd, n_layer, d_state, d_conv, expand, dropout: 0.1 },
         "mambaformer" => ModelSpec::Mambaformer { n_embd, n_layer, n_head, d_state, d_conv, expand, dt_rank: None },
-        "hybrid" => ModelSpec::Hybrid { n_embd, n_layer, n_head, n_positions: 2 * points, d_state, d_conv, expand, dt_rank: None },
-        _ => ModelSpec::Gpt2 { n_embd, n_layer, n_head, n_positions: points },
+        "hybrid" => ModelSpec::Hybrid { n_embd, n_layer, n_head, n_positions: tokens, d_state, d_conv, expand, dt_rank: None },
+        // GPT-2's n_positions counts pairs (its table holds twice as many tokens).
+        _ => ModelSpec::Gpt2 { n_embd, n_layer, n_head, n_positions: tokens.div_ceil(2) },
+    }
+}
+
+/// A task's one parameter in the form: its label and default, None for linear regression.
+fn task_param(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "sparse_linear_regression" => ("sparsity", "3"),
+        "relu_2nn_regression" => ("hidden", "100"),
+        "decision_tree" => ("depth", "4"),
+        "orthogonal_outlier_regression" => ("outlier p", "0.5"),
+        "many_outlier_regression" => ("outlier p", "0.9"),
+        "sparse_parity" => ("subset k", "2"),
+        "chain_of_thought" => ("hidden k", "4"),
+        "vector_mqar" => ("queries", "1"),
+        "token_mqar" => ("queries", "4"),
+        _ => return None,
+    })
+}
+
+/// The task of kind `kind` with x width `dims` (the vocabulary for token MQAR) and the form's
+/// parameter text; Err says why the parameter is not a number.
+fn task_spec(kind: &str, dims: usize, param: &str) -> Result<TaskSpec, String> {
+    let int = || param.trim().parse::<usize>().map_err(|_| format!("not a whole number: {param:?}"));
+    let real = || param.trim().parse::<f64>().map_err(|_| format!("not a number: {param:?}"));
+    Ok(match kind {
+        "sparse_linear_regression" => TaskSpec::SparseLinearRegression { n_dims: dims, sparsity: int()? },
+        "relu_2nn_regression" => TaskSpec::Relu2nnRegression { n_dims: dims, hidden: int()? },
+        "decision_tree" => TaskSpec::DecisionTree { n_dims: dims, depth: int()? },
+        "orthogonal_outlier_regression" => TaskSpec::OrthogonalOutlierRegression { n_dims: dims, p: real()? },
+        "many_outlier_regression" => TaskSpec::ManyOutlierRegression { n_dims: dims, p: real()? },
+        "sparse_parity" => TaskSpec::SparseParity { n_dims: dims, k: int()?, subset_per: Default::default() },
+        "chain_of_thought" => TaskSpec::ChainOfThought { n_dims: dims, hidden: int()? },
+        "vector_mqar" => TaskSpec::VectorMqar { n_dims: dims, queries: int()? },
+        "token_mqar" => TaskSpec::TokenMqar { vocab: dims, queries: int()? },
+        _ => TaskSpec::LinearRegression { n_dims: dims },
+    })
+}
+
+/// The form's parameter text for a task (inverse of `task_spec`).
+fn task_param_value(task: &TaskSpec) -> String {
+    match *task {
+        TaskSpec::LinearRegression { .. } => String::new(),
+        TaskSpec::SparseLinearRegression { sparsity, .. } => sparsity.to_string(),
+        TaskSpec::Relu2nnRegression { hidden, .. } | TaskSpec::ChainOfThought { hidden, .. } => hidden.to_string(),
+        TaskSpec::DecisionTree { depth, .. } => depth.to_string(),
+        TaskSpec::OrthogonalOutlierRegression { p, .. } | TaskSpec::ManyOutlierRegression { p, .. } => p.to_string(),
+        TaskSpec::SparseParity { k, .. } => k.to_string(),
+        TaskSpec::VectorMqar { queries, .. } | TaskSpec::TokenMqar { queries, .. } => queries.to_string(),
     }
 }

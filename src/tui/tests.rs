@@ -34,7 +34,7 @@ fn record(id: RunId, arch: &str, seed: u64, status: Status, err: Option<f32>) ->
     let mut spec = ExperimentSpec::from_toml(QUICK).unwrap();
     spec.seed = seed;
     if arch != "gpt2" {
-        spec.model = super::form::model_spec(arch, 64, 2, 4, 11);
+        spec.model = super::form::model_spec(arch, 64, 2, 4, 22);
     }
     RunRecord {
         id,
@@ -80,14 +80,17 @@ fn metrics(n: usize) -> Vec<StepMetrics> {
 fn eval(step: usize) -> EvalCurve {
     let c = |name: &str, f: fn(f32) -> f32| {
         let mean: Vec<f32> = (0..11).map(|i| f(i as f32)).collect();
-        Curve { name: name.into(), ci_low: mean.iter().map(|v| v * 0.9).collect(), ci_high: mean.iter().map(|v| v * 1.1).collect(), mean }
+        Curve { name: name.into(), ci_low: mean.iter().map(|v| v * 0.9).collect(), ci_high: mean.iter().map(|v| v * 1.1).collect(), std: vec![0.1; mean.len()], mean }
     };
     EvalCurve {
         step,
         n_points: 11,
         prompts: 256,
         scale: 5.0,
+        metric: "squared error / 5".into(),
+        summary: Default::default(),
         model: c("model", |i| 1.0 / (1.0 + i * 0.5)),
+        variants: Vec::new(),
         baselines: vec![c("least_squares", |i| if i < 5.0 { 1.0 - i / 5.0 } else { 0.0 }), c("zero", |_| 1.0)],
     }
 }

@@ -11,7 +11,18 @@ use super::app::{App, ChartOpts, Popup, Series, View};
 use super::form::{FieldId, ARCHS, FIELDS, TASKS};
 
 /// The matrix's row titles, as the paper names the tasks (same order as `TASKS`).
-const TASK_TITLES: [&str; 4] = ["linear", "sparse linear", "2-layer NN", "decision tree"];
+const TASK_TITLES: [&str; 10] = [
+    "linear",
+    "sparse linear",
+    "2-layer NN",
+    "decision tree",
+    "orthogonal outlier",
+    "many outlier",
+    "sparse parity",
+    "CoT I/O",
+    "vector MQAR",
+    "token MQAR",
+];
 const _: () = assert!(TASK_TITLES.len() == TASKS.len());
 use super::keymap::{key_name, BINDINGS};
 use crate::report::runs::{config_diff, final_metrics, fmt_opt, fmt_params, fmt_time};
