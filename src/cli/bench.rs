@@ -44,6 +44,9 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Baselines: each task's classical learners on one evaluation's prompts (default 1,280
+    /// prompts of 101 examples), timed per learner.
+    Baselines(super::bench_baselines::BaselinesArgs),
 }
 
 const TINY: &str = include_str!("../../experiments/quick/linear_regression.toml");
@@ -81,6 +84,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
     match args.what {
         BenchWhat::Store { runs, reps, json } => bench_store(runs, reps, json),
         BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
+        BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
     }
 }
 

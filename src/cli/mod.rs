@@ -1,6 +1,7 @@
 //! The command line: `icl-lab <command>`. Parsing here, one file per group of commands.
 
 mod bench;
+mod bench_baselines;
 mod browse;
 mod run;
 

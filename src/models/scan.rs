@@ -103,7 +103,8 @@ fn chunked_scan<B: Backend>(inp: ScanInputs<B>, chunk: usize) -> Tensor<B, 3> {
     let n = inp.a.dims()[1];
     let device = inp.x.device();
     let a = inp.a.reshape([1, 1, e, n]);
-    let mut h = Tensor::<B, 3>::zeros([b, e, n], &device); // state entering the chunk
+    // The inputs' dtype, not the device default: a process may hold backends of several.
+    let mut h = Tensor::<B, 3>::zeros([b, e, n], (&device, inp.x.dtype())); // state entering the chunk
     let mut ys = Vec::with_capacity(l.div_ceil(chunk));
     for start in (0..l).step_by(chunk) {
         let t = chunk.min(l - start);
@@ -141,7 +142,7 @@ fn chunked_scan<B: Backend>(inp: ScanInputs<B>, chunk: usize) -> Tensor<B, 3> {
 mod tests {
     use burn::backend::ndarray::NdArrayDevice;
     use burn::backend::{Autodiff, NdArray};
-    use burn::tensor::Distribution;
+    use burn::tensor::{DType, Distribution};
 
     use super::*;
 
@@ -154,7 +155,7 @@ mod tests {
     fn naive_scan(inp: &ScanInputs<B>) -> Tensor<B, 3> {
         let [b, l, e] = inp.x.dims();
         let n = inp.a.dims()[1];
-        let mut h = Tensor::<B, 3>::zeros([b, e, n], &inp.x.device());
+        let mut h = Tensor::<B, 3>::zeros([b, e, n], (&inp.x.device(), DType::F64));
         let mut ys = Vec::new();
         for t in 0..l {
             let x_t = inp.x.clone().slice([0..b, t..t + 1, 0..e]).reshape([b, e, 1]);
@@ -169,9 +170,17 @@ mod tests {
         Tensor::cat(ys, 1)
     }
 
+    /// Random f64 inputs from a fixed seed. Explicitly f64: burn 0.21 keeps one default float
+    /// dtype per device per process, and the f32 tests running beside these share the CPU
+    /// device, so a default-dtype tensor here could silently be f32.
     fn inputs(b: usize, l: usize, e: usize, n: usize, delta_scale: f64) -> [Tensor<B, 3>; 6] {
+        use rand::{Rng, SeedableRng};
         let dev = NdArrayDevice::Cpu;
-        let r = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<B, 3>::random(shape, Distribution::Uniform(lo, hi), &dev).require_grad();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((b * 1_000_000 + l * 1000 + e * 10 + n) as u64);
+        let mut r = |shape: [usize; 3], lo: f64, hi: f64| {
+            let values: Vec<f64> = (0..shape.iter().product()).map(|_| rng.random_range(lo..hi)).collect();
+            Tensor::<B, 3>::from_data(TensorData::new(values, shape), (&dev, DType::F64)).require_grad()
+        };
         [
             r([b, l, e], -1.0, 1.0),
             r([b, l, e], 0.0, delta_scale),
@@ -211,7 +220,8 @@ mod tests {
         assert_close(&host(fast.clone()), &host(slow.clone()), 1e-5, &format!("y (l = {l}, {mode:?})"));
 
         // Gradients of a fixed random projection of y, with respect to every input.
-        let proj = Tensor::<B, 3>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &fast.device());
+        assert_eq!(fast.dtype(), DType::F64, "the oracle comparison runs in f64");
+        let proj = Tensor::<B, 3>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &fast.device()).cast(DType::F64);
         let g_fast = (fast * proj.clone()).sum().backward();
         let g_slow = (slow * proj).sum().backward();
         for (name, t) in [("x", &x), ("delta", &delta), ("A", &a), ("B", &b_in), ("C", &c), ("D", &d)] {
@@ -235,7 +245,7 @@ mod tests {
     #[test]
     fn fp32_is_close_to_f64() {
         let ts = inputs(2, 2 * CHUNK + 3, 5, 4, 0.5);
-        let to32 = |t: &Tensor<B, 3>| Tensor::<B32, 3>::from_data(t.to_data().convert::<f32>(), &NdArrayDevice::Cpu);
+        let to32 = |t: &Tensor<B, 3>| Tensor::<B32, 3>::from_data(t.to_data().convert::<f32>(), (&NdArrayDevice::Cpu, DType::F32));
         let y32 = selective_scan(assemble(ts.clone().map(|t| to32(&t))), ScanMode::Chunked(CHUNK));
         let exact = naive_scan(&assemble(ts));
         assert_close(&host(y32), &host(exact), 1e-5, "fp32 y");

@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::app::{App, ChartOpts, Popup, Series, View};
 use super::form::{FieldId, ARCHS, FIELDS, TASKS};
+use crate::tasks::Summary;
 
 /// The matrix's row titles, as the paper names the tasks (same order as `TASKS`).
 const TASK_TITLES: [&str; 10] = [
@@ -321,7 +322,7 @@ fn curve_sets(s: &Series) -> Vec<(String, Vec<(f64, f64)>)> {
     let Some(e) = s.evals.last() else { return Vec::new() };
     let pts = |v: &[f32]| v.iter().enumerate().map(|(i, y)| (i as f64, *y as f64)).filter(|p| p.1.is_finite()).collect();
     let mut out = vec![(format!("model @{}", e.step), pts(&e.model.mean))];
-    for b in &e.baselines {
+    for b in e.variants.iter().chain(&e.baselines) {
         out.push((b.name.clone(), pts(&b.mean)));
     }
     out
@@ -373,8 +374,17 @@ fn draw_run(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         .enumerate()
         .map(|(i, (name, p))| Dataset::default().name(name.clone()).marker(theme.marker()).graph_type(GraphType::Line).style(theme.series(i)).data(p))
         .collect();
-    let title = if sets.is_empty() { " ICL curve: no evaluation yet ".to_string() } else { " ICL curve: error vs in-context examples ".to_string() };
-    f.render_widget(chart(title, border(2), ds, &all, false, "examples"), bottom);
+    let (title, x_title) = match s.evals.last() {
+        None => (" ICL curve: no evaluation yet ".to_string(), "examples"),
+        Some(e) => {
+            let metric = if e.metric.is_empty() { "error" } else { e.metric.as_str() };
+            match e.summary {
+                Summary::LastPosition => (format!(" ICL curve: {metric} vs in-context examples "), "examples"),
+                Summary::MeanOverPositions => (format!(" ICL curve: {metric} vs position of the key asked for "), "key position"),
+            }
+        }
+    };
+    f.render_widget(chart(title, border(2), ds, &all, false, x_title), bottom);
 }
 
 /// Runs that differ only in seed (and name) form one group: drawn as mean with a min-max band.

@@ -22,7 +22,7 @@ pub struct Gd2nnConfig {
 
 impl Default for Gd2nnConfig {
     fn default() -> Self {
-        Gd2nnConfig { hidden: 100, steps: 100, lr: 5e-3, max_batch: 100, max_prompts: 64, positions: 11 }
+        Gd2nnConfig { hidden: 100, steps: 100, lr: 5e-3, max_batch: 100, max_prompts: 32, positions: 11 }
     }
 }
 

@@ -1,10 +1,10 @@
 use super::per_prompt;
 use crate::tasks::{dot, Batch};
 
-/// Sweeps of coordinate descent at most, and the largest coefficient change that counts as
-/// converged.
-const MAX_SWEEPS: usize = 10_000;
-const TOL: f64 = 1e-7;
+/// Sweeps of coordinate descent at most, and the largest coefficient change, relative to the
+/// largest coefficient, that counts as converged.
+const MAX_SWEEPS: usize = 1_000;
+const TOL: f64 = 1e-6;
 
 /// Lasso on the previous clean examples, as `sklearn.Lasso(alpha, fit_intercept=False)`:
 /// argmin (1/2m)|y − Xw|² + α|w|₁, by cyclic coordinate descent on the Gram matrix, warm-started
@@ -56,7 +56,8 @@ fn coordinate_descent(gram: &[f64], xty: &[f64], m: f64, alpha: f64, w: &mut [f6
             max_change = max_change.max((new - w[j]).abs());
             w[j] = new;
         }
-        if max_change < TOL {
+        let largest = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        if max_change <= TOL * largest.max(1e-3) {
             break;
         }
     }
