@@ -1,5 +1,7 @@
 //! `icl-lab bench store`: what the store costs. Training the same tiny run with and without
 //! the store (overhead %), and `icl-lab ls` over a store of 10,000 runs (whole process).
+//! `icl-lab bench scan`: the fused CUDA selective scan against the tensor-op scan (errors with
+//! `--check`, forward+backward time, and the memory-bandwidth floor).
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -44,6 +46,26 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
+    /// 512, d_state 16) against the tensor-op scan and the memory-bandwidth floor.
+    Scan {
+        /// First compare the fused forward and gradients with the tensor-op scan on several
+        /// shapes (fails when any relative error exceeds 1e-4).
+        #[arg(long)]
+        check: bool,
+        /// Timed repetitions of the fused scan (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Tensor-op forms to time against (`ICL_LAB_SCAN` names, comma-separated). The
+        /// default `chunked:16` needs over 100 GB at this size, so it is not among them.
+        #[arg(long, default_value = "chunked:4,sequential")]
+        against: String,
+        /// The timed shape, `b,l,e,n`.
+        #[arg(long, default_value = "64,1024,512,16")]
+        shape: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const TINY: &str = include_str!("../../experiments/quick/linear_regression.toml");
@@ -81,6 +103,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
     match args.what {
         BenchWhat::Store { runs, reps, json } => bench_store(runs, reps, json),
         BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
+        BenchWhat::Scan { check, reps, against, shape, json } => bench_scan(check, reps, &against, &shape, json),
     }
 }
 
@@ -224,4 +247,90 @@ fn bench_store(runs: usize, reps: usize, json: bool) -> CliResult {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(ExitCode::SUCCESS)
+}
+
+/// HBM bandwidth of the H200 (bytes/s), for the scan's floor.
+const H200_BYTES_PER_S: f64 = 4.8e12;
+
+/// Bytes a forward+backward scan must move at least once (fp32): the forward reads x, Δ, B,
+/// C, A, D and writes y; the backward reads them and ∂y and writes the six gradients.
+fn scan_floor_bytes([b, l, e, n]: [usize; 4]) -> f64 {
+    let (ble, bln, en) = ((b * l * e) as f64, (b * l * n) as f64, (e * n) as f64);
+    4.0 * (8.0 * ble + 6.0 * bln + 3.0 * en + 3.0 * e as f64)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: bool) -> CliResult {
+    Err(CliError::failed("bench scan: this binary was built without the `cuda` feature"))
+}
+
+#[cfg(feature = "cuda")]
+fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) -> CliResult {
+    use crate::models::scan::{compare_modes, ScanMode, CHECK_SHAPES, COMPARED};
+    type B = crate::runtime::CudaBackend;
+
+    let dims: Vec<usize> = shape.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected b,l,e,n")))?;
+    let dims: [usize; 4] = dims.try_into().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected four sizes b,l,e,n")))?;
+    let modes: Vec<(String, ScanMode)> = against
+        .split(',')
+        .map(|m| ScanMode::parse(m).map(|mode| (m.trim().to_string(), mode)).ok_or_else(|| CliError::bad_input(format!("--against: unknown scan form {m:?}"))))
+        .collect::<Result<_, _>>()?;
+    match crate::runtime::device::cuda_device_count() {
+        Ok(n) if n > 0 => {}
+        Ok(_) => return Err(CliError::failed("bench scan: no CUDA device found")),
+        Err(why) => return Err(CliError::failed(format!("bench scan: {why}"))),
+    }
+    let device = burn_cuda::CudaDevice::new(0);
+    let mut report = serde_json::Map::new();
+
+    let mut passed = true;
+    if check {
+        println!("fused scan vs tensor-op scan (chunked:16), max relative error:");
+        println!("{:>22} {}", "[b, l, e, n]", COMPARED.map(|c| format!("{c:>9}")).join(""));
+        let mut rows = Vec::new();
+        for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_modes::<B>(dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
+            passed &= errors.iter().all(|&e| e <= 1e-4);
+            println!("{:>22} {}", format!("{dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
+            rows.push(json!({ "shape": dims, "errors": COMPARED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>() }));
+        }
+        println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
+        report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));
+    }
+
+    // Forward + backward of Σ y ⊙ proj, synchronised; milliseconds.
+    let time = |mode: ScanMode, reps: usize| -> f64 {
+        use burn::prelude::*;
+        let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
+        let proj = Tensor::<B, 3>::ones([dims[0], dims[1], dims[2]], &device);
+        let once = || {
+            let start = Instant::now();
+            let y = crate::models::scan::selective_scan(inp.clone(), mode);
+            let grads = (y * proj.clone()).sum().backward();
+            <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
+            drop(grads);
+            start.elapsed().as_secs_f64() * 1e3
+        };
+        once();
+        once();
+        median((0..reps.max(1)).map(|_| once()).collect())
+    };
+    let floor_ms = scan_floor_bytes(dims) / H200_BYTES_PER_S * 1e3;
+    let fused = time(ScanMode::Fused, reps);
+    println!("forward+backward at [b, l, e, n] = {dims:?}, median:");
+    println!("  fused                {fused:>10.3} ms   ({:.1}x the H200 bandwidth floor of {floor_ms:.3} ms)", fused / floor_ms);
+    let mut tensor_ms = serde_json::Map::new();
+    for (name, mode) in modes {
+        let ms = time(mode, (reps / 5).max(2));
+        println!("  tensor-op {name:<10} {ms:>10.3} ms   (fused is {:.1}x faster)", ms / fused);
+        tensor_ms.insert(name, json!(ms));
+    }
+    report.insert(
+        "timing".into(),
+        json!({ "shape": dims, "fused_ms": fused, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
+    );
+    if json {
+        println!("{}", serde_json::Value::Object(report));
+    }
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
 }
