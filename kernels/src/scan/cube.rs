@@ -3,7 +3,7 @@
 use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
-use burn_cubecl::ops::numeric::empty_device_dtype;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
@@ -32,7 +32,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let inp = inp.map(into_contiguous);
         let [nb, l, e, n] = sizes(&inp);
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
-        let empty = |shape: Shape| empty_device_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        // The kernels index every tensor as dense row-major: outputs must not be pitched
+        // (CubeCL's default allocation pads rows, e.g. for e = 40 or 70).
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let y = empty(Shape::new([nb, l, e]));
         let states = empty(if save { Shape::new([l.div_ceil(CHUNK), n, nb, e]) } else { Shape::new([1]) });
         let (count, dim) = launch_grid(nb, e);
@@ -65,7 +67,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let [nb, l, e, n] = sizes(&inp);
         assert_eq!(dy.shape().dims::<3>(), [nb, l, e], "selective scan backward: dy must have y's shape");
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
-        let empty = |shape: Shape| empty_device_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let warps = e.div_ceil(WARP);
         let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
         let dx = empty(Shape::new([nb, l, e]));
