@@ -320,7 +320,6 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) 
     let fused = time(ScanMode::Fused, reps);
     // The forward alone: the same inputs detached, so the kernel runs without saving states.
     let forward = {
-        use burn::prelude::*;
         let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
         let inp = crate::models::scan::ScanInputs {
             x: inp.x.detach(),
