@@ -166,7 +166,9 @@ fn chunked_scan<B: Backend>(inp: ScanInputs<B>, chunk: usize) -> Tensor<B, 3> {
     let n = inp.a.dims()[1];
     let device = inp.x.device();
     let a = inp.a.reshape([1, 1, e, n]);
-    let mut h = Tensor::<B, 3>::zeros([b, e, n], &device); // state entering the chunk
+    // The inputs' dtype, not the device's default: burn keeps one default per device, and
+    // NdArray<f32> and NdArray<f64> share NdArrayDevice::Cpu.
+    let mut h = Tensor::<B, 3>::zeros([b, e, n], (&device, inp.x.dtype())); // state entering the chunk
     let mut ys = Vec::with_capacity(l.div_ceil(chunk));
     for start in (0..l).step_by(chunk) {
         let t = chunk.min(l - start);
@@ -212,13 +214,15 @@ pub fn random_inputs<B: AutodiffBackend>([b, l, e, n]: [usize; 4], seed: u64, de
         let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(lo..hi)).collect();
         TensorData::new(values, shape)
     };
+    // B's own float type, not the device's default (one per device, shared between backends).
+    let opts = || (device, <B::FloatElem as burn::tensor::Element>::dtype());
     ScanInputs {
-        x: Tensor::from_data(draw(vec![b, l, e], -1.0, 1.0), device).require_grad(),
-        delta: Tensor::from_data(draw(vec![b, l, e], 0.01, 1.0), device).require_grad(),
-        a: Tensor::from_data(draw(vec![e, n], -4.0, -0.1), device).require_grad(),
-        b_in: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), device).require_grad(),
-        c: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), device).require_grad(),
-        d: Tensor::from_data(draw(vec![e], 0.5, 1.5), device).require_grad(),
+        x: Tensor::from_data(draw(vec![b, l, e], -1.0, 1.0), opts()).require_grad(),
+        delta: Tensor::from_data(draw(vec![b, l, e], 0.01, 1.0), opts()).require_grad(),
+        a: Tensor::from_data(draw(vec![e, n], -4.0, -0.1), opts()).require_grad(),
+        b_in: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), opts()).require_grad(),
+        c: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), opts()).require_grad(),
+        d: Tensor::from_data(draw(vec![e], 0.5, 1.5), opts()).require_grad(),
     }
 }
 
@@ -265,7 +269,7 @@ pub fn compare_modes<B: AutodiffBackend>(dims: [usize; 4], seed: u64, device: &B
     let [b, l, e, _] = dims;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let proj: Vec<f32> = (0..b * l * e).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let proj = Tensor::<B, 3>::from_data(TensorData::new(proj, [b, l, e]), device);
+    let proj = Tensor::<B, 3>::from_data(TensorData::new(proj, [b, l, e]), (device, inp.x.dtype()));
     let got = scan_with_grads(&inp, &proj, test);
     let want = scan_with_grads(&inp, &proj, reference);
     std::array::from_fn(|i| max_relative_error(&got[i], &want[i]))
@@ -275,7 +279,7 @@ pub fn compare_modes<B: AutodiffBackend>(dims: [usize; 4], seed: u64, device: &B
 mod tests {
     use burn::backend::ndarray::NdArrayDevice;
     use burn::backend::{Autodiff, NdArray};
-    use burn::tensor::Distribution;
+    use burn::tensor::{DType, Distribution};
 
     use super::*;
 
@@ -288,7 +292,7 @@ mod tests {
     fn naive_scan(inp: &ScanInputs<B>) -> Tensor<B, 3> {
         let [b, l, e] = inp.x.dims();
         let n = inp.a.dims()[1];
-        let mut h = Tensor::<B, 3>::zeros([b, e, n], &inp.x.device());
+        let mut h = Tensor::<B, 3>::zeros([b, e, n], (&inp.x.device(), inp.x.dtype()));
         let mut ys = Vec::new();
         for t in 0..l {
             let x_t = inp.x.clone().slice([0..b, t..t + 1, 0..e]).reshape([b, e, 1]);
@@ -305,7 +309,8 @@ mod tests {
 
     fn inputs(b: usize, l: usize, e: usize, n: usize, delta_scale: f64) -> [Tensor<B, 3>; 6] {
         let dev = NdArrayDevice::Cpu;
-        let r = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<B, 3>::random(shape, Distribution::Uniform(lo, hi), &dev).require_grad();
+        // dtype given: the device's default is whichever backend touched NdArrayDevice::Cpu first.
+        let r = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<B, 3>::random(shape, Distribution::Uniform(lo, hi), (&dev, DType::F64)).require_grad();
         [
             r([b, l, e], -1.0, 1.0),
             r([b, l, e], 0.0, delta_scale),
@@ -345,7 +350,7 @@ mod tests {
         assert_close(&host(fast.clone()), &host(slow.clone()), 1e-5, &format!("y (l = {l}, {mode:?})"));
 
         // Gradients of a fixed random projection of y, with respect to every input.
-        let proj = Tensor::<B, 3>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &fast.device());
+        let proj = Tensor::<B, 3>::random(fast.dims(), Distribution::Normal(0.0, 1.0), (&fast.device(), DType::F64));
         let g_fast = (fast * proj.clone()).sum().backward();
         let g_slow = (slow * proj).sum().backward();
         for (name, t) in [("x", &x), ("delta", &delta), ("A", &a), ("B", &b_in), ("C", &c), ("D", &d)] {
@@ -369,7 +374,7 @@ mod tests {
     #[test]
     fn fp32_is_close_to_f64() {
         let ts = inputs(2, 2 * CHUNK + 3, 5, 4, 0.5);
-        let to32 = |t: &Tensor<B, 3>| Tensor::<B32, 3>::from_data(t.to_data().convert::<f32>(), &NdArrayDevice::Cpu);
+        let to32 = |t: &Tensor<B, 3>| Tensor::<B32, 3>::from_data(t.to_data().convert::<f32>(), (&NdArrayDevice::Cpu, DType::F32));
         let y32 = selective_scan(assemble(ts.clone().map(|t| to32(&t))), ScanMode::Chunked(CHUNK));
         let exact = naive_scan(&assemble(ts));
         assert_close(&host(y32), &host(exact), 1e-5, "fp32 y");
