@@ -1,5 +1,8 @@
 //! `icl-lab bench store`: what the store costs. Training the same tiny run with and without
 //! the store (overhead %), and `icl-lab ls` over a store of 10,000 runs (whole process).
+//! `icl-lab bench scan`: the fused CUDA selective scan against the tensor-op scan (errors with
+//! `--check`, forward+backward time, and the memory-bandwidth floor).
+//! `icl-lab bench models`: the model matrix of issue 7, each config trained in a fresh process.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -47,6 +50,46 @@ pub enum BenchWhat {
     /// Baselines: each task's classical learners on one evaluation's prompts (default 1,280
     /// prompts of 101 examples), timed per learner.
     Baselines(super::bench_baselines::BaselinesArgs),
+    /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
+    /// 512, d_state 16) against the tensor-op scan and the memory-bandwidth floor.
+    Scan {
+        /// First compare the fused forward and gradients with the tensor-op scan on several
+        /// shapes (fails when any relative error exceeds 1e-4).
+        #[arg(long)]
+        check: bool,
+        /// Timed repetitions of the fused scan (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Tensor-op forms to time against (`ICL_LAB_SCAN` names, comma-separated). The
+        /// CUDA default `chunked:16` needs over 100 GB at this size, and `sequential` took
+        /// minutes, so neither is the default.
+        #[arg(long, default_value = "chunked:4")]
+        against: String,
+        /// The timed shape, `b,l,e,n`.
+        #[arg(long, default_value = "64,1024,512,16")]
+        shape: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The model matrix (GPT-2, Mamba, MambaFormer on 82 tokens; GPT-2 e256 L12 and Mamba
+    /// e256 L24 on 280; Mamba on 1,024), each trained in a fresh `icl-lab run` process:
+    /// ms/step, steps/s, start to first step, peak memory.
+    Models {
+        /// Device for the runs.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        /// Steps per config; steps/s is the rate over the second half.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Only these configs (labels, comma-separated).
+        #[arg(long)]
+        only: Option<String>,
+        /// Seconds before a run is killed.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const TINY: &str = include_str!("../../experiments/quick/linear_regression.toml");
@@ -85,6 +128,8 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Store { runs, reps, json } => bench_store(runs, reps, json),
         BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
+        BenchWhat::Scan { check, reps, against, shape, json } => bench_scan(check, reps, &against, &shape, json),
+        BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
     }
 }
 
@@ -228,4 +273,275 @@ fn bench_store(runs: usize, reps: usize, json: bool) -> CliResult {
     }
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(ExitCode::SUCCESS)
+}
+
+/// HBM bandwidth of the H200 (bytes/s), for the scan's floor.
+const H200_BYTES_PER_S: f64 = 4.8e12;
+
+/// Bytes a forward+backward scan must move at least once (fp32): the forward reads x, Δ, B,
+/// C, A, D and writes y; the backward reads them and ∂y and writes the six gradients.
+fn scan_floor_bytes([b, l, e, n]: [usize; 4]) -> f64 {
+    let (ble, bln, en) = ((b * l * e) as f64, (b * l * n) as f64, (e * n) as f64);
+    4.0 * (8.0 * ble + 6.0 * bln + 3.0 * en + 3.0 * e as f64)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: bool) -> CliResult {
+    Err(CliError::failed("bench scan: this binary was built without the `cuda` feature"))
+}
+
+#[cfg(feature = "cuda")]
+fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) -> CliResult {
+    use crate::models::scan::{compare_modes, ScanMode, CHECK_SHAPES, COMPARED};
+    type B = crate::runtime::CudaBackend;
+
+    let dims: Vec<usize> = shape.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected b,l,e,n")))?;
+    let dims: [usize; 4] = dims.try_into().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected four sizes b,l,e,n")))?;
+    let modes: Vec<(String, ScanMode)> = against
+        .split(',')
+        .map(|m| ScanMode::parse(m).map(|mode| (m.trim().to_string(), mode)).ok_or_else(|| CliError::bad_input(format!("--against: unknown scan form {m:?}"))))
+        .collect::<Result<_, _>>()?;
+    match crate::runtime::device::cuda_device_count() {
+        Ok(n) if n > 0 => {}
+        Ok(_) => return Err(CliError::failed("bench scan: no CUDA device found")),
+        Err(why) => return Err(CliError::failed(format!("bench scan: {why}"))),
+    }
+    let device = burn_cuda::CudaDevice::new(0);
+    let mut report = serde_json::Map::new();
+
+    let mut passed = true;
+    if check {
+        println!("fused scan vs tensor-op scan (chunked:16), max relative error:");
+        println!("{:>22} {}", "[b, l, e, n]", COMPARED.map(|c| format!("{c:>9}")).join(""));
+        let mut rows = Vec::new();
+        for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_modes::<B>(dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
+            passed &= errors.iter().all(|&e| e <= 1e-4);
+            // Shapes outside the verified set fall back to the tensor-op scan (errors ~0).
+            let kernel = crate::models::scan::fused_verified(dims[2], dims[3]);
+            let note = if kernel { "" } else { "  (not verified: tensor-op fallback)" };
+            println!("{:>22} {}{note}", format!("{dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
+            rows.push(json!({ "shape": dims, "kernel": kernel, "errors": COMPARED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>() }));
+        }
+        println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
+        report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));
+    }
+
+    // Forward + backward of Σ y ⊙ proj, synchronised; milliseconds.
+    let time = |mode: ScanMode, reps: usize| -> f64 {
+        use burn::prelude::*;
+        let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
+        let proj = Tensor::<B, 3>::ones([dims[0], dims[1], dims[2]], &device);
+        let once = || {
+            let start = Instant::now();
+            let y = crate::models::scan::selective_scan(inp.clone(), mode);
+            let grads = (y * proj.clone()).sum().backward();
+            <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
+            drop(grads);
+            start.elapsed().as_secs_f64() * 1e3
+        };
+        once();
+        once();
+        median((0..reps.max(1)).map(|_| once()).collect())
+    };
+    let floor_ms = scan_floor_bytes(dims) / H200_BYTES_PER_S * 1e3;
+    let fused = time(ScanMode::Fused, reps);
+    // The forward alone: the same inputs detached, so the kernel runs without saving states.
+    let forward = {
+        let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
+        let inp = crate::models::scan::ScanInputs {
+            x: inp.x.detach(),
+            delta: inp.delta.detach(),
+            a: inp.a.detach(),
+            b_in: inp.b_in.detach(),
+            c: inp.c.detach(),
+            d: inp.d.detach(),
+        };
+        let once = || {
+            let start = Instant::now();
+            let y = crate::models::scan::selective_scan(inp.clone(), ScanMode::Fused);
+            <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
+            drop(y);
+            start.elapsed().as_secs_f64() * 1e3
+        };
+        once();
+        median((0..reps.max(1)).map(|_| once()).collect())
+    };
+    println!("forward+backward at [b, l, e, n] = {dims:?}, median:");
+    println!("  fused                {fused:>10.3} ms   ({:.1}x the H200 bandwidth floor of {floor_ms:.3} ms)", fused / floor_ms);
+    println!("  fused, forward only  {forward:>10.3} ms");
+    let mut tensor_ms = serde_json::Map::new();
+    for (name, mode) in modes {
+        let ms = time(mode, (reps / 5).max(2));
+        println!("  tensor-op {name:<10} {ms:>10.3} ms   (fused is {:.1}x faster)", ms / fused);
+        tensor_ms.insert(name, json!(ms));
+    }
+    report.insert(
+        "timing".into(),
+        json!({ "shape": dims, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
+    );
+    if json {
+        println!("{}", serde_json::Value::Object(report));
+    }
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
+}
+
+/// One config of the models matrix: linear-regression prompts of `points` (x, y) pairs in
+/// `n_dims` dimensions (2·points tokens), batch 64.
+struct ModelCase {
+    label: &'static str,
+    model: &'static str,
+    n_dims: usize,
+    points: usize,
+}
+
+/// Issue 7's matrix. The 280-token shapes are the sparse-parity sizes, with linear-regression
+/// data (d = 10, 140 points), as in `tests/gpu/scan_and_large.sh`.
+const MODEL_MATRIX: [ModelCase; 6] = [
+    ModelCase { label: "gpt2-e128-l2-t82", model: "arch = \"gpt2\"\nn_embd = 128\nn_layer = 2\nn_head = 8\nn_positions = 101", n_dims: 20, points: 41 },
+    ModelCase { label: "mamba-e128-l4-t82", model: "arch = \"mamba\"\nn_embd = 128\nn_layer = 4", n_dims: 20, points: 41 },
+    ModelCase { label: "mambaformer-e128-l4-t82", model: "arch = \"mambaformer\"\nn_embd = 128\nn_layer = 4", n_dims: 20, points: 41 },
+    ModelCase { label: "gpt2-e256-l12-t280", model: "arch = \"gpt2\"\nn_embd = 256\nn_layer = 12\nn_head = 8\nn_positions = 300", n_dims: 10, points: 140 },
+    ModelCase { label: "mamba-e256-l24-t280", model: "arch = \"mamba\"\nn_embd = 256\nn_layer = 24", n_dims: 10, points: 140 },
+    ModelCase { label: "mamba-e128-l4-t1024", model: "arch = \"mamba\"\nn_embd = 128\nn_layer = 4", n_dims: 20, points: 512 },
+];
+
+impl ModelCase {
+    /// The experiment file: fixed prompt length, no evaluation before the end.
+    fn spec(&self, steps: usize) -> String {
+        let (d, p) = (self.n_dims, self.points);
+        format!(
+            "name = \"bench-{}\"\nseed = 0\n[task]\nkind = \"linear_regression\"\nn_dims = {d}\n[model]\n{}\n\
+             [train]\nsteps = {steps}\nbatch_size = 64\nlr = 1e-4\neval_every = 1000000\neval_prompts = 64\nlog_every = {}\n\
+             [train.curriculum]\ndims = {{ start = {d}, end = {d} }}\npoints = {{ start = {p}, end = {p} }}\n",
+            self.label,
+            self.model,
+            (steps / 2).max(1)
+        )
+    }
+}
+
+/// GPU memory in use on device 0 (MiB), from nvidia-smi; None without it.
+fn gpu_used_mib() -> Option<f64> {
+    let out = Command::new("nvidia-smi").args(["--query-gpu=memory.used", "--format=csv,noheader,nounits", "-i", "0"]).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+/// Peak resident memory of a live process (MiB), from /proc.
+fn host_peak_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn bench_models(device: &str, steps: usize, only: Option<&str>, timeout: u64, json: bool) -> CliResult {
+    let exe = std::env::current_exe().map_err(CliError::failed)?;
+    let wanted: Option<Vec<&str>> = only.map(|o| o.split(',').map(str::trim).collect());
+    if let Some(w) = &wanted {
+        if let Some(bad) = w.iter().find(|l| !MODEL_MATRIX.iter().any(|c| c.label == **l)) {
+            let labels: Vec<_> = MODEL_MATRIX.iter().map(|c| c.label).collect();
+            return Err(CliError::bad_input(format!("--only {bad}: not a config; the configs are {}", labels.join(", "))));
+        }
+    }
+    let tmp = std::env::temp_dir().join(format!("icl-lab-bench-models-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(CliError::failed)?;
+    println!("{:<26} {:>10} {:>9} {:>8} {:>14} {:>13} {:>14}", "config", "params", "ms/step", "steps/s", "start→step 1 s", "GPU peak MiB", "host peak MiB");
+    let mut rows = Vec::new();
+    for case in MODEL_MATRIX.iter().filter(|c| wanted.as_ref().is_none_or(|w| w.contains(&c.label))) {
+        let file = tmp.join(format!("{}.toml", case.label));
+        std::fs::write(&file, case.spec(steps)).map_err(CliError::failed)?;
+        let out_path = tmp.join(format!("{}.json", case.label));
+        let out_file = std::fs::File::create(&out_path).map_err(CliError::failed)?;
+        let gpu_base = gpu_used_mib();
+        let start = Instant::now();
+        let mut child = Command::new(&exe)
+            .arg("run")
+            .arg(&file)
+            .args(["--device", device, "--no-store", "--json"])
+            .stdout(out_file)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(CliError::failed)?;
+        let (mut gpu_peak, mut host_peak) = (None::<f64>, None::<f64>);
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(CliError::failed)? {
+                break Some(status);
+            }
+            if start.elapsed().as_secs() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            if let (Some(base), Some(now)) = (gpu_base, gpu_used_mib()) {
+                gpu_peak = Some(gpu_peak.unwrap_or(0.0).max(now - base));
+            }
+            if let Some(h) = host_peak_mib(child.id()) {
+                host_peak = Some(h);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        let process_s = start.elapsed().as_secs_f64();
+        let result: Option<serde_json::Value> = std::fs::read_to_string(&out_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let row = match (status, result) {
+            (Some(st), Some(r)) if st.success() => {
+                let steps_per_s = r["last"]["steps_per_s"].as_f64();
+                // The run reports times from the start of training; what came before (process
+                // start, CUDA initialisation) is the process time not spent training.
+                let (wall, first) = (r["wall_s"].as_f64(), r["first_step_s"].as_f64());
+                let start_to_first = wall.zip(first).map(|(w, f)| process_s - w + f);
+                json!({
+                    "config": case.label, "params": r["params"], "steps": steps, "ms_per_step": steps_per_s.map(|s| 1e3 / s),
+                    "steps_per_s": steps_per_s, "start_to_first_step_s": start_to_first, "process_s": process_s,
+                    "gpu_peak_mib": gpu_peak, "host_peak_mib": host_peak,
+                })
+            }
+            (None, _) => json!({ "config": case.label, "error": format!("killed after {timeout} s"), "process_s": process_s, "gpu_peak_mib": gpu_peak }),
+            (Some(st), _) => json!({ "config": case.label, "error": format!("run failed ({st})"), "process_s": process_s, "gpu_peak_mib": gpu_peak }),
+        };
+        let num = |k: &str, digits: usize| row[k].as_f64().map_or("-".to_string(), |v| format!("{v:.digits$}"));
+        match row["error"].as_str() {
+            Some(err) => println!("{:<26} {err}", case.label),
+            None => println!(
+                "{:<26} {:>10} {:>9} {:>8} {:>14} {:>13} {:>14}",
+                case.label,
+                row["params"],
+                num("ms_per_step", 1),
+                num("steps_per_s", 1),
+                num("start_to_first_step_s", 1),
+                num("gpu_peak_mib", 0),
+                num("host_peak_mib", 0)
+            ),
+        }
+        rows.push(row);
+    }
+    if json {
+        println!("{}", json!({ "device": device, "steps": steps, "batch_size": 64, "configs": rows }));
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_matrix_config_is_a_valid_experiment_of_its_prompt_length() {
+        for case in &MODEL_MATRIX {
+            let spec = ExperimentSpec::from_toml(&case.spec(100)).unwrap_or_else(|e| panic!("{}: {e}", case.label));
+            assert_eq!(spec.train.steps, 100);
+            assert_eq!(spec.train.curriculum.points.start, case.points, "{}", case.label);
+            assert_eq!(spec.train.curriculum.points.end, case.points, "{}", case.label);
+        }
+        let tokens: Vec<usize> = MODEL_MATRIX.iter().map(|c| 2 * c.points).collect();
+        assert_eq!(tokens, [82, 82, 82, 280, 280, 1024]);
+    }
+
+    #[test]
+    fn the_scan_floor_counts_each_tensor_once() {
+        // (64, 1024, 512, 16): 8 [b, l, e] and 6 [b, l, n] tensors, plus A, dA, D, dD.
+        let bytes = scan_floor_bytes([64, 1024, 512, 16]);
+        assert_eq!(bytes, 4.0 * (8.0 * 33_554_432.0 + 6.0 * 1_048_576.0 + 3.0 * 8192.0 + 3.0 * 512.0));
+        assert!((bytes / H200_BYTES_PER_S * 1e3 - 0.229).abs() < 0.001);
+    }
 }

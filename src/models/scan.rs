@@ -1,4 +1,5 @@
-//! The selective scan of Mamba (paper-spec §6.2 steps 6–8) as plain burn tensor ops.
+//! The selective scan of Mamba (paper-spec §6.2 steps 6–8) as plain burn tensor ops, and the
+//! dispatch to the fused CUDA kernel (`icl_lab_kernels::scan`).
 //!
 //! `h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t x_t`,  `y_t = C_t · h_t + D ⊙ x_t`.
 //!
@@ -7,8 +8,16 @@
 //! `S_t = Σ_{r≤t} Δ_r A`; only exponents `S_t − S_s ≤ 0` are formed, so nothing overflows
 //! however large Δ grows. A short loop carries `h` across chunks. Works on every backend, gets
 //! autodiff for free, and is the oracle the fused CUDA kernel is tested against.
+//!
+//! The fused kernel is reached without new trait bounds on the models: `ScanMode::Fused`
+//! checks at run time whether `B` is the CUDA backend (`runtime::CudaBackend` or its inner
+//! backend, by `TypeId`) and moves the tensors over; any other backend takes the chunked form.
+
+use std::any::{Any, TypeId};
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::{Rng, SeedableRng};
 
 /// Steps solved in closed form at once. Memory per chunk is `b·E·N·CHUNK²` floats.
 pub const CHUNK: usize = 16;
@@ -20,6 +29,7 @@ pub const CHUNK: usize = 16;
 /// - a: `[e, n]` (negative: `-exp(A_log)`)
 /// - b_in, c: `[b, l, n]`
 /// - d: `[e]`
+#[derive(Clone)]
 pub struct ScanInputs<B: Backend> {
     pub x: Tensor<B, 3>,
     pub delta: Tensor<B, 3>,
@@ -29,7 +39,7 @@ pub struct ScanInputs<B: Backend> {
     pub d: Tensor<B, 1>,
 }
 
-/// How to evaluate the scan: both give the same result (tested); which is faster depends on
+/// How to evaluate the scan: all give the same result (tested); which is faster depends on
 /// the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanMode {
@@ -38,32 +48,84 @@ pub enum ScanMode {
     /// One step at a time on precomputed decays and inputs: many small ops with no T² blowup
     /// (the CPU backend, where element-wise work, not op count, is the cost).
     Sequential,
+    /// The fused CubeCL kernels, forward and backward (CUDA); on a backend without them,
+    /// `Chunked(CHUNK)`.
+    Fused,
 }
 
 impl ScanMode {
-    /// The faster mode for backend `B` (measured: on burn-ndarray the sequential form is
-    /// several times faster at ICL sizes; on CUDA fewer launches win).
-    /// `ICL_LAB_SCAN=sequential` or `chunked:N` overrides the choice (for benchmarks).
+    /// The fastest mode for backend `B`: fused on CUDA; else the faster tensor-op form
+    /// (measured: on burn-ndarray the sequential form is several times faster at ICL sizes).
+    /// `ICL_LAB_SCAN` overrides the choice (for benchmarks): `fused`, `sequential`,
+    /// `chunked:N`, or `tensor` (the backend's tensor-op default).
     pub fn for_backend<B: Backend>(device: &B::Device) -> Self {
-        if let Some(mode) = std::env::var("ICL_LAB_SCAN").ok().and_then(|v| Self::parse(&v)) {
-            return mode;
-        }
-        if B::name(device).contains("ndarray") {
-            ScanMode::Sequential
-        } else {
-            ScanMode::Chunked(CHUNK)
+        let tensor = if B::name(device).contains("ndarray") { ScanMode::Sequential } else { ScanMode::Chunked(CHUNK) };
+        let fused = fused_available::<B>();
+        let chosen = std::env::var("ICL_LAB_SCAN").ok().and_then(|v| match v.trim() {
+            "tensor" => Some(tensor),
+            other => Self::parse(other),
+        });
+        match chosen {
+            Some(ScanMode::Fused) if !fused => tensor,
+            Some(mode) => mode,
+            None if fused => ScanMode::Fused,
+            None => tensor,
         }
     }
-}
 
-impl ScanMode {
-    /// `sequential` or `chunked:N` (N >= 1).
+    /// `fused`, `sequential` or `chunked:N` (N >= 1).
     pub fn parse(text: &str) -> Option<Self> {
         match text.trim() {
             "sequential" => Some(ScanMode::Sequential),
+            "fused" => Some(ScanMode::Fused),
             other => other.strip_prefix("chunked:")?.parse().ok().filter(|&n| n >= 1).map(ScanMode::Chunked),
         }
     }
+}
+
+/// Whether `B` has the fused scan (the CUDA backend, with or without autodiff).
+pub fn fused_available<B: Backend>() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        type Ad = crate::runtime::CudaBackend;
+        let id = TypeId::of::<B>();
+        if id == TypeId::of::<Ad>() || id == TypeId::of::<<Ad as AutodiffBackend>::InnerBackend>() {
+            return true;
+        }
+    }
+    false
+}
+
+/// `a` as a `T` when `A` and `T` are the same type; `a` back otherwise.
+fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
+    let mut slot = Some(a);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+        Some(t) => Ok(t.take().expect("filled above")),
+        None => Err(slot.expect("left alone")),
+    }
+}
+
+/// The fused scan, when `B` is the backend `K` that has it.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn fused_on<B: Backend, K: icl_lab_kernels::scan::FusedScan>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs<B>> {
+    let inp: ScanInputs<K> = cast(inp)?;
+    let y = icl_lab_kernels::scan::selective_scan(inp.x, inp.delta, inp.a, inp.b_in, inp.c, inp.d);
+    Ok(cast(y).unwrap_or_else(|_| unreachable!("B is K")))
+}
+
+/// The fused scan, or the inputs back when `B` has none.
+fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs<B>> {
+    #[cfg(feature = "cuda")]
+    {
+        type Ad = crate::runtime::CudaBackend;
+        let inp = match fused_on::<B, Ad>(inp) {
+            Ok(y) => return Ok(y),
+            Err(inp) => inp,
+        };
+        return fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(inp);
+    }
+    #[allow(unreachable_code)]
+    Err(inp)
 }
 
 /// Returns y, shape `[b, l, e]`.
@@ -71,7 +133,18 @@ pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<
     match mode {
         ScanMode::Chunked(chunk) => chunked_scan(inp, chunk.max(1)),
         ScanMode::Sequential => sequential_scan(inp),
+        ScanMode::Fused if fused_verified(inp.x.dims()[2], inp.a.dims()[1]) => {
+            fused_scan(inp).unwrap_or_else(|inp| chunked_scan(inp, CHUNK))
+        }
+        ScanMode::Fused => chunked_scan(inp, CHUNK),
     }
+}
+
+/// Shapes the fused kernel has been verified on (H200, `bench scan --check`, session 3):
+/// d_inner a multiple of 32 with d_state <= 16 matched the tensor-op scan within 5e-5; d_inner
+/// 40 and 70 gave wrong dC (and dA, dΔ) gradients, so other shapes take the tensor-op scan.
+pub fn fused_verified(d_inner: usize, d_state: usize) -> bool {
+    d_inner % 32 == 0 && d_state <= 16
 }
 
 fn sequential_scan<B: Backend>(inp: ScanInputs<B>) -> Tensor<B, 3> {
@@ -103,7 +176,8 @@ fn chunked_scan<B: Backend>(inp: ScanInputs<B>, chunk: usize) -> Tensor<B, 3> {
     let n = inp.a.dims()[1];
     let device = inp.x.device();
     let a = inp.a.reshape([1, 1, e, n]);
-    // The inputs' dtype, not the device default: a process may hold backends of several.
+    // The inputs' dtype, not the device's default: burn keeps one default per device, and
+    // NdArray<f32> and NdArray<f64> share NdArrayDevice::Cpu.
     let mut h = Tensor::<B, 3>::zeros([b, e, n], (&device, inp.x.dtype())); // state entering the chunk
     let mut ys = Vec::with_capacity(l.div_ceil(chunk));
     for start in (0..l).step_by(chunk) {
@@ -138,6 +212,79 @@ fn chunked_scan<B: Backend>(inp: ScanInputs<B>, chunk: usize) -> Tensor<B, 3> {
     Tensor::cat(ys, 1)
 }
 
+/// Shapes `[b, l, e, n]` on which the fused scan is checked against the tensor-op scan: lengths
+/// off the 16-step chunk, channel counts off the 32-channel warp, and a state size other than 16.
+pub const CHECK_SHAPES: [[usize; 4]; 4] = [[2, 37, 40, 4], [3, 100, 70, 16], [8, 300, 128, 16], [4, 1000, 256, 16]];
+
+/// Random scan inputs of shape `[b, l, e, n]` drawn on the host from `seed`, each a leaf that
+/// requires grad: x, B, C ~ U(-1, 1), Δ ~ U(0.01, 1), A ~ U(-4, -0.1), D ~ U(0.5, 1.5).
+pub fn random_inputs<B: AutodiffBackend>([b, l, e, n]: [usize; 4], seed: u64, device: &B::Device) -> ScanInputs<B> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut draw = |shape: Vec<usize>, lo: f32, hi: f32| {
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(lo..hi)).collect();
+        TensorData::new(values, shape)
+    };
+    // B's own float type, not the device's default (one per device, shared between backends).
+    let opts = || (device, <B::FloatElem as burn::tensor::Element>::dtype());
+    ScanInputs {
+        x: Tensor::from_data(draw(vec![b, l, e], -1.0, 1.0), opts()).require_grad(),
+        delta: Tensor::from_data(draw(vec![b, l, e], 0.01, 1.0), opts()).require_grad(),
+        a: Tensor::from_data(draw(vec![e, n], -4.0, -0.1), opts()).require_grad(),
+        b_in: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), opts()).require_grad(),
+        c: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), opts()).require_grad(),
+        d: Tensor::from_data(draw(vec![e], 0.5, 1.5), opts()).require_grad(),
+    }
+}
+
+/// Largest relative error of `got` against `want`, each entry measured against
+/// max(|want|, 1% of want's largest magnitude), so entries that cancel to ~0 are judged on the
+/// tensor's scale.
+pub fn max_relative_error(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "compared tensors differ in size");
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).abs() / w.abs().max(0.01 * scale).max(f64::MIN_POSITIVE))
+        .fold(0.0, f64::max)
+}
+
+/// y and the gradients of `Σ y ⊙ proj` with respect to x, Δ, A, B, C, D, as host vectors.
+fn scan_with_grads<B: AutodiffBackend>(inp: &ScanInputs<B>, proj: &Tensor<B, 3>, mode: ScanMode) -> Vec<Vec<f64>> {
+    fn host<K: Backend, const D: usize>(t: Tensor<K, D>) -> Vec<f64> {
+        t.into_data().convert::<f64>().iter::<f64>().collect()
+    }
+    let y = selective_scan(inp.clone(), mode);
+    let grads = (y.clone() * proj.clone()).sum().backward();
+    let grad = |t: Option<Tensor<B::InnerBackend, 3>>, len: usize| t.map_or_else(|| vec![0.0; len], host);
+    let g3 = |t: &Tensor<B, 3>| grad(t.grad(&grads), t.shape().num_elements());
+    vec![
+        host(y),
+        g3(&inp.x),
+        g3(&inp.delta),
+        inp.a.grad(&grads).map_or_else(|| vec![0.0; inp.a.shape().num_elements()], host),
+        g3(&inp.b_in),
+        g3(&inp.c),
+        inp.d.grad(&grads).map_or_else(|| vec![0.0; inp.d.shape().num_elements()], host),
+    ]
+}
+
+/// Names of the values `compare_modes` reports, in order.
+pub const COMPARED: [&str; 7] = ["y", "dx", "ddelta", "dA", "dB", "dC", "dD"];
+
+/// Largest relative errors (see [`max_relative_error`]) of the scan in mode `test` against
+/// mode `reference`, on random inputs of shape `[b, l, e, n]`: for y and for each gradient of
+/// a fixed random projection of y, in the order of [`COMPARED`].
+pub fn compare_modes<B: AutodiffBackend>(dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
+    let inp = random_inputs::<B>(dims, seed, device);
+    let [b, l, e, _] = dims;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let proj: Vec<f32> = (0..b * l * e).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let proj = Tensor::<B, 3>::from_data(TensorData::new(proj, [b, l, e]), (device, inp.x.dtype()));
+    let got = scan_with_grads(&inp, &proj, test);
+    let want = scan_with_grads(&inp, &proj, reference);
+    std::array::from_fn(|i| max_relative_error(&got[i], &want[i]))
+}
+
 #[cfg(test)]
 mod tests {
     use burn::backend::ndarray::NdArrayDevice;
@@ -155,7 +302,7 @@ mod tests {
     fn naive_scan(inp: &ScanInputs<B>) -> Tensor<B, 3> {
         let [b, l, e] = inp.x.dims();
         let n = inp.a.dims()[1];
-        let mut h = Tensor::<B, 3>::zeros([b, e, n], (&inp.x.device(), DType::F64));
+        let mut h = Tensor::<B, 3>::zeros([b, e, n], (&inp.x.device(), inp.x.dtype()));
         let mut ys = Vec::new();
         for t in 0..l {
             let x_t = inp.x.clone().slice([0..b, t..t + 1, 0..e]).reshape([b, e, 1]);
@@ -176,11 +323,8 @@ mod tests {
     fn inputs(b: usize, l: usize, e: usize, n: usize, delta_scale: f64) -> [Tensor<B, 3>; 6] {
         use rand::{Rng, SeedableRng};
         let dev = NdArrayDevice::Cpu;
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((b * 1_000_000 + l * 1000 + e * 10 + n) as u64);
-        let mut r = |shape: [usize; 3], lo: f64, hi: f64| {
-            let values: Vec<f64> = (0..shape.iter().product()).map(|_| rng.random_range(lo..hi)).collect();
-            Tensor::<B, 3>::from_data(TensorData::new(values, shape), (&dev, DType::F64)).require_grad()
-        };
+        // dtype given: the device's default is whichever backend touched NdArrayDevice::Cpu first.
+        let r = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<B, 3>::random(shape, Distribution::Uniform(lo, hi), (&dev, DType::F64)).require_grad();
         [
             r([b, l, e], -1.0, 1.0),
             r([b, l, e], 0.0, delta_scale),
@@ -220,8 +364,7 @@ mod tests {
         assert_close(&host(fast.clone()), &host(slow.clone()), 1e-5, &format!("y (l = {l}, {mode:?})"));
 
         // Gradients of a fixed random projection of y, with respect to every input.
-        assert_eq!(fast.dtype(), DType::F64, "the oracle comparison runs in f64");
-        let proj = Tensor::<B, 3>::random(fast.dims(), Distribution::Normal(0.0, 1.0), &fast.device()).cast(DType::F64);
+        let proj = Tensor::<B, 3>::random(fast.dims(), Distribution::Normal(0.0, 1.0), (&fast.device(), DType::F64));
         let g_fast = (fast * proj.clone()).sum().backward();
         let g_slow = (slow * proj).sum().backward();
         for (name, t) in [("x", &x), ("delta", &delta), ("A", &a), ("B", &b_in), ("C", &c), ("D", &d)] {
@@ -257,6 +400,7 @@ mod tests {
         assert_eq!(ScanMode::parse("chunked:8"), Some(ScanMode::Chunked(8)));
         assert_eq!(ScanMode::parse("chunked:0"), None);
         assert_eq!(ScanMode::parse("fast"), None);
+        assert_eq!(ScanMode::parse("fused"), Some(ScanMode::Fused));
     }
 
     #[test]
@@ -264,5 +408,49 @@ mod tests {
         // Δ·A down to -300 per step: exp(-S) would overflow fp32 in a naive cumsum form.
         let y = selective_scan(assemble(inputs(1, 2 * CHUNK, 3, 2, 100.0)), ScanMode::Chunked(CHUNK));
         assert!(y.into_data().iter::<f32>().all(f32::is_finite));
+    }
+
+    #[test]
+    fn the_fused_mode_takes_the_chunked_form_off_cuda() {
+        assert!(!fused_available::<B32>());
+        assert!(!fused_available::<NdArray<f32>>());
+        let errors = compare_modes::<B32>([2, 21, 6, 3], 1, &NdArrayDevice::Cpu, ScanMode::Fused, ScanMode::Chunked(CHUNK));
+        assert_eq!(errors, [0.0; 7], "Fused on the CPU must be exactly the chunked scan");
+    }
+
+    #[test]
+    fn compare_modes_sees_small_and_large_differences() {
+        // The two tensor-op forms agree to fp32 rounding, and the comparison notices it is not 0.
+        let errors = compare_modes::<B32>([2, 37, 6, 4], 2, &NdArrayDevice::Cpu, ScanMode::Sequential, ScanMode::Chunked(CHUNK));
+        for (name, err) in COMPARED.iter().zip(errors) {
+            assert!(err <= 1e-4, "{name}: {err:.2e}");
+        }
+        assert!(errors.iter().any(|&e| e > 0.0), "fp32 forms never agree bit for bit: {errors:?}");
+        assert!(max_relative_error(&[1.0, 2.0], &[1.0, 2.2]) > 0.09);
+        // Entries near zero are judged against 1% of the largest.
+        assert!((max_relative_error(&[1e-9, 100.0], &[0.0, 100.0]) - 1e-9).abs() < 1e-12);
+    }
+
+    /// The fused CUDA kernels against the tensor-op scan, forward and every gradient, on the
+    /// GPU. Skips (with a notice on stderr) where there is no CUDA device, as on CI.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn fused_scan_equals_the_tensor_scan_on_cuda() {
+        use std::io::Write;
+        match crate::runtime::device::cuda_device_count() {
+            Ok(n) if n > 0 => {}
+            other => {
+                let why = other.map_or_else(|e| e, |_| "no CUDA device".to_string());
+                let _ = writeln!(std::io::stderr(), "fused_scan_equals_the_tensor_scan_on_cuda: skipped ({why})");
+                return;
+            }
+        }
+        let device = burn_cuda::CudaDevice::new(0);
+        for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_modes::<crate::runtime::CudaBackend>(dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(CHUNK));
+            for (name, err) in COMPARED.iter().zip(errors) {
+                assert!(err <= 1e-4, "{name} at [b, l, e, n] = {dims:?}: relative error {err:.2e}");
+            }
+        }
     }
 }

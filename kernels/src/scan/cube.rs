@@ -1,0 +1,123 @@
+//! Launching the kernels on burn's CubeCL backend.
+
+use burn::tensor::ops::FloatTensorOps;
+use burn::tensor::{Shape, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubecl::prelude::*;
+
+use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
+use super::{FusedScan, Scan, ScanKernels, CHUNK};
+
+/// Threads per cube (4 warps of channels of one batch row).
+const BLOCK: usize = 128;
+
+/// `[b, l, e, n]` of a scan, checked.
+fn sizes<R: CubeRuntime>(inp: &Scan<CubeTensor<R>>) -> [usize; 4] {
+    let [nb, l, e] = inp.x.shape().dims::<3>();
+    let n = inp.a.shape().dims::<2>()[1];
+    assert!(nb > 0 && l > 0 && e > 0 && n > 0, "selective scan: empty input [{nb}, {l}, {e}] with N = {n}");
+    assert!(nb <= 65_535, "selective scan: batch {nb} exceeds the grid's y limit (65,535)");
+    [nb, l, e, n]
+}
+
+fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
+    (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, 1), CubeDim::new_1d(BLOCK as u32))
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernels for CubeBackend<R, F, I, BT> {
+    fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+        let inp = inp.map(into_contiguous);
+        let [nb, l, e, n] = sizes(&inp);
+        let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
+        // The kernels index every tensor as dense row-major: outputs must not be pitched
+        // (CubeCL's default allocation pads rows, e.g. for e = 40 or 70).
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let y = empty(Shape::new([nb, l, e]));
+        let states = empty(if save { Shape::new([l.div_ceil(CHUNK), n, nb, e]) } else { Shape::new([1]) });
+        let (count, dim) = launch_grid(nb, e);
+        scan_forward_kernel::launch::<R>(
+            &client,
+            count,
+            dim,
+            inp.x.into_tensor_arg(),
+            inp.delta.into_tensor_arg(),
+            inp.a.into_tensor_arg(),
+            inp.b.into_tensor_arg(),
+            inp.c.into_tensor_arg(),
+            inp.d.into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            states.clone().into_tensor_arg(),
+            nb as u32,
+            l as u32,
+            e as u32,
+            CHUNK as u32,
+            n,
+            save,
+            dtype.into(),
+        );
+        (y, save.then_some(states))
+    }
+
+    fn scan_backward(inp: Scan<CubeTensor<R>>, states: CubeTensor<R>, dy: CubeTensor<R>) -> Scan<CubeTensor<R>> {
+        let inp = inp.map(into_contiguous);
+        let dy = into_contiguous(dy);
+        let [nb, l, e, n] = sizes(&inp);
+        assert_eq!(dy.shape().dims::<3>(), [nb, l, e], "selective scan backward: dy must have y's shape");
+        let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let warps = e.div_ceil(WARP);
+        let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
+        let dx = empty(Shape::new([nb, l, e]));
+        let ddelta = empty(Shape::new([nb, l, e]));
+        let da_part = empty(Shape::new([nb, e, n]));
+        let db_part = empty(Shape::new([nb, l, warps, n]));
+        let dc_part = empty(Shape::new([nb, l, warps, n]));
+        let dd_part = empty(Shape::new([nb, e]));
+        let (count, dim) = launch_grid(nb, e);
+        scan_backward_kernel::launch::<R>(
+            &client,
+            count,
+            dim,
+            inp.x.into_tensor_arg(),
+            inp.delta.into_tensor_arg(),
+            inp.a.into_tensor_arg(),
+            inp.b.into_tensor_arg(),
+            inp.c.into_tensor_arg(),
+            inp.d.into_tensor_arg(),
+            into_contiguous(states).into_tensor_arg(),
+            dy.into_tensor_arg(),
+            scratch.into_tensor_arg(),
+            dx.clone().into_tensor_arg(),
+            ddelta.clone().into_tensor_arg(),
+            da_part.clone().into_tensor_arg(),
+            db_part.clone().into_tensor_arg(),
+            dc_part.clone().into_tensor_arg(),
+            dd_part.clone().into_tensor_arg(),
+            nb as u32,
+            l as u32,
+            e as u32,
+            CHUNK as u32,
+            n,
+            dtype.into(),
+        );
+        // The partial sums: over warps of channels (∂B, ∂C) and over the batch (∂A, ∂D).
+        let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
+        Scan {
+            x: dx,
+            delta: ddelta,
+            a: sum(da_part, 0, Shape::new([e, n])),
+            b: sum(db_part, 2, Shape::new([nb, l, n])),
+            c: sum(dc_part, 2, Shape::new([nb, l, n])),
+            d: sum(dd_part, 0, Shape::new([e])),
+        }
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
+    fn fused_scan(inp: Scan<CubeTensor<R>>) -> CubeTensor<R> {
+        Self::scan_forward(inp, false).0
+    }
+}

@@ -1,0 +1,112 @@
+//! The kernels under burn-fusion: each is registered in the fusion stream as a custom
+//! operation (`OperationIr::Custom`) with its inputs and outputs declared, so the tensors
+//! before and after it still fuse; when the stream executes it, the operation runs the inner
+//! backend's kernel on the resolved tensors.
+
+use std::marker::PhantomData;
+
+use burn::tensor::{DType, Shape};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{Fusion, FusionBackend, FusionHandle, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+
+use super::{FusedScan, Scan, ScanKernels, CHUNK};
+
+/// Registers a custom op with these inputs and outputs of the given shapes.
+fn register<B, O>(name: &'static str, inputs: Vec<FusionTensor<B::FusionRuntime>>, outputs: &[Shape], dtype: DType, op: impl FnOnce(CustomOpIr) -> O) -> Vec<FusionTensor<B::FusionRuntime>>
+where
+    B: FusionBackend,
+    O: Operation<B::FusionRuntime> + 'static,
+{
+    let client = inputs[0].client.clone();
+    let streams = OperationStreams::with_inputs(&inputs);
+    let outputs: Vec<TensorIr> = outputs.iter().map(|s| TensorIr::uninit(client.create_empty_handle(), s.clone(), dtype)).collect();
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let desc = CustomOpIr::new(name, &inputs, &outputs);
+    client.register(streams, OperationIr::Custom(desc.clone()), op(desc))
+}
+
+#[derive(Debug)]
+struct ForwardOp<B> {
+    desc: CustomOpIr,
+    save: bool,
+    _b: PhantomData<B>,
+}
+
+impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for ForwardOp<B> {
+    fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
+        let inputs: Vec<_> = self.desc.inputs.iter().map(|t| handles.get_float_tensor::<B>(t)).collect();
+        let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
+        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.save);
+        handles.register_float_tensor::<B>(&self.desc.outputs[0].id, y);
+        if let Some(states) = states {
+            handles.register_float_tensor::<B>(&self.desc.outputs[1].id, states);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct BackwardOp<B> {
+    desc: CustomOpIr,
+    _b: PhantomData<B>,
+}
+
+impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for BackwardOp<B> {
+    fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
+        let mut inputs: Vec<_> = self.desc.inputs.iter().map(|t| handles.get_float_tensor::<B>(t)).collect();
+        let dy = inputs.pop().expect("dy");
+        let states = inputs.pop().expect("states");
+        let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
+        let grads = B::scan_backward(Scan::from_array(inputs), states, dy);
+        for (out, grad) in self.desc.outputs.iter().zip(grads.into_array()) {
+            handles.register_float_tensor::<B>(&out.id, grad);
+        }
+    }
+}
+
+impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
+    fn scan_forward(
+        inp: Scan<FusionTensor<B::FusionRuntime>>,
+        save: bool,
+    ) -> (FusionTensor<B::FusionRuntime>, Option<FusionTensor<B::FusionRuntime>>) {
+        let [nb, l, e] = inp.x.shape.dims::<3>();
+        let n = inp.a.shape.dims::<2>()[1];
+        let dtype = inp.x.dtype;
+        let mut shapes = vec![Shape::new([nb, l, e])];
+        if save {
+            shapes.push(Shape::new([l.div_ceil(CHUNK), n, nb, e]));
+        }
+        let inputs = inp.into_array().to_vec();
+        let mut out = register::<B, _>("icl_lab_selective_scan_forward", inputs, &shapes, dtype, |desc| ForwardOp::<B> {
+            desc,
+            save,
+            _b: PhantomData,
+        });
+        let states = save.then(|| out.pop().expect("states"));
+        (out.pop().expect("y"), states)
+    }
+
+    fn scan_backward(
+        inp: Scan<FusionTensor<B::FusionRuntime>>,
+        states: FusionTensor<B::FusionRuntime>,
+        dy: FusionTensor<B::FusionRuntime>,
+    ) -> Scan<FusionTensor<B::FusionRuntime>> {
+        let shapes: Vec<Shape> = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d].iter().map(|t| t.shape.clone()).collect();
+        let dtype = inp.x.dtype;
+        let mut inputs = inp.into_array().to_vec();
+        inputs.push(states);
+        inputs.push(dy);
+        let out = register::<B, _>("icl_lab_selective_scan_backward", inputs, &shapes, dtype, |desc| BackwardOp::<B> {
+            desc,
+            _b: PhantomData,
+        });
+        let out: [_; 6] = out.try_into().expect("six scan gradients");
+        Scan::from_array(out)
+    }
+}
+
+impl<B: FusionBackend + ScanKernels> FusedScan for Fusion<B> {
+    fn fused_scan(inp: Scan<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
+        Self::scan_forward(inp, false).0
+    }
+}
