@@ -106,7 +106,7 @@ impl Fake {
             record(5, "mamba", 1, Status::Running, None),
         ];
         f.runs.borrow_mut()[4].step = 700;
-        *f.queue.borrow_mut() = PoolSnapshot { slots: vec![(Device::Cpu, 1)], queued: vec![], running: vec![(5, Device::Cpu)] };
+        *f.queue.borrow_mut() = PoolSnapshot { slots: vec![(Device::Cpu, 1)], queued: vec![], running: vec![(5, Device::Cpu)], group_runs: vec![vec![5]] };
         f
     }
 }
