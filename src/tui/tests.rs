@@ -364,3 +364,23 @@ fn snapshots_of_every_view() {
         }
     }
 }
+
+#[test]
+fn queue_view_shows_each_slot_group_with_its_slots() {
+    let nb = Fake::with_runs();
+    // Two groups on cuda:0 (as `--devices cuda:0,cuda:0`) and one on cuda:1.
+    *nb.queue.borrow_mut() = PoolSnapshot {
+        slots: vec![(Device::Cuda(0), 2), (Device::Cuda(0), 2), (Device::Cuda(1), 2)],
+        queued: vec![],
+        running: vec![(3, Device::Cuda(0)), (4, Device::Cuda(0)), (5, Device::Cuda(1))],
+        group_runs: vec![vec![3, 4], vec![], vec![5]],
+    };
+    let mut a = app(&nb);
+    a.view = View::Queue;
+    let screen = render(&a, 100, 20);
+    let rows: Vec<&str> = screen.lines().filter(|l| l.contains("busy")).collect();
+    assert_eq!(rows.len(), 3, "{screen}");
+    assert!(rows[0].contains("cuda:0") && rows[0].contains("2/2 busy") && rows[0].contains("[#3] [#4]"), "{screen}");
+    assert!(rows[1].contains("cuda:0") && rows[1].contains("0/2 busy") && rows[1].contains("[ ] [ ]"), "{screen}");
+    assert!(rows[2].contains("cuda:1") && rows[2].contains("1/2 busy") && rows[2].contains("[#5] [ ]"), "{screen}");
+}
