@@ -14,31 +14,12 @@ use std::time::{Duration, Instant};
 
 use icl_lab::store::{RunStore, SledStore, Status};
 
-/// Three runs (seeds 0-2) of a model small enough that 20 steps take well under a second.
-const SWEEP: &str = r#"
-name = "slurm-e2e"
-seeds = [0, 1, 2]
-device = "cpu"
-[task]
-kind = "linear_regression"
-n_dims = 3
-[train]
-steps = 20
-batch_size = 8
-lr = 1e-3
-eval_every = 10
-eval_prompts = 16
-log_every = 1
-[train.curriculum]
-dims = { start = 3, end = 3 }
-points = { start = 5, end = 5 }
-[[models]]
-arch = "gpt2"
-n_embd = 16
-n_layer = 1
-n_head = 2
-n_positions = 5
-"#;
+mod common;
+
+/// Three runs (seeds 0-2) of a tiny GPT-2, 20 steps each.
+fn sweep_text() -> String {
+    common::tiny_sweep("slurm-e2e", "[0, 1, 2]", 20, false)
+}
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_icl-lab"))
@@ -270,7 +251,7 @@ fn a_three_task_array_runs_on_a_local_cluster_and_comes_back_as_bundles() {
     }
     let cluster = Cluster::start();
     let work = tempfile::tempdir().unwrap();
-    let spec = write(&work.path().join("sweep.toml"), SWEEP);
+    let spec = write(&work.path().join("sweep.toml"), &sweep_text());
     let job = work.path().join("job");
     let store = work.path().join("store");
     let (job_s, store_s) = (job.to_str().unwrap(), store.to_str().unwrap());
@@ -341,7 +322,7 @@ fn fake_slurm(dir: &Path, commands: &[(&str, &str, &str, i32)]) -> PathBuf {
 }
 
 fn sweep_to(dir: &Path, path_env: &Path, extra: &[&str]) -> Output {
-    let spec = write(&dir.join("sweep.toml"), SWEEP);
+    let spec = write(&dir.join("sweep.toml"), &sweep_text());
     bin()
         .args(["sweep", spec.to_str().unwrap(), "--slurm", dir.join("job").to_str().unwrap()])
         .args(extra)

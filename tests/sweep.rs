@@ -8,38 +8,11 @@ use std::process::{Command, Output, Stdio};
 
 use icl_lab::store::{RunStore, SledStore, Status};
 
-/// Two archs x two seeds of a model small enough that a step takes milliseconds.
+mod common;
+
+/// Two archs x two seeds: tiny-gpt2-s0, tiny-gpt2-s1, tiny-mamba-s0, tiny-mamba-s1.
 fn sweep_text(steps: usize) -> String {
-    format!(
-        r#"
-name = "tiny"
-seeds = [0, 1]
-device = "cpu"
-[task]
-kind = "linear_regression"
-n_dims = 3
-[train]
-steps = {steps}
-batch_size = 8
-lr = 1e-3
-eval_every = 20
-eval_prompts = 16
-log_every = 5
-[train.curriculum]
-dims = {{ start = 3, end = 3 }}
-points = {{ start = 5, end = 5 }}
-[[models]]
-arch = "gpt2"
-n_embd = 16
-n_layer = 1
-n_head = 2
-n_positions = 5
-[[models]]
-arch = "mamba"
-n_embd = 16
-n_layer = 1
-"#
-    )
+    common::tiny_sweep("tiny", "[0, 1]", steps, true)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
