@@ -221,13 +221,15 @@ pub fn write_job(dir: &Path, args: &SlurmArgs, expanded: &Expanded, tags: &BTree
             dir.display()
         )));
     }
+    let absolute = std::path::absolute(dir).map_err(|e| CliError::bad_input(format!("--slurm {}: {e}", dir.display())))?;
+    sbatch_word("--slurm", &absolute.to_string_lossy())?;
     let io = |what: &Path, e: std::io::Error| CliError::failed(format!("{}: {e}", what.display()));
     for sub in ["specs", "bundles", "logs", "state"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| io(&dir.join(sub), e))?;
     }
     let dir = dir.canonicalize().map_err(|e| io(dir, e))?;
     let dir_text = dir.to_string_lossy().into_owned();
-    sbatch_word("--slurm", &dir_text)?;
+    sbatch_word("--slurm", &dir_text)?; // a symlink may lead to such a path
 
     let per_task = args.runs_per_task as usize;
     let mut runs = Vec::new();
