@@ -66,7 +66,7 @@ fn points_beyond_positions() {
         "points.toml",
         "points = { start = 11, end = 11 }",
         "points = { start = 11, end = 12 }",
-        "train.curriculum.points.end must be <= model.n_positions (11), got 12",
+        "train.curriculum.points.end makes prompts of 24 tokens for this task: must fit 2 x model.n_positions (22 tokens), got 12",
     );
 }
 
@@ -103,7 +103,7 @@ fn tiny_run_prints_table_and_json() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("done after 20 steps on cpu"), "{stdout}");
-    assert!(stdout.contains("least sq."), "{stdout}");
+    assert!(stdout.contains("least_squares"), "{stdout}");
     // One row per number of in-context examples, 0..=10.
     let rows = stdout.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<usize>().is_ok())).count();
     assert_eq!(rows, 11, "{stdout}");

@@ -4,12 +4,15 @@ mod bench;
 mod bench_baselines;
 mod browse;
 mod run;
+mod slurm;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::runtime::device::{self, DeviceList};
 use crate::store::{SledStore, StoreError};
 
 /// A terminal lab notebook for in-context-learning research.
@@ -32,8 +35,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub fps: u32,
     /// TUI: worker slots per GPU.
-    #[arg(long, default_value_t = crate::runtime::lab::DEFAULT_GPU_SLOTS)]
+    #[arg(long, default_value_t = crate::runtime::device::DEFAULT_GPU_SLOTS)]
     pub gpu_slots: usize,
+    /// TUI: train only on these devices, e.g. cuda:0,cuda:1 (default: every GPU, else the
+    /// CPU). A device listed twice gets two independent groups of slots.
+    #[arg(long, value_name = "LIST")]
+    pub devices: Option<DeviceList>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -42,6 +49,11 @@ pub struct Cli {
 pub enum Command {
     /// Train one experiment, record it in the store and print its ICL curve.
     Run(run::RunArgs),
+    /// Train every run of sweep files here (all devices, N slots each), or write them as a
+    /// Slurm array job (--slurm DIR).
+    Sweep(sweep::SweepArgs),
+    /// Follow a Slurm array job written by `sweep --slurm`: status, collect, resubmit.
+    Slurm(slurm::SlurmCmd),
     /// Continue an interrupted run from its last checkpoint.
     Resume(run::ResumeArgs),
     /// List runs (filter, sort).
@@ -125,6 +137,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => run::run(&store, args),
         Some(Command::Resume(args)) => run::resume(&store, args),
+        Some(Command::Sweep(args)) => sweep::sweep(&store, args),
+        Some(Command::Slurm(cmd)) => slurm::slurm(&store, cmd),
         Some(Command::Ls(args)) => browse::ls(&store, args),
         Some(Command::Show(args)) => browse::show(&store, args),
         Some(Command::Compare(args)) => browse::compare(&store, args),
@@ -135,13 +149,22 @@ pub fn main() -> ExitCode {
         Some(Command::Rm(args)) => browse::rm(&store, args),
         Some(Command::Bench(args)) => bench::bench(args),
         None => {
+            let devices = cli.devices.as_ref().map(|d| d.0.as_slice());
+            let slots = if cli.read_only {
+                Vec::new()
+            } else {
+                match device::slot_groups(devices, cli.gpu_slots, device::DEFAULT_CPU_SLOTS) {
+                    Ok(slots) => slots,
+                    Err(e) => return report(Err(CliError::bad_input(e))),
+                }
+            };
             let opts = crate::tui::TuiOptions {
                 store: store.clone().unwrap_or_else(crate::store::default_home),
                 read_only: cli.read_only,
                 mouse: cli.mouse,
                 ascii: cli.ascii,
                 fps: cli.fps,
-                gpu_slots: cli.gpu_slots.max(1),
+                slots,
                 experiments: PathBuf::from("experiments"),
             };
             match crate::tui::run(opts) {
@@ -151,6 +174,11 @@ pub fn main() -> ExitCode {
             }
         }
     };
+    report(result)
+}
+
+/// Prints an error, one `error:` line per line of it, and maps it to its exit code.
+fn report(result: CliResult) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -14,7 +14,7 @@ use super::{exit, open_store, CliError, CliResult};
 use crate::report;
 use crate::runtime::{self, Device, Job, Pool, PoolEvent, StopReason};
 use crate::spec::{DeviceSpec, ExperimentSpec};
-use crate::store::{self, NewRun, RunRecord, RunStore, SledStore, Status, Writer};
+use crate::store::{self, NewRun, RunId, RunRecord, RunStore, SledStore, Status, Writer};
 use crate::train::{RunSummary, TrainEvent};
 
 #[derive(Debug, Args)]
@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// Print the result as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// After the run ends (whatever its status), write it as a bundle to PATH for `icl-lab
+    /// import` (how Slurm array tasks send their runs back).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
+    pub bundle_out: Option<PathBuf>,
     /// Print `flushed run=ID step=N` on stderr each time metrics become durable (for tests).
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
@@ -56,6 +60,9 @@ pub struct ResumeArgs {
     pub device: Option<DeviceSpec>,
     #[arg(long)]
     pub json: bool,
+    /// After the run ends, write it as a bundle to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub bundle_out: Option<PathBuf>,
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
 }
@@ -75,7 +82,7 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
     let device = resolve_device(spec.device)?;
     if args.no_store {
         let job = Job { run: 0, uid: String::new(), spec: spec.clone(), resume: None, train_s: 0.0 };
-        return execute(None, job, device, args.json, false);
+        return execute(None, job, device, args.json, false, None);
     }
     let store = Arc::new(open_store(store_path)?);
     let dir = args.file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -85,7 +92,7 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
         tags: args.tags.into_iter().collect(),
     })?;
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: None, train_s: 0.0 };
-    execute(Some(store), job, device, args.json, args.ack_flushes)
+    execute(Some(store), job, device, args.json, args.ack_flushes, args.bundle_out.as_deref())
 }
 
 pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
@@ -133,7 +140,7 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
         rec = store.update(rec.id, &mut |r| r.spec = new_spec.clone())?;
     }
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: rec.checkpoint.clone(), train_s: rec.train_s };
-    execute(Some(store), job, device, args.json, args.ack_flushes)
+    execute(Some(store), job, device, args.json, args.ack_flushes, args.bundle_out.as_deref())
 }
 
 fn resolve_device(spec: DeviceSpec) -> Result<Device, CliError> {
@@ -144,8 +151,40 @@ fn resolve_device(spec: DeviceSpec) -> Result<Device, CliError> {
     Ok(device)
 }
 
-/// Runs one job on a one-slot pool, with a progress bar, and prints the result.
-fn execute(store: Option<Arc<SledStore>>, job: Job, device: Device, json: bool, ack_flushes: bool) -> CliResult {
+/// Ctrl-C calls `stop` (runs end interrupted, resumable from their checkpoints); a second
+/// Ctrl-C while stopping kills the process the usual way.
+pub(super) fn on_ctrl_c(stop: impl Fn() + Send + 'static) {
+    let mut stopping = false;
+    let _ = ctrlc::set_handler(move || {
+        if stopping {
+            std::process::exit(exit::INTERRUPTED as i32);
+        }
+        stopping = true;
+        eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
+        stop();
+    });
+}
+
+/// Writes run `id` as a bundle at `path` (via a temporary file, renamed at the end).
+fn write_bundle(store: &SledStore, id: RunId, path: &Path) -> Result<(), CliError> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::failed(format!("--bundle-out {}: {e}", dir.display())))?;
+    }
+    store::bundle::export(store, &[id], path).map_err(CliError::failed)?;
+    eprintln!("run {id} written to {}", path.display());
+    Ok(())
+}
+
+/// Runs one job on a one-slot pool, with a progress bar, and prints the result; with
+/// `bundle_out`, writes the run there at the end, whatever its status.
+fn execute(
+    store: Option<Arc<SledStore>>,
+    job: Job,
+    device: Device,
+    json: bool,
+    ack_flushes: bool,
+    bundle_out: Option<&Path>,
+) -> CliResult {
     let writer = store.as_ref().map(|s| {
         let ack: Option<store::writer::FlushAck> = ack_flushes.then(|| {
             Box::new(|run, step| eprintln!("flushed run={run} step={step}")) as store::writer::FlushAck
@@ -157,19 +196,12 @@ fn execute(store: Option<Arc<SledStore>>, job: Job, device: Device, json: bool, 
         writer.as_ref().map(Writer::sender),
         store.as_ref().map(|s| s.path()),
     ));
-    {
-        let pool = pool.clone();
-        let mut stopping = false;
-        // A second Ctrl-C while stopping kills the process the usual way.
-        let _ = ctrlc::set_handler(move || {
-            if stopping {
-                std::process::exit(exit::INTERRUPTED as i32);
-            }
-            stopping = true;
-            eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
+    let weak = Arc::downgrade(&pool);
+    on_ctrl_c(move || {
+        if let Some(pool) = weak.upgrade() {
             pool.stop_all(StopReason::Interrupt);
-        });
-    }
+        }
+    });
     let events = pool.subscribe();
     let spec = job.spec.clone();
     let (run_id, start_step) = (job.run, job.resume.as_ref().map_or(0, |c| c.step));
@@ -193,6 +225,9 @@ fn execute(store: Option<Arc<SledStore>>, job: Job, device: Device, json: bool, 
         Some(s) => Some(s.get(run_id)?),
         None => None,
     };
+    if let (Some(s), Some(path)) = (&store, bundle_out) {
+        write_bundle(s, run_id, path)?;
+    }
     let Some(summary) = summary else {
         return Err(CliError::failed(format!("run {run_id} {status}")));
     };

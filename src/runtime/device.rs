@@ -31,6 +31,8 @@ pub enum DeviceError {
     NoSuchGpu { index: usize, count: usize },
     #[error("device {0}: this binary was built without the `cuda` feature")]
     NotBuilt(String),
+    #[error("--devices: entry {entry:?}: {reason}")]
+    BadEntry { entry: String, reason: String },
 }
 
 /// Turns `auto`/`cpu`/`cuda:N` into a device, checking that the GPU is really there.
@@ -55,6 +57,72 @@ pub fn resolve(spec: DeviceSpec) -> Result<(Device, Option<String>), DeviceError
             Ok((Device::Cuda(index), None))
         }
     }
+}
+
+/// Slots per GPU when not configured: several (paper-sized models use a sliver of an H200).
+pub const DEFAULT_GPU_SLOTS: usize = 4;
+/// Slots for the CPU when not configured: one, as burn-ndarray already uses every core.
+pub const DEFAULT_CPU_SLOTS: usize = 1;
+
+/// `--devices cuda:0,cuda:1` as a command-line value (see `parse_device_list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceList(pub Vec<Device>);
+
+impl std::str::FromStr for DeviceList {
+    type Err = DeviceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_device_list(s).map(DeviceList)
+    }
+}
+
+/// Parses `--devices cuda:0,cuda:1` (also `cpu`, `cuda`); a device may repeat, each entry
+/// being a group of slots of its own. Only the syntax is checked here: see `slot_groups`.
+pub fn parse_device_list(list: &str) -> Result<Vec<Device>, DeviceError> {
+    list.split(',')
+        .map(|entry| {
+            let bad = |reason: &str| DeviceError::BadEntry { entry: entry.trim().to_string(), reason: reason.into() };
+            if entry.trim().is_empty() {
+                return Err(bad("empty; write e.g. cuda:0,cuda:1"));
+            }
+            match entry.trim().parse::<DeviceSpec>().map_err(|e| bad(&e))? {
+                DeviceSpec::Auto => Err(bad("auto is not one device; leave --devices out to use every GPU")),
+                DeviceSpec::Cpu => Ok(Device::Cpu),
+                DeviceSpec::Cuda(i) => Ok(Device::Cuda(i)),
+            }
+        })
+        .collect()
+}
+
+/// The pool's slot groups: `(device, slots)` for each listed device (each checked to exist),
+/// or with no list every CUDA device, else the CPU; `gpu_slots` per GPU, `cpu_slots` for the
+/// CPU.
+pub fn slot_groups(
+    devices: Option<&[Device]>,
+    gpu_slots: usize,
+    cpu_slots: usize,
+) -> Result<Vec<(Device, usize)>, DeviceError> {
+    let per = |d: &Device| match d {
+        Device::Cpu => (*d, cpu_slots.max(1)),
+        Device::Cuda(_) => (*d, gpu_slots.max(1)),
+    };
+    let Some(list) = devices else {
+        let found = cuda_devices().unwrap_or_default();
+        return Ok(if found.is_empty() { vec![per(&Device::Cpu)] } else { found.iter().map(per).collect() });
+    };
+    if list.iter().any(|d| matches!(d, Device::Cuda(_))) {
+        let count = cuda_device_count();
+        for d in list {
+            if let Device::Cuda(index) = *d {
+                let reason = match &count {
+                    Err(why) => why.clone(),
+                    Ok(n) if index >= *n => DeviceError::NoSuchGpu { index, count: *n }.to_string(),
+                    Ok(_) => continue,
+                };
+                return Err(DeviceError::BadEntry { entry: d.to_string(), reason });
+            }
+        }
+    }
+    Ok(list.iter().map(per).collect())
 }
 
 /// Every usable CUDA device, or an empty list with the reason there are none.
@@ -108,4 +176,41 @@ fn nvrtc_present() -> Result<(), String> {
     Err("CUDA driver found but NVRTC (libnvrtc.so) is not on the library path; \
          add your CUDA lib64 folder to LD_LIBRARY_PATH"
         .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_lists_parse_and_may_repeat_a_device() {
+        assert_eq!(parse_device_list("cuda:0,cuda:1").unwrap(), [Device::Cuda(0), Device::Cuda(1)]);
+        assert_eq!(parse_device_list(" cuda:0 , cuda:0").unwrap(), [Device::Cuda(0), Device::Cuda(0)]);
+        assert_eq!(parse_device_list("cpu,cuda").unwrap(), [Device::Cpu, Device::Cuda(0)]);
+    }
+
+    #[test]
+    fn bad_device_lists_name_the_entry() {
+        let e = parse_device_list("cuda:0,cuda:x").unwrap_err().to_string();
+        assert!(e.starts_with("--devices: entry \"cuda:x\": device must be auto, cpu, cuda or cuda:N"), "{e}");
+        let e = parse_device_list("cuda:0,").unwrap_err().to_string();
+        assert!(e.contains("entry \"\"") && e.contains("empty"), "{e}");
+        let e = parse_device_list("auto").unwrap_err().to_string();
+        assert!(e.contains("auto is not one device"), "{e}");
+    }
+
+    #[test]
+    fn slot_groups_default_and_check_each_gpu() {
+        assert_eq!(slot_groups(Some(&[Device::Cpu, Device::Cpu]), 4, 2).unwrap(), [(Device::Cpu, 2), (Device::Cpu, 2)]);
+        let gpus = cuda_device_count().unwrap_or(0);
+        let e = slot_groups(Some(&[Device::Cpu, Device::Cuda(gpus)]), 4, 1).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("--devices: entry \"cuda:{gpus}\": ")), "{e}");
+        let default = slot_groups(None, DEFAULT_GPU_SLOTS, DEFAULT_CPU_SLOTS).unwrap();
+        if gpus == 0 {
+            assert_eq!(default, [(Device::Cpu, 1)]);
+        } else {
+            assert_eq!(default.len(), gpus);
+            assert!(default.iter().all(|&(d, n)| matches!(d, Device::Cuda(_)) && n == DEFAULT_GPU_SLOTS));
+        }
+    }
 }

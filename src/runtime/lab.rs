@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{device, Device, Job, Pool, PoolEvent, PoolSnapshot, StopReason};
+use super::{Device, Job, Pool, PoolEvent, PoolSnapshot, StopReason};
 use crate::spec::ExperimentSpec;
 use crate::store::{self, NewRun, RunId, RunRecord, RunStore, SledStore, StoreError, Writer};
 use crate::train::{EvalCurve, StepMetrics};
@@ -29,18 +29,6 @@ pub trait Notebook {
     fn location(&self) -> String;
     /// Changes whenever the store may have changed (views re-read only then).
     fn generation(&self) -> u64;
-}
-
-/// Slots per device when not configured: several per GPU (paper-sized models use a sliver of
-/// an H200), one on the CPU (burn-ndarray already uses every core).
-pub const DEFAULT_GPU_SLOTS: usize = 4;
-
-/// Every CUDA device found with `gpu_slots` each, else the CPU with one slot.
-pub fn default_slots(gpu_slots: usize) -> Vec<(Device, usize)> {
-    match device::cuda_device_count() {
-        Ok(n) if n > 0 => (0..n).map(|i| (Device::Cuda(i), gpu_slots)).collect(),
-        _ => vec![(Device::Cpu, 1)],
-    }
 }
 
 /// Following a store another process holds: a snapshot copy, refreshed now and then.
@@ -149,6 +137,29 @@ impl Lab {
         }
     }
 
+    /// Records one queued run per spec, tagged `tags`, and queues them on the pool; returns
+    /// their ids. `git_dir`: where to look up the commit the runs were made from.
+    pub fn launch_tagged(&self, specs: Vec<ExperimentSpec>, tags: &BTreeSet<String>, git_dir: &Path) -> Result<Vec<RunId>, String> {
+        let pool = self.pool.as_ref().ok_or("read-only: launching is off")?;
+        let mut ids = Vec::new();
+        let git_commit = store::git_commit(git_dir);
+        for spec in specs {
+            spec.validate().map_err(|e| e.to_string())?;
+            let rec = self
+                .store()
+                .create_run(NewRun { spec: spec.clone(), git_commit: git_commit.clone(), tags: tags.clone() })
+                .map_err(|e| e.to_string())?;
+            let job = Job { run: rec.id, uid: rec.uid, spec, resume: None, train_s: 0.0 };
+            if let Err(e) = pool.submit(job) {
+                let _ = self.store().update(rec.id, &mut |r| r.status = store::Status::Failed { reason: e.to_string() });
+                return Err(e.to_string());
+            }
+            ids.push(rec.id);
+        }
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(ids)
+    }
+
     /// Blocks until every run of this process has finished.
     pub fn wait_idle(&self) {
         if let Some(p) = &self.pool {
@@ -208,24 +219,7 @@ impl Notebook for Lab {
         self.store().evals(id)
     }
     fn launch(&self, specs: Vec<ExperimentSpec>) -> Result<Vec<RunId>, String> {
-        let pool = self.pool.as_ref().ok_or("read-only: launching is off")?;
-        let mut ids = Vec::new();
-        let git_commit = store::git_commit(Path::new("."));
-        for spec in specs {
-            spec.validate().map_err(|e| e.to_string())?;
-            let rec = self
-                .store()
-                .create_run(NewRun { spec: spec.clone(), git_commit: git_commit.clone(), tags: Default::default() })
-                .map_err(|e| e.to_string())?;
-            let job = Job { run: rec.id, uid: rec.uid, spec, resume: None, train_s: 0.0 };
-            if let Err(e) = pool.submit(job) {
-                let _ = self.store().update(rec.id, &mut |r| r.status = store::Status::Failed { reason: e.to_string() });
-                return Err(e.to_string());
-            }
-            ids.push(rec.id);
-        }
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(ids)
+        self.launch_tagged(specs, &BTreeSet::new(), Path::new("."))
     }
     fn stop(&self, id: RunId, reason: StopReason) -> bool {
         self.pool.as_ref().is_some_and(|p| p.stop(id, reason))

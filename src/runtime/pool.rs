@@ -1,6 +1,10 @@
-//! The worker pool: a queue of runs and worker threads, N slots per device. Workers report to
-//! the store's writer thread and to any subscribers (progress bars, the TUI); the pool, not a
-//! view, owns the runs.
+//! The worker pool: a queue of runs and worker threads, in slot groups of N slots per device.
+//! Workers report to the store's writer thread and to any subscribers (progress bars, the
+//! TUI); the pool, not a view, owns the runs.
+//!
+//! Spreading: a run the spec pins (`cuda:1`) waits for a slot of that device; an `auto` run
+//! goes to the least busy group with a free slot, so queued runs fill every GPU evenly. A
+//! device may have several groups (`--devices cuda:0,cuda:0`), each scheduled on its own.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -51,14 +55,18 @@ pub enum PoolEvent {
 /// Where jobs are and which slots exist, for views.
 #[derive(Debug, Clone, Default)]
 pub struct PoolSnapshot {
+    /// Slot groups: a device and its number of slots.
     pub slots: Vec<(Device, usize)>,
     pub queued: Vec<RunId>,
     /// Running jobs and the device each runs on.
     pub running: Vec<(RunId, Device)>,
+    /// The runs in each slot group's slots (same order as `slots`).
+    pub group_runs: Vec<Vec<RunId>>,
 }
 
 struct Running {
     device: Device,
+    group: usize,
     stop: Arc<AtomicBool>,
     reason: Option<StopReason>,
 }
@@ -67,13 +75,28 @@ struct Running {
 struct State {
     queue: VecDeque<Job>,
     running: HashMap<RunId, Running>,
+    /// Per slot group: runs executing, workers waiting for a run.
+    busy: Vec<usize>,
+    idle: Vec<usize>,
     shutdown: bool,
+}
+
+impl State {
+    /// Whether a free worker of group `g` (on `device`) should take `job` now: it can run it,
+    /// and no other group that could take it at once is less busy.
+    fn takes(&self, g: usize, device: Device, job: &Job, slots: &[(Device, usize)]) -> bool {
+        accepts(device, job.spec.device)
+            && slots.iter().enumerate().all(|(h, &(d, _))| {
+                h == g || self.idle[h] == 0 || !accepts(d, job.spec.device) || self.busy[g] <= self.busy[h]
+            })
+    }
 }
 
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     writer: Option<Sender<WriteOp>>,
+    slots: Vec<(Device, usize)>,
     /// The store directory (checkpoints go under it); `None`: no checkpoints.
     store_root: Option<PathBuf>,
     subscribers: Mutex<Vec<Sender<PoolEvent>>>,
@@ -115,25 +138,29 @@ fn accepts(slot: Device, wanted: DeviceSpec) -> bool {
 }
 
 impl Pool {
-    /// Starts `count` worker threads for each `(device, count)` in `slots`.
+    /// Starts `count` worker threads for each slot group `(device, count)` in `slots`.
     pub fn new(slots: Vec<(Device, usize)>, writer: Option<Sender<WriteOp>>, store_root: Option<PathBuf>) -> Pool {
+        // Every worker counts as free from the start, so the first runs spread too.
+        let idle = slots.iter().map(|&(_, n)| n).collect();
+        let state = State { busy: vec![0; slots.len()], idle, ..State::default() };
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             changed: Condvar::new(),
             writer,
+            slots: slots.clone(),
             store_root,
             subscribers: Mutex::new(Vec::new()),
         });
         let mut workers = Vec::new();
-        for &(device, count) in &slots {
+        for (group, &(device, count)) in slots.iter().enumerate() {
             for i in 0..count {
                 let shared = shared.clone();
                 workers.push(
                     std::thread::Builder::new()
-                        .name(format!("worker-{device}-{i}"))
+                        .name(format!("worker-{device}-{group}.{i}"))
                         // burn's autodiff graphs recurse deeply on long prompts.
                         .stack_size(64 << 20)
-                        .spawn(move || worker(shared, device))
+                        .spawn(move || worker(shared, group, device))
                         .expect("spawn a worker"),
                 );
             }
@@ -145,11 +172,20 @@ impl Pool {
         &self.slots
     }
 
+    /// Whether a pool of these slot groups can run a spec that asks for `wanted`.
+    pub fn serves(slots: &[(Device, usize)], wanted: DeviceSpec) -> bool {
+        slots.iter().any(|&(d, n)| n > 0 && accepts(d, wanted))
+    }
+
+    /// The slot groups in words: `4x cuda:0, 4x cuda:1`.
+    pub fn describe(slots: &[(Device, usize)]) -> String {
+        slots.iter().map(|(d, n)| format!("{n}x {d}")).collect::<Vec<_>>().join(", ")
+    }
+
     /// Queues a run. Fails if no slot of this pool can run its device.
     pub fn submit(&self, job: Job) -> Result<(), PoolError> {
-        if !self.slots.iter().any(|&(d, n)| n > 0 && accepts(d, job.spec.device)) {
-            let have = self.slots.iter().map(|(d, n)| format!("{n}x {d}")).collect::<Vec<_>>().join(", ");
-            return Err(PoolError::NoSlot { run: job.run, wanted: job.spec.device, have });
+        if !Pool::serves(&self.slots, job.spec.device) {
+            return Err(PoolError::NoSlot { run: job.run, wanted: job.spec.device, have: Pool::describe(&self.slots) });
         }
         self.shared.state().queue.push_back(job);
         self.shared.changed.notify_all();
@@ -204,7 +240,12 @@ impl Pool {
         let st = self.shared.state();
         let mut running: Vec<_> = st.running.iter().map(|(id, r)| (*id, r.device)).collect();
         running.sort();
-        PoolSnapshot { slots: self.slots.clone(), queued: st.queue.iter().map(|j| j.run).collect(), running }
+        let mut group_runs = vec![Vec::new(); self.slots.len()];
+        for (id, r) in &st.running {
+            group_runs[r.group].push(*id);
+        }
+        group_runs.iter_mut().for_each(|g| g.sort());
+        PoolSnapshot { slots: self.slots.clone(), queued: st.queue.iter().map(|j| j.run).collect(), running, group_runs }
     }
 
     /// Queued plus running.
@@ -234,7 +275,7 @@ impl Drop for Pool {
     }
 }
 
-fn worker(shared: Arc<Shared>, device: Device) {
+fn worker(shared: Arc<Shared>, group: usize, device: Device) {
     loop {
         let (job, stop) = {
             let mut st = shared.state();
@@ -242,17 +283,26 @@ fn worker(shared: Arc<Shared>, device: Device) {
                 if st.shutdown {
                     return;
                 }
-                if let Some(pos) = st.queue.iter().position(|j| accepts(device, j.spec.device)) {
+                if let Some(pos) = st.queue.iter().position(|j| st.takes(group, device, j, &shared.slots)) {
                     let job = st.queue.remove(pos).expect("position is valid");
                     let stop = Arc::new(AtomicBool::new(false));
-                    st.running.insert(job.run, Running { device, stop: stop.clone(), reason: None });
+                    st.running.insert(job.run, Running { device, group, stop: stop.clone(), reason: None });
+                    st.idle[group] -= 1;
+                    st.busy[group] += 1;
+                    // Another group may have left a run to this one: let it look again.
+                    shared.changed.notify_all();
                     break (job, stop);
                 }
                 st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
         execute(&shared, device, &job, &stop);
-        shared.state().running.remove(&job.run);
+        {
+            let mut st = shared.state();
+            st.running.remove(&job.run);
+            st.busy[group] -= 1;
+            st.idle[group] += 1;
+        }
         shared.changed.notify_all();
     }
 }
@@ -332,4 +382,78 @@ fn execute(shared: &Shared, device: Device, job: &Job, stop: &AtomicBool) {
     };
     shared.write(WriteOp::Finish { run, status: status.clone(), train_s: train_s.max(0.0) });
     shared.publish(PoolEvent::Finished { run, status, summary });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(run: RunId, device: DeviceSpec, steps: usize) -> Job {
+        let text = include_str!("../../experiments/quick/linear_regression.toml");
+        let mut spec = ExperimentSpec::from_toml(text).expect("the quick experiment parses");
+        spec.device = device;
+        spec.train.steps = steps;
+        Job { run, uid: format!("u{run}"), spec, resume: None, train_s: 0.0 }
+    }
+
+    fn state(busy: &[usize], idle: &[usize]) -> State {
+        State { busy: busy.to_vec(), idle: idle.to_vec(), ..State::default() }
+    }
+
+    #[test]
+    fn an_auto_run_goes_to_the_least_busy_group_with_a_free_slot() {
+        let slots = [(Device::Cuda(0), 4), (Device::Cuda(1), 4)];
+        let auto = job(1, DeviceSpec::Auto, 1);
+        let st = state(&[1, 0], &[3, 4]);
+        assert!(!st.takes(0, Device::Cuda(0), &auto, &slots));
+        assert!(st.takes(1, Device::Cuda(1), &auto, &slots));
+        // A full group is no alternative; a tie may go either way.
+        let st = state(&[1, 4], &[3, 0]);
+        assert!(st.takes(0, Device::Cuda(0), &auto, &slots));
+        let st = state(&[2, 2], &[2, 2]);
+        assert!(st.takes(0, Device::Cuda(0), &auto, &slots) && st.takes(1, Device::Cuda(1), &auto, &slots));
+    }
+
+    #[test]
+    fn a_pinned_run_waits_for_its_device() {
+        let slots = [(Device::Cuda(0), 4), (Device::Cuda(1), 4)];
+        let pinned = job(1, DeviceSpec::Cuda(1), 1);
+        let st = state(&[0, 3], &[4, 1]);
+        assert!(!st.takes(0, Device::Cuda(0), &pinned, &slots));
+        assert!(st.takes(1, Device::Cuda(1), &pinned, &slots));
+        // Two groups on one GPU share its pinned runs by load too.
+        let slots = [(Device::Cuda(0), 2), (Device::Cuda(0), 2)];
+        let pinned = job(1, DeviceSpec::Cuda(0), 1);
+        let st = state(&[1, 0], &[1, 2]);
+        assert!(!st.takes(0, Device::Cuda(0), &pinned, &slots));
+        assert!(st.takes(1, Device::Cuda(0), &pinned, &slots));
+    }
+
+    #[test]
+    fn queued_runs_spread_over_slot_groups() {
+        // Two groups of two CPU slots; two long runs must land one in each group.
+        let pool = Pool::new(vec![(Device::Cpu, 2), (Device::Cpu, 2)], None, None);
+        let events = pool.subscribe();
+        for run in [1, 2] {
+            pool.submit(job(run, DeviceSpec::Auto, 100_000)).unwrap();
+        }
+        let mut started = 0;
+        while started < 2 {
+            if let PoolEvent::Started { .. } = events.recv_timeout(Duration::from_secs(30)).expect("runs start") {
+                started += 1;
+            }
+        }
+        let snap = pool.snapshot();
+        assert_eq!(snap.group_runs.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1], "{:?}", snap.group_runs);
+        pool.stop_all(StopReason::Cancel);
+        pool.wait_idle();
+        assert!(pool.snapshot().group_runs.iter().all(Vec::is_empty));
+    }
+
+    #[test]
+    fn a_run_for_a_device_the_pool_lacks_is_refused() {
+        let pool = Pool::new(vec![(Device::Cpu, 1)], None, None);
+        let e = pool.submit(job(1, DeviceSpec::Cuda(1), 1)).unwrap_err().to_string();
+        assert_eq!(e, "run 1 asks for device cuda:1, but this pool has only 1x cpu");
+    }
 }

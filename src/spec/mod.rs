@@ -5,6 +5,7 @@
 //! and names the field, the allowed range and the bad value.
 
 mod error;
+pub mod sweep;
 
 use std::fmt;
 use std::path::Path;

@@ -20,7 +20,7 @@ use ratatui::crossterm::execute;
 use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::Terminal;
 
-use crate::runtime::lab::{default_slots, Lab};
+use crate::runtime::lab::Lab;
 use crate::runtime::{PoolEvent, StopReason};
 use crate::store::{SledStore, StoreError};
 use crate::train::TrainEvent;
@@ -34,8 +34,8 @@ pub struct TuiOptions {
     pub ascii: bool,
     /// Redraws per second at most.
     pub fps: u32,
-    /// Worker slots per GPU.
-    pub gpu_slots: usize,
+    /// The pool's slot groups: (device, slots).
+    pub slots: Vec<(crate::runtime::Device, usize)>,
     pub experiments: PathBuf,
 }
 
@@ -52,7 +52,7 @@ pub enum TuiError {
 fn open_lab(opts: &TuiOptions) -> Result<Lab, TuiError> {
     match SledStore::open(&opts.store) {
         Ok(store) if opts.read_only => Ok(Lab::read_only(store)),
-        Ok(store) => Ok(Lab::open(store, default_slots(opts.gpu_slots))),
+        Ok(store) => Ok(Lab::open(store, opts.slots.clone())),
         Err(StoreError::InUse { pid, .. }) => Ok(Lab::follow(&opts.store, pid)?),
         Err(e) => Err(e.into()),
     }

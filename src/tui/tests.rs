@@ -106,7 +106,7 @@ impl Fake {
             record(5, "mamba", 1, Status::Running, None),
         ];
         f.runs.borrow_mut()[4].step = 700;
-        *f.queue.borrow_mut() = PoolSnapshot { slots: vec![(Device::Cpu, 1)], queued: vec![], running: vec![(5, Device::Cpu)] };
+        *f.queue.borrow_mut() = PoolSnapshot { slots: vec![(Device::Cpu, 1)], queued: vec![], running: vec![(5, Device::Cpu)], group_runs: vec![vec![5]] };
         f
     }
 }
@@ -363,4 +363,24 @@ fn snapshots_of_every_view() {
             insta::assert_snapshot!(format!("{name}_{w}x{h}"), render(&a, w, h));
         }
     }
+}
+
+#[test]
+fn queue_view_shows_each_slot_group_with_its_slots() {
+    let nb = Fake::with_runs();
+    // Two groups on cuda:0 (as `--devices cuda:0,cuda:0`) and one on cuda:1.
+    *nb.queue.borrow_mut() = PoolSnapshot {
+        slots: vec![(Device::Cuda(0), 2), (Device::Cuda(0), 2), (Device::Cuda(1), 2)],
+        queued: vec![],
+        running: vec![(3, Device::Cuda(0)), (4, Device::Cuda(0)), (5, Device::Cuda(1))],
+        group_runs: vec![vec![3, 4], vec![], vec![5]],
+    };
+    let mut a = app(&nb);
+    a.view = View::Queue;
+    let screen = render(&a, 100, 20);
+    let rows: Vec<&str> = screen.lines().filter(|l| l.contains("busy")).collect();
+    assert_eq!(rows.len(), 3, "{screen}");
+    assert!(rows[0].contains("cuda:0") && rows[0].contains("2/2 busy") && rows[0].contains("[#3] [#4]"), "{screen}");
+    assert!(rows[1].contains("cuda:0") && rows[1].contains("0/2 busy") && rows[1].contains("[ ] [ ]"), "{screen}");
+    assert!(rows[2].contains("cuda:1") && rows[2].contains("1/2 busy") && rows[2].contains("[#5] [ ]"), "{screen}");
 }

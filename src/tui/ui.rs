@@ -589,12 +589,23 @@ fn draw_form(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
 fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let q = &app.queue;
     let [dev, jobs] = Layout::vertical([Constraint::Length(q.slots.len() as u16 + 2), Constraint::Min(0)]).areas(area);
-    let dev_rows = q.slots.iter().map(|(d, n)| {
-        let busy = q.running.iter().filter(|(_, rd)| rd == d).count();
-        Row::new(vec![d.to_string(), format!("{busy}/{n} slots busy"), app.gpu_info.get(d).cloned().unwrap_or_default()])
+    // One row per slot group (a device may have several): its slots, each free or its run.
+    let dev_rows = q.slots.iter().enumerate().map(|(g, (d, n))| {
+        let runs = q.group_runs.get(g).map_or(&[][..], Vec::as_slice);
+        let slots: Vec<String> = (0..*n).map(|i| runs.get(i).map_or("[ ]".into(), |id| format!("[#{id}]"))).collect();
+        Row::new(vec![
+            d.to_string(),
+            format!("{}/{n} busy", runs.len()),
+            slots.join(" "),
+            app.gpu_info.get(d).cloned().unwrap_or_default(),
+        ])
     });
+    let slots_width = q.slots.iter().map(|(_, n)| n * 7).max().unwrap_or(0).clamp(3, 60) as u16;
     f.render_widget(
-        Table::new(dev_rows, [Constraint::Length(8), Constraint::Length(16), Constraint::Min(0)])
+        Table::new(
+            dev_rows,
+            [Constraint::Length(8), Constraint::Length(9), Constraint::Length(slots_width), Constraint::Min(0)],
+        )
             .block(Block::default().borders(Borders::ALL).title(" devices ")),
         dev,
     );
