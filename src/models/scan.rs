@@ -317,11 +317,8 @@ mod tests {
         Tensor::cat(ys, 1)
     }
 
-    /// Random f64 inputs from a fixed seed. Explicitly f64: burn 0.21 keeps one default float
-    /// dtype per device per process, and the f32 tests running beside these share the CPU
-    /// device, so a default-dtype tensor here could silently be f32.
+    /// Random f64 inputs.
     fn inputs(b: usize, l: usize, e: usize, n: usize, delta_scale: f64) -> [Tensor<B, 3>; 6] {
-        use rand::{Rng, SeedableRng};
         let dev = NdArrayDevice::Cpu;
         // dtype given: the device's default is whichever backend touched NdArrayDevice::Cpu first.
         let r = |shape: [usize; 3], lo: f64, hi: f64| Tensor::<B, 3>::random(shape, Distribution::Uniform(lo, hi), (&dev, DType::F64)).require_grad();

@@ -10,7 +10,6 @@ use super::form::{Form, FieldId, ARCHS, FIELDS, TASKS};
 use super::keymap::{self, Action, Scope};
 use crate::runtime::lab::Notebook;
 use crate::runtime::{PoolSnapshot, StopReason};
-use crate::spec::ExperimentSpec;
 use crate::store::query::{Query, SortKey};
 use crate::store::{RunId, RunRecord};
 use crate::train::{EvalCurve, StepMetrics};
@@ -600,10 +599,13 @@ impl App {
                     cursor = (cursor + 1).min(files.len().saturating_sub(1));
                     self.popup = Some(Popup::Files { files, cursor });
                 }
-                KeyCode::Enter => match ExperimentSpec::load(&files[cursor]) {
-                    Ok(spec) => {
-                        self.form.load(&spec);
-                        self.message = Some(format!("loaded {}", files[cursor].display()));
+                // A sweep file fills the form with its first run, every arch and every seed.
+                KeyCode::Enter => match crate::spec::sweep::SweepSpec::expand_file(&files[cursor]) {
+                    Ok(specs) => {
+                        self.form.load_all(&specs);
+                        let sizes = specs.iter().map(|s| (s.model.n_embd(), s.model.n_layer())).collect::<BTreeSet<_>>();
+                        let note = if sizes.len() > 1 { " (the form keeps one model size: the first run's)" } else { "" };
+                        self.message = Some(format!("loaded {}{note}", files[cursor].display()));
                     }
                     Err(e) => self.message = Some(format!("{e}")),
                 },

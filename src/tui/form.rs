@@ -302,6 +302,19 @@ impl Form {
         }
     }
 
+    /// Fills the form from the runs of a sweep: the first run's settings, every arch and seed.
+    pub fn load_all(&mut self, specs: &[ExperimentSpec]) {
+        let Some(first) = specs.first() else { return };
+        self.load(first);
+        for spec in specs {
+            if let Some(i) = ARCHS.iter().position(|a| *a == spec.model.arch()) {
+                self.archs[i] = true;
+            }
+        }
+        let seeds: std::collections::BTreeSet<u64> = specs.iter().map(|s| s.seed).collect();
+        self.seeds = seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    }
+
     /// Fills the form from a spec (an experiment file as a starting point).
     pub fn load(&mut self, spec: &ExperimentSpec) {
         self.name = spec.name.clone();
