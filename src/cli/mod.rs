@@ -3,6 +3,7 @@
 mod bench;
 mod bench_baselines;
 mod browse;
+mod report;
 mod run;
 mod slurm;
 mod sweep;
@@ -72,6 +73,9 @@ pub enum Command {
     Note(browse::NoteArgs),
     /// Delete runs with their metrics, curves and checkpoints.
     Rm(browse::RmArgs),
+    /// The paper's task x architecture table from the store (marks by a stated rule, mean ±
+    /// std over seeds, the paper's marks beside), with ICL curve plots as SVG.
+    Report(report::ReportArgs),
     /// Benchmarks (store overhead, `ls` speed).
     Bench(bench::BenchArgs),
 }
@@ -147,6 +151,7 @@ pub fn main() -> ExitCode {
         Some(Command::Tag(args)) => browse::tag(&store, args),
         Some(Command::Note(args)) => browse::note(&store, args),
         Some(Command::Rm(args)) => browse::rm(&store, args),
+        Some(Command::Report(args)) => report::report(&store, args),
         Some(Command::Bench(args)) => bench::bench(args),
         None => {
             let devices = cli.devices.as_ref().map(|d| d.0.as_slice());

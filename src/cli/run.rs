@@ -14,6 +14,7 @@ use super::{exit, open_store, CliError, CliResult};
 use crate::report;
 use crate::runtime::{self, Device, Job, Pool, PoolEvent, StopReason};
 use crate::spec::{DeviceSpec, ExperimentSpec};
+use crate::store::bundle::BundleCheckpoints;
 use crate::store::{self, NewRun, RunId, RunRecord, RunStore, SledStore, Status, Writer};
 use crate::train::{RunSummary, TrainEvent};
 
@@ -43,6 +44,10 @@ pub struct RunArgs {
     /// import` (how Slurm array tasks send their runs back).
     #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
     pub bundle_out: Option<PathBuf>,
+    /// Which runs the bundle carries a checkpoint for: all, or unfinished only (a finished
+    /// run's bundle is then a few KB instead of its weights and optimiser state).
+    #[arg(long, value_name = "WHICH", default_value = "all", requires = "bundle_out")]
+    pub bundle_checkpoints: BundleCheckpoints,
     /// Print `flushed run=ID step=N` on stderr each time metrics become durable (for tests).
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
@@ -63,6 +68,9 @@ pub struct ResumeArgs {
     /// After the run ends, write it as a bundle to PATH.
     #[arg(long, value_name = "PATH")]
     pub bundle_out: Option<PathBuf>,
+    /// As for `run`: all, or unfinished only.
+    #[arg(long, value_name = "WHICH", default_value = "all", requires = "bundle_out")]
+    pub bundle_checkpoints: BundleCheckpoints,
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
 }
@@ -92,7 +100,8 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
         tags: args.tags.into_iter().collect(),
     })?;
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: None, train_s: 0.0 };
-    execute(Some(store), job, device, args.json, args.ack_flushes, args.bundle_out.as_deref())
+    let bundle = args.bundle_out.as_deref().map(|p| (p, args.bundle_checkpoints));
+    execute(Some(store), job, device, args.json, args.ack_flushes, bundle)
 }
 
 pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
@@ -140,7 +149,8 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
         rec = store.update(rec.id, &mut |r| r.spec = new_spec.clone())?;
     }
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: rec.checkpoint.clone(), train_s: rec.train_s };
-    execute(Some(store), job, device, args.json, args.ack_flushes, args.bundle_out.as_deref())
+    let bundle = args.bundle_out.as_deref().map(|p| (p, args.bundle_checkpoints));
+    execute(Some(store), job, device, args.json, args.ack_flushes, bundle)
 }
 
 fn resolve_device(spec: DeviceSpec) -> Result<Device, CliError> {
@@ -166,11 +176,11 @@ pub(super) fn on_ctrl_c(stop: impl Fn() + Send + 'static) {
 }
 
 /// Writes run `id` as a bundle at `path` (via a temporary file, renamed at the end).
-fn write_bundle(store: &SledStore, id: RunId, path: &Path) -> Result<(), CliError> {
+fn write_bundle(store: &SledStore, id: RunId, path: &Path, checkpoints: BundleCheckpoints) -> Result<(), CliError> {
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| CliError::failed(format!("--bundle-out {}: {e}", dir.display())))?;
     }
-    store::bundle::export(store, &[id], path).map_err(CliError::failed)?;
+    store::bundle::export_with(store, &[id], path, checkpoints).map_err(CliError::failed)?;
     eprintln!("run {id} written to {}", path.display());
     Ok(())
 }
@@ -183,7 +193,7 @@ fn execute(
     device: Device,
     json: bool,
     ack_flushes: bool,
-    bundle_out: Option<&Path>,
+    bundle_out: Option<(&Path, BundleCheckpoints)>,
 ) -> CliResult {
     let writer = store.as_ref().map(|s| {
         let ack: Option<store::writer::FlushAck> = ack_flushes.then(|| {
@@ -225,8 +235,8 @@ fn execute(
         Some(s) => Some(s.get(run_id)?),
         None => None,
     };
-    if let (Some(s), Some(path)) = (&store, bundle_out) {
-        write_bundle(s, run_id, path)?;
+    if let (Some(s), Some((path, checkpoints))) = (&store, bundle_out) {
+        write_bundle(s, run_id, path, checkpoints)?;
     }
     let Some(summary) = summary else {
         return Err(CliError::failed(format!("run {run_id} {status}")));

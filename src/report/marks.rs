@@ -24,10 +24,20 @@ impl Mark {
             (Mark::Unknown, _) => "?",
         }
     }
+
+    /// The mark as a word (JSON, tests).
+    pub fn word(self) -> &'static str {
+        match self {
+            Mark::Solved => "solved",
+            Mark::Weaker => "weaker",
+            Mark::Fails => "fails",
+            Mark::Unknown => "unknown",
+        }
+    }
 }
 
 /// The rule in words (shown under the matrix and in the docs).
-pub const RULE: &str = "mark = final normalised error e at the last prompt position vs. the baselines on the same prompts: \
+pub const RULE: &str = "mark = final normalised error e (the task's summary: the last prompt position, the mean over keys for MQAR) vs. the baselines on the same prompts: \
 ✓ if e <= best baseline + 0.1 x trivial (zero predictor); ✗ if e >= 0.8 x trivial; ▲ otherwise.";
 
 /// `error` against the best non-trivial baseline and the trivial (zero) predictor.
@@ -44,16 +54,17 @@ pub fn mark(error: f32, best_baseline: f32, trivial: f32) -> Mark {
     }
 }
 
-pub fn mark_for(r: &RunRecord) -> Mark {
-    let Some(e) = r.final_error else { return Mark::Unknown };
+/// A run's best non-trivial baseline (0 when it has none) and its trivial (zero) predictor
+/// at the final evaluation.
+pub fn references(r: &RunRecord) -> (f32, f32) {
     let trivial = r.final_baselines.get("zero").copied().unwrap_or(1.0);
     let best = r
         .final_baselines
         .iter()
-        .filter(|(name, _)| name.as_str() != "zero")
+        .filter(|(name, v)| name.as_str() != "zero" && v.is_finite())
         .map(|(_, v)| *v)
         .fold(f32::INFINITY, f32::min);
-    mark(e, if best.is_finite() { best } else { 0.0 }, trivial)
+    (if best.is_finite() { best } else { 0.0 }, trivial)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Rendering results: the ICL curve table and JSON documents.
 
 pub mod marks;
+pub mod matrix;
+pub mod plot;
 pub mod runs;
 
 use serde_json::{json, Value};

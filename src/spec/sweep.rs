@@ -317,7 +317,8 @@ mod tests {
 
     #[test]
     fn scaling_compresses_steps_evals_and_curriculum_alike() {
-        let paper = ExperimentSpec::from_toml(include_str!("../../experiments/paper/linear_regression.toml")).unwrap();
+        let text = include_str!("../../experiments/paper/linear_regression.toml");
+        let paper = SweepSpec::from_toml(text).unwrap().expand().unwrap().remove(0);
         let s = scaled(&paper, 0.1).unwrap();
         assert_eq!(s.train.steps, (paper.train.steps as f64 * 0.1).round() as usize);
         assert_eq!(s.train.eval_every, (paper.train.eval_every as f64 * 0.1).round() as usize);

@@ -3,6 +3,12 @@ use super::*;
 const QUICK: &str = include_str!("../../experiments/quick/linear_regression.toml");
 const PAPER: &str = include_str!("../../experiments/paper/linear_regression.toml");
 
+/// The GPT-2 run of seed 0 of the paper's linear-regression sweep.
+fn paper_gpt2() -> ExperimentSpec {
+    let runs = sweep::SweepSpec::from_toml(PAPER).and_then(|s| s.expand()).unwrap();
+    runs.into_iter().find(|r| r.model.arch() == "gpt2" && r.seed == 0).unwrap()
+}
+
 fn err(text: &str) -> String {
     ExperimentSpec::from_toml(text).expect_err("spec should be rejected").to_string()
 }
@@ -11,7 +17,7 @@ fn err(text: &str) -> String {
 fn shipped_experiments_parse_and_validate() {
     let quick = ExperimentSpec::from_toml(QUICK).unwrap();
     assert_eq!(quick.task, TaskSpec::LinearRegression { n_dims: 5 });
-    let paper = ExperimentSpec::from_toml(PAPER).unwrap();
+    let paper = paper_gpt2();
     assert_eq!(paper.train.lr, 1e-4);
     assert_eq!(paper.train.curriculum.points.at(30_000), 41);
     assert_eq!(paper.model.arch(), "gpt2");
@@ -19,7 +25,7 @@ fn shipped_experiments_parse_and_validate() {
 
 #[test]
 fn round_trips_through_toml() {
-    let spec = ExperimentSpec::from_toml(PAPER).unwrap();
+    let spec = paper_gpt2();
     assert_eq!(ExperimentSpec::from_toml(&spec.to_toml()).unwrap(), spec);
 }
 
@@ -98,7 +104,7 @@ fn device_strings() {
 fn every_shipped_experiment_is_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
     let mut seen = 0;
-    for dir in ["quick", "paper"] {
+    for dir in ["quick", "extra"] {
         for entry in std::fs::read_dir(root.join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
@@ -107,7 +113,40 @@ fn every_shipped_experiment_is_valid() {
             }
         }
     }
-    assert!(seen >= 7, "only {seen} experiment files found");
+    assert!(seen >= 10, "only {seen} experiment files found");
+}
+
+/// Issue 8's grid: per paper task, all six architectures (Mamba-family models of 2L blocks
+/// against a GPT-2 of L, same width) x 3 seeds, at full and at reduced scale; the reduced
+/// curriculum reaches full size by half-way, so the evaluated size is the trained one.
+#[test]
+fn paper_sweeps_hold_six_architectures_and_three_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/paper");
+    let mut files = 0;
+    for dir in [root.clone(), root.join("reduced")] {
+        for &task in crate::report::matrix::PAPER_TASKS {
+            let stem = task.strip_suffix("_regression").filter(|s| s.ends_with("outlier")).unwrap_or(task);
+            let path = dir.join(format!("{stem}.toml"));
+            let runs = sweep::SweepSpec::expand_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(runs.len(), 18, "{}", path.display());
+            assert!(runs.iter().all(|r| r.task.kind() == task), "{}", path.display());
+            let gpt = runs.iter().find(|r| r.model.arch() == "gpt2").unwrap();
+            let (width, depth) = (gpt.model.n_embd(), gpt.model.n_layer());
+            for arch in crate::report::matrix::ARCHS {
+                let of_arch: Vec<_> = runs.iter().filter(|r| r.model.arch() == arch).collect();
+                assert_eq!(of_arch.iter().map(|r| r.seed).collect::<Vec<_>>(), vec![0, 1, 2], "{arch}");
+                if arch != "gpt2" {
+                    let size = (of_arch[0].model.n_embd(), of_arch[0].model.n_layer());
+                    assert_eq!(size, (width, 2 * depth), "{arch} in {}", path.display());
+                }
+            }
+            let c = &gpt.train.curriculum;
+            let full = |at: usize| c.points.at(at) == c.points.end && c.dims.at(at) == c.dims.end;
+            assert!(full(gpt.train.steps / 2), "{}: curriculum not full by half-way", path.display());
+            files += 1;
+        }
+    }
+    assert_eq!(files, 18);
 }
 
 #[test]

@@ -76,7 +76,37 @@ impl<W: Write> FrameWriter<W> {
 
 /// Writes the runs `ids` of `store` to `path` (via a temporary file, renamed at the end).
 /// Returns the number of runs written.
+/// Which runs of a bundle carry their checkpoint (the bulk of a bundle: weights and optimiser
+/// state). A run without one can still be browsed, compared and reported, only not continued.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BundleCheckpoints {
+    #[default]
+    All,
+    /// Only runs that did not finish (to resume them elsewhere); finished runs travel light.
+    Unfinished,
+}
+
+impl std::str::FromStr for BundleCheckpoints {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Self::All),
+            "unfinished" => Ok(Self::Unfinished),
+            other => Err(format!("{other:?}: expected all or unfinished")),
+        }
+    }
+}
+
 pub fn export(store: &dyn RunStore, ids: &[RunId], path: &Path) -> Result<usize, BundleError> {
+    export_with(store, ids, path, BundleCheckpoints::All)
+}
+
+pub fn export_with(
+    store: &dyn RunStore,
+    ids: &[RunId],
+    path: &Path,
+    checkpoints: BundleCheckpoints,
+) -> Result<usize, BundleError> {
     let io = |e: std::io::Error| BundleError::Io { path: path.to_path_buf(), reason: e.to_string() };
     let tmp = path.with_extension("partial");
     let file = File::create(&tmp).map_err(io)?;
@@ -91,7 +121,10 @@ pub fn export(store: &dyn RunStore, ids: &[RunId], path: &Path) -> Result<usize,
     .map_err(io)?;
     let mut files = 0;
     for &id in ids {
-        let record = store.get(id)?;
+        let mut record = store.get(id)?;
+        if checkpoints == BundleCheckpoints::Unfinished && record.status == Status::Done {
+            record.checkpoint = None;
+        }
         let metrics = store.metrics(id)?;
         let evals = store.evals(id)?;
         let ckpt_files = match &record.checkpoint {

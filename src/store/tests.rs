@@ -202,6 +202,27 @@ fn bundle_round_trip_is_exact_and_idempotent() {
 }
 
 #[test]
+fn a_lean_bundle_drops_only_finished_runs_checkpoints() {
+    let (src_dir, dst_dir, tmp) = (temp(), temp(), temp());
+    let src = filled_store(src_dir.path());
+    src.update(2, &mut |r| r.status = Status::Interrupted).unwrap();
+    let (lean, full) = (tmp.path().join("lean.bundle"), tmp.path().join("full.bundle"));
+    bundle::export_with(&src, &[1, 2], &lean, bundle::BundleCheckpoints::Unfinished).unwrap();
+    bundle::export(&src, &[1, 2], &full).unwrap();
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&lean) < size(&full), "the done run's 1 KB model is left out");
+
+    let dst = SledStore::open(dst_dir.path()).unwrap();
+    let report = bundle::import(&dst, &lean).unwrap();
+    let (done, interrupted) = (dst.get(report.added[0].1).unwrap(), dst.get(report.added[1].1).unwrap());
+    assert_eq!(done.status, Status::Done);
+    assert!(done.checkpoint.is_none());
+    assert_eq!(dst.metrics(done.id).unwrap(), src.metrics(1).unwrap(), "metrics travel all the same");
+    let c = interrupted.checkpoint.expect("the interrupted run keeps its checkpoint");
+    assert_eq!(std::fs::read(dst.checkpoint_path(&c).join("model.bin")).unwrap(), vec![1u8; 1000], "run 2 is the second filled run");
+}
+
+#[test]
 fn a_run_that_went_further_elsewhere_updates_the_local_copy() {
     let (src_dir, tmp) = (temp(), temp());
     let src = filled_store(src_dir.path());

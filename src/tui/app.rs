@@ -1,13 +1,14 @@
 //! The notebook's state and how keys change it. No terminal here: `App` is driven by key
 //! events and by what the `Notebook` reports, so every transition is testable.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::form::{Form, FieldId, ARCHS, FIELDS, TASKS};
 use super::keymap::{self, Action, Scope};
+use crate::report::matrix::{Cell as MatrixCell, Matrix};
 use crate::runtime::lab::Notebook;
 use crate::runtime::{PoolSnapshot, StopReason};
 use crate::store::query::{Query, SortKey};
@@ -105,6 +106,8 @@ pub struct App {
     pub view: View,
     help_return: View,
     pub runs: Vec<RunRecord>,
+    /// The Matrix view's cells (task, arch): each task's latest experiment family, over seeds.
+    pub matrix: BTreeMap<(String, String), MatrixCell>,
     /// Indices into `runs`, filtered and sorted.
     pub visible: Vec<usize>,
     pub cursor: usize,
@@ -161,6 +164,7 @@ impl App {
             chart: ChartOpts::default(),
             pane: 0,
             matrix_cursor: (0, 0),
+            matrix: BTreeMap::new(),
             form: Form::default(),
             queue: PoolSnapshot::default(),
             queue_cursor: 0,
@@ -188,7 +192,10 @@ impl App {
         self.seen_generation = Some(generation);
         let keep = self.current_id();
         match nb.runs() {
-            Ok(runs) => self.runs = runs,
+            Ok(runs) => {
+                self.matrix = Matrix::latest_per_task(&runs);
+                self.runs = runs;
+            }
             Err(e) => self.message = Some(format!("store: {e}")),
         }
         self.apply_filter();
@@ -303,8 +310,7 @@ impl App {
             Action::Open => match self.view {
                 View::Runs => self.open_current(nb),
                 View::Matrix => {
-                    if let Some(r) = self.matrix_cell(self.matrix_cursor.0, self.matrix_cursor.1) {
-                        let id = r.id;
+                    if let Some(id) = self.matrix_cell(self.matrix_cursor.0, self.matrix_cursor.1).and_then(MatrixCell::latest) {
                         self.open_id(id, nb);
                     }
                 }
@@ -665,12 +671,9 @@ impl App {
         });
     }
 
-    /// The latest finished run of a task x arch cell of the matrix.
-    pub fn matrix_cell(&self, task: usize, arch: usize) -> Option<&RunRecord> {
-        self.runs
-            .iter()
-            .filter(|r| r.task() == TASKS[task] && r.arch() == ARCHS[arch] && r.status == crate::store::Status::Done)
-            .max_by_key(|r| (r.finished, r.id))
+    /// A task x arch cell of the matrix: the task's latest experiment family, its seeds.
+    pub fn matrix_cell(&self, task: usize, arch: usize) -> Option<&MatrixCell> {
+        self.matrix.get(&(TASKS[task].to_string(), ARCHS[arch].to_string()))
     }
 }
 

@@ -27,7 +27,6 @@ const TASK_TITLES: [&str; 10] = [
 const _: () = assert!(TASK_TITLES.len() == TASKS.len());
 use super::keymap::{key_name, BINDINGS};
 use crate::report::runs::{config_diff, final_metrics, fmt_opt, fmt_params, fmt_time};
-use crate::report::marks::mark_for;
 use crate::store::{RunRecord, Status};
 
 /// Colours on or off (`NO_COLOR`), Braille or plain markers (`--ascii`).
@@ -511,13 +510,7 @@ fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     for (ti, task) in TASK_TITLES.iter().enumerate() {
         let mut cells = vec![Cell::from(*task)];
         for ai in 0..ARCHS.len() {
-            let text = match app.matrix_cell(ti, ai) {
-                Some(r) => {
-                    let m = mark_for(r);
-                    format!("{} {}", m.symbol(theme.ascii), fmt_opt(r.final_error))
-                }
-                None => "·".into(),
-            };
+            let text = app.matrix_cell(ti, ai).map_or("·".to_string(), |c| matrix_cell_text(c, theme.ascii));
             let mut cell = Cell::from(text);
             if app.matrix_cursor == (ti, ai) {
                 cell = cell.style(theme.selected());
@@ -527,14 +520,25 @@ fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         rows.push(Row::new(cells));
     }
     let mut widths = vec![Constraint::Length(14)];
-    widths.extend(ARCHS.iter().map(|_| Constraint::Length(12)));
+    widths.extend(ARCHS.iter().map(|_| Constraint::Length(20)));
     let header = Row::new(std::iter::once("task \\ arch").chain(ARCHS.iter().copied())).style(Style::default().add_modifier(Modifier::BOLD));
-    let [t, legend] = Layout::vertical([Constraint::Min(0), Constraint::Length(3)]).areas(area);
-    f.render_widget(
-        Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(" latest finished run per task x architecture: mark and final error ")),
-        t,
-    );
-    f.render_widget(Paragraph::new(crate::report::marks::RULE).wrap(Wrap { trim: true }).style(theme.fg(Color::DarkGray)), legend);
+    let [t, legend] = Layout::vertical([Constraint::Min(0), Constraint::Length(4)]).areas(area);
+    let (agree, of) = crate::report::matrix::agreement(app.matrix.values());
+    let title = format!(" each task's latest experiment: mark, final error mean ±std over n seeds, paper's mark (agree {agree}/{of}) ");
+    f.render_widget(Table::new(rows, widths).header(header).block(Block::default().borders(Borders::ALL).title(title)), t);
+    let rule = format!("{} Marks apply to the seed mean; pX is the paper's mark; (k…) counts unfinished runs.", crate::report::marks::RULE);
+    f.render_widget(Paragraph::new(rule).wrap(Wrap { trim: true }).style(theme.fg(Color::DarkGray)), legend);
+}
+
+fn matrix_cell_text(c: &crate::report::matrix::Cell, ascii: bool) -> String {
+    let paper = c.paper().map_or(String::new(), |m| format!(" p{}", m.symbol(ascii)));
+    let pending = if c.unfinished.is_empty() { String::new() } else { format!(" ({}…)", c.unfinished.len()) };
+    match c.error() {
+        Some((mean, std)) => {
+            format!("{} {mean:.3}±{std:.2} n{}{paper}{pending}", c.mark().symbol(ascii), c.runs.len())
+        }
+        None => format!("·{paper}{pending}"),
+    }
 }
 
 fn draw_form(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
