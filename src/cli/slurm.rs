@@ -2,7 +2,9 @@
 //! batch script for an array job (each array task trains its runs one after another with
 //! `icl-lab run ... --bundle-out`, on a store in node-local temporary space) and a manifest;
 //! `--submit` hands the script to `sbatch`. `icl-lab slurm status|collect|resubmit DIR` follow
-//! the job, import the bundles that came back and resubmit the tasks that did not finish.
+//! the job, import the bundles that came back and resubmit the tasks that did not finish (a
+//! run whose bundle came back interrupted continues from its checkpoint, the others train from
+//! their specs).
 //!
 //! What travels: nothing of the store. The nodes read the spec files and run the binary by
 //! absolute path (a shared filesystem), and write bundles, logs and an exit-status file per
@@ -21,7 +23,7 @@ use serde_json::json;
 use super::sweep::Expanded;
 use super::{exit, open_store, CliError, CliResult};
 use crate::report::runs::table;
-use crate::store::bundle;
+use crate::store::{bundle, Status};
 
 const MANIFEST: &str = "manifest.json";
 const SCRIPT: &str = "job.sbatch";
@@ -295,7 +297,8 @@ fn batch_script(m: &Manifest, directives: &[String], tags: &BTreeSet<String>) ->
          # node-local temporary space, and writes each run as a bundle into {dir}/bundles/\n\
          # (import them with `icl-lab slurm collect {dir}`). Nodes must see the binary and this\n\
          # directory at the same paths (a shared filesystem). Near the time limit the running run\n\
-         # is interrupted (SIGINT): it saves a checkpoint and its bundle still comes back.\n\
+         # is interrupted (SIGINT): it saves a checkpoint and its bundle still comes back; a\n\
+         # resubmitted task continues such a run from its bundle (`icl-lab resume BUNDLE`).\n\
          #SBATCH --job-name={name}\n\
          #SBATCH --array={array}\n\
          #SBATCH --output={log}\n\
@@ -331,8 +334,16 @@ trap 'rm -rf "$store"' EXIT
 rc=0
 for run in "${{runs[@]}}"; do
     if [ "$stopping" = 1 ]; then echo "icl-lab: stopping before $run"; rc=130; break; fi
-    echo "icl-lab: run $run on $(hostname), task $task"
-    "$bin" run "$dir/specs/$run.toml" --store "$store" --bundle-out "$dir/bundles/$run.bundle"{tag_args} &
+    bundle="$dir/bundles/$run.bundle"
+    # A bundle from an earlier submission (an interrupted run) is continued from its
+    # checkpoint; a finished one is left as it is; a run without one trains from its spec.
+    if [ -s "$bundle" ]; then
+        echo "icl-lab: resume $run from its bundle on $(hostname), task $task"
+        "$bin" resume "$bundle" --store "$store" --bundle-out "$bundle" &
+    else
+        echo "icl-lab: run $run on $(hostname), task $task"
+        "$bin" run "$dir/specs/$run.toml" --store "$store" --bundle-out "$bundle"{tag_args} &
+    fi
     child=$!
     # A signal ends `wait` early: wait again until the run has written its bundle.
     while true; do
@@ -630,7 +641,39 @@ fn resubmit(args: DirArgs) -> CliResult {
         println!("nothing to resubmit: {}", counts(&states));
         return Ok(ExitCode::SUCCESS);
     }
+    for &i in &indices {
+        for r in m.runs.iter().filter(|r| r.task == i) {
+            eprintln!("task {i}: {} {}", r.name, resubmit_plan(r));
+        }
+    }
     submit(&mut m, &indices, args.json)
+}
+
+/// What a resubmitted task will do with run `r` (the batch script decides the same way: by
+/// whether its bundle is there).
+fn resubmit_plan(r: &ManifestRun) -> String {
+    if !r.bundle.is_file() || r.bundle.metadata().is_ok_and(|m| m.len() == 0) {
+        return "trains from its spec (no bundle came back)".into();
+    }
+    let runs = match bundle::read(&r.bundle) {
+        Ok(runs) => runs,
+        Err(e) => return format!("will fail: {e} (delete the bundle to train the run from its spec)"),
+    };
+    let Some(run) = runs.first() else {
+        return format!("will fail: {} holds no run (delete it to train the run from its spec)", r.bundle.display());
+    };
+    let rec = &run.record;
+    let (step, total) = (rec.step, rec.total_steps());
+    match (&rec.status, &rec.checkpoint) {
+        (Status::Done, _) if step >= total => "is done; its bundle is kept".into(),
+        (Status::Diverged { step, .. }, _) => {
+            format!("diverged at step {step}: not resumed (the task fails again; start a new run with a lower lr)")
+        }
+        (status, Some(c)) if !run.files.is_empty() => {
+            format!("resumes from its bundle ({} at step {step} of {total}, checkpoint at step {})", status.label(), c.step)
+        }
+        (status, _) => format!("restarts from step 0 (its bundle, {} at step {step}, has no checkpoint)", status.label()),
+    }
 }
 
 #[cfg(test)]
