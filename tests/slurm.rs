@@ -22,10 +22,14 @@ fn sweep_text() -> String {
     common::tiny_sweep("slurm-e2e", "[0, 1, 2]", 20, false)
 }
 
-/// The binary; without `--store` it uses a store of this test process (never the user's).
+/// The store of this test process: the binary's default (never the user's).
+fn test_home() -> PathBuf {
+    std::env::temp_dir().join(format!("icl-lab-slurm-test-home-{}", std::process::id()))
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_icl-lab"));
-    c.env("ICL_LAB_HOME", std::env::temp_dir().join(format!("icl-lab-slurm-test-home-{}", std::process::id())));
+    c.env("ICL_LAB_HOME", test_home());
     c
 }
 
@@ -262,6 +266,8 @@ fn a_three_task_array_runs_on_a_local_cluster_and_comes_back_as_bundles() {
 
     let out = cluster.icl_lab(&["--store", store_s, "sweep", spec.to_str().unwrap(), "--slurm", job_s, "--submit", "--tag", "e2e"]);
     assert!(out.status.success(), "{}", text(&out));
+    // The store remembers the job: the notebook's Queue view follows it.
+    assert_eq!(icl_lab::runtime::slurm::remembered(&store), [job.canonicalize().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("array 0-2 (3 tasks)"), "{}", text(&out));
     let status = cluster.wait_job(&job, 240);
     let tasks = status["tasks"].as_array().unwrap();
@@ -382,6 +388,8 @@ fn no_sbatch_on_path_is_a_clear_error_and_the_job_stays_written() {
     let job = dir.path().join("job");
     assert!(job.join("job.sbatch").is_file() && job.join("manifest.json").is_file());
     assert_eq!(std::fs::read_dir(job.join("specs")).unwrap().count(), 3);
+    // The (default) store remembers the job for the notebook's Queue view.
+    assert!(icl_lab::runtime::slurm::remembered(&test_home()).contains(&job.canonicalize().unwrap()));
     // status without squeue: the same sentence, after a (fake) submission.
     let fake = fake_slurm(dir.path(), &[("sbatch", "41", "", 0)]);
     let out = bin().args(["slurm", "resubmit", job.to_str().unwrap()]).env("PATH", &fake).output().unwrap();
