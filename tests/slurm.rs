@@ -6,12 +6,13 @@
 //! Debian's `slurm-wlm` and `munge` are installed when missing; where that is impossible the
 //! test fails, unless ICL_LAB_SKIP_SLURM=1 says to skip it.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use icl_lab::store::bundle::{self, BundledRun};
 use icl_lab::store::{RunStore, SledStore, Status};
 
 mod common;
@@ -21,8 +22,15 @@ fn sweep_text() -> String {
     common::tiny_sweep("slurm-e2e", "[0, 1, 2]", 20, false)
 }
 
+/// The store of this test process: the binary's default (never the user's).
+fn test_home() -> PathBuf {
+    std::env::temp_dir().join(format!("icl-lab-slurm-test-home-{}", std::process::id()))
+}
+
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_icl-lab"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_icl-lab"));
+    c.env("ICL_LAB_HOME", test_home());
+    c
 }
 
 fn text(out: &Output) -> String {
@@ -256,8 +264,10 @@ fn a_three_task_array_runs_on_a_local_cluster_and_comes_back_as_bundles() {
     let store = work.path().join("store");
     let (job_s, store_s) = (job.to_str().unwrap(), store.to_str().unwrap());
 
-    let out = cluster.icl_lab(&["sweep", spec.to_str().unwrap(), "--slurm", job_s, "--submit", "--tag", "e2e"]);
+    let out = cluster.icl_lab(&["--store", store_s, "sweep", spec.to_str().unwrap(), "--slurm", job_s, "--submit", "--tag", "e2e"]);
     assert!(out.status.success(), "{}", text(&out));
+    // The store remembers the job: the notebook's Queue view follows it.
+    assert_eq!(icl_lab::runtime::slurm::remembered(&store), [job.canonicalize().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("array 0-2 (3 tasks)"), "{}", text(&out));
     let status = cluster.wait_job(&job, 240);
     let tasks = status["tasks"].as_array().unwrap();
@@ -305,6 +315,40 @@ fn a_three_task_array_runs_on_a_local_cluster_and_comes_back_as_bundles() {
     let out = cluster.icl_lab(&["--store", store_s, "slurm", "collect", job_s]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 added, 0 updated, 2 already there"), "{}", text(&out));
     assert_eq!(runs_of(&store).iter().filter(|r| r.status == Status::Done).count(), 4);
+
+    // Task 2 as if its run had been stopped at the time limit: its bundle holds an interrupted
+    // run with a checkpoint, the task ended 130. Collected, it is an interrupted run here;
+    // resubmitted, the task continues that run from its bundle instead of training it again.
+    let third = tasks[2]["runs"][0].as_str().unwrap().to_string();
+    let third_bundle = job.join("bundles").join(format!("{third}.bundle"));
+    let spec3 = job.join("specs").join(format!("{third}.toml"));
+    interrupted_run(&spec3, &work.path().join("node"), &third_bundle, &["--steps", "3000"]);
+    let before = bundled(&third_bundle);
+    let ckpt = before.record.checkpoint.as_ref().unwrap().step;
+    let first_job = status["submissions"][0]["job_id"].as_str().unwrap().to_string();
+    std::fs::write(job.join("state").join(format!("{first_job}_2.exit")), "130\n").unwrap();
+    let out = cluster.icl_lab(&["--store", store_s, "slurm", "collect", job_s]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 added, 0 updated, 2 already there"), "{}", text(&out));
+    let out = cluster.icl_lab(&["slurm", "resubmit", job_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("array 2 (1 tasks)"), "{}", text(&out));
+    let plan = format!("task 2: {third} resumes from its bundle (interrupted at step {ckpt} of 3000, checkpoint at step {ckpt})");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&plan), "{}", text(&out));
+    let status = cluster.wait_job(&job, 180);
+    assert!(status["tasks"].as_array().unwrap().iter().all(|t| t["verdict"] == "done"), "{status:#}");
+    let log = std::fs::read_to_string(status["tasks"][2]["log"].as_str().unwrap()).unwrap();
+    assert!(log.contains(&format!("icl-lab: resume {third} from its bundle")), "{log}");
+    assert!(log.contains(&format!("continues from its checkpoint at step {ckpt} of 3000")), "{log}");
+    let out = cluster.icl_lab(&["--store", store_s, "slurm", "collect", job_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 added, 1 updated, 2 already there"), "{}", text(&out));
+    let s = SledStore::open(&store).unwrap();
+    let id = s.find_uid(&before.record.uid).unwrap().expect("the continued run is the collected one");
+    let run = s.get(id).unwrap();
+    assert_eq!((run.status, run.step), (Status::Done, 3000));
+    let steps: Vec<usize> = s.metrics(id).unwrap().iter().map(|m| m.step).collect();
+    assert_eq!(steps, (1..=3000).collect::<Vec<_>>());
+    assert_eq!(s.list().unwrap().len(), 5);
 }
 
 // ---- bad input, no cluster needed ----
@@ -344,6 +388,8 @@ fn no_sbatch_on_path_is_a_clear_error_and_the_job_stays_written() {
     let job = dir.path().join("job");
     assert!(job.join("job.sbatch").is_file() && job.join("manifest.json").is_file());
     assert_eq!(std::fs::read_dir(job.join("specs")).unwrap().count(), 3);
+    // The (default) store remembers the job for the notebook's Queue view.
+    assert!(icl_lab::runtime::slurm::remembered(&test_home()).contains(&job.canonicalize().unwrap()));
     // status without squeue: the same sentence, after a (fake) submission.
     let fake = fake_slurm(dir.path(), &[("sbatch", "41", "", 0)]);
     let out = bin().args(["slurm", "resubmit", job.to_str().unwrap()]).env("PATH", &fake).output().unwrap();
@@ -412,4 +458,145 @@ fn a_bundle_from_a_newer_icl_lab_imports_nothing() {
     assert!(err.contains("slurm-e2e-gpt2-s1.bundle: bundle schema 2 is newer than this icl-lab's 1; upgrade icl-lab"), "{err}");
     assert!(err.contains("nothing was imported"), "{err}");
     assert!(!store.exists() || runs_of(&store).is_empty(), "nothing may be imported half-way");
+}
+
+// ---- resuming from a bundle ----
+
+/// Trains `spec` into `store` with `--bundle-out bundle` and sends SIGINT once some metric
+/// points are durable: the run stops part way, checkpoints and still writes its bundle.
+fn interrupted_run(spec: &Path, store: &Path, bundle: &Path, extra: &[&str]) {
+    let mut child = bin()
+        .args(["--store", store.to_str().unwrap(), "run", spec.to_str().unwrap(), "--ack-flushes", "--bundle-out"])
+        .arg(bundle)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.starts_with("flushed run=1 step=") {
+        line.clear();
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest}");
+    assert!(rest.contains("(elsewhere: icl-lab resume "), "{rest}");
+}
+
+/// The one run of a bundle.
+fn bundled(path: &Path) -> BundledRun {
+    let mut runs = bundle::read(path).unwrap();
+    assert_eq!(runs.len(), 1);
+    runs.remove(0)
+}
+
+fn steps_of(run: &BundledRun) -> Vec<usize> {
+    run.metrics.iter().map(|m| m.step).collect()
+}
+
+/// A Slurm job directory (not submitted) of one run of `steps` steps; returns its spec.
+fn one_run_job(dir: &Path, steps: usize) -> PathBuf {
+    let sweep = write(&dir.join("long.toml"), &common::tiny_sweep("long", "[0]", steps, false));
+    let job = dir.join("job");
+    let out = bin().args(["sweep", sweep.to_str().unwrap(), "--slurm", job.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    job.join("specs/long-gpt2-s0.toml")
+}
+
+#[test]
+fn an_interrupted_run_resumes_from_its_bundle_to_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_run_job(dir.path(), 3000);
+    let bundle_path = dir.path().join("job/bundles/long-gpt2-s0.bundle");
+    interrupted_run(&spec, &dir.path().join("node1"), &bundle_path, &[]);
+    let before = bundled(&bundle_path);
+    assert_eq!(before.record.status, Status::Interrupted);
+    let ckpt = before.record.checkpoint.clone().expect("an interrupted run has a checkpoint").step;
+    assert!(ckpt > 0 && ckpt < 3000, "interrupted part way: step {ckpt}");
+    assert_eq!(steps_of(&before), (1..=before.record.step).collect::<Vec<_>>());
+    assert!(!before.files.is_empty(), "the bundle carries the checkpoint's files");
+
+    // Another node (another store) continues it from the bundle and writes it back in place.
+    let node2 = dir.path().join("node2");
+    let out = bin()
+        .args(["--store", node2.to_str().unwrap(), "resume", bundle_path.to_str().unwrap(), "--json", "--ack-flushes"])
+        .arg("--bundle-out")
+        .arg(&bundle_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("continues from its checkpoint at step {ckpt} of 3000")), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["resumed_from"], ckpt);
+    assert_eq!(v["status"]["state"], "done");
+    assert_eq!(v["steps"], 3000);
+    // Everything the resumed process wrote lies after the checkpoint.
+    let flushed: Vec<usize> =
+        err.lines().filter_map(|l| l.strip_prefix("flushed run=1 step=")).map(|n| n.parse().unwrap()).collect();
+    assert!(!flushed.is_empty() && flushed.iter().all(|&s| s > ckpt), "{flushed:?} after {ckpt}");
+
+    let after = bundled(&bundle_path);
+    assert_eq!(after.record.uid, before.record.uid, "the same run, continued");
+    assert_eq!(after.record.status, Status::Done);
+    assert_eq!(after.record.step, 3000);
+    assert_eq!(steps_of(&after), (1..=3000).collect::<Vec<_>>(), "every step once, in order");
+    // The points up to the checkpoint are the first process's, untouched (wall times too).
+    assert_eq!(after.metrics[..ckpt], before.metrics[..ckpt]);
+    assert_eq!(after.evals.last().unwrap().step, 3000);
+
+    // Again: the run is done, nothing trains, the bundle is written back, nothing duplicates.
+    let out = bin().args(["--store", node2.to_str().unwrap(), "resume", bundle_path.to_str().unwrap(), "--bundle-out"]).arg(&bundle_path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is already done (3000 steps): nothing to train"), "{}", text(&out));
+    assert_eq!(runs_of(&node2).len(), 1, "importing the same run again adds nothing");
+    assert_eq!(steps_of(&bundled(&bundle_path)).len(), 3000);
+}
+
+/// Bad bundles are named and refused before anything is imported; a run without a checkpoint
+/// starts again from step 0.
+#[test]
+fn resume_from_a_bundle_refuses_bad_files_and_restarts_a_run_without_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = one_run_job(dir.path(), 20);
+    let store = dir.path().join("store");
+    let resume = |args: &[&str]| bin().args(["--store", store.to_str().unwrap(), "resume"]).args(args).output().unwrap();
+    let bad = |out: Output, phrase: &str| {
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(phrase), "{err}");
+        assert!(!store.exists() || runs_of(&store).is_empty(), "nothing imported");
+    };
+    let missing = dir.path().join("missing.bundle");
+    bad(resume(&[missing.to_str().unwrap()]), "missing.bundle: no such bundle file (resume takes a run id or a bundle file)");
+    bad(resume(&[spec.to_str().unwrap()]), "long-gpt2-s0.toml: not an icl-lab bundle");
+    let newer = dir.path().join("newer.bundle");
+    newer_bundle(&newer);
+    bad(resume(&[newer.to_str().unwrap()]), "newer.bundle: bundle schema 2 is newer than this icl-lab's 1; upgrade icl-lab");
+
+    // Two queued runs (a sweep stopped before they started): interrupted, no checkpoint.
+    let other = dir.path().join("other");
+    let two = dir.path().join("two.bundle");
+    let one = dir.path().join("one.bundle");
+    {
+        let s = SledStore::open(&other).unwrap();
+        let spec = icl_lab::spec::ExperimentSpec::load(&spec).unwrap();
+        let new = || icl_lab::store::NewRun { spec: spec.clone(), git_commit: None, tags: Default::default() };
+        let (a, b) = (s.create_run(new()).unwrap().id, s.create_run(new()).unwrap().id);
+        for id in [a, b] {
+            s.update(id, &mut |r| r.status = Status::Interrupted).unwrap();
+        }
+        bundle::export(&s, &[a, b], &two).unwrap();
+        bundle::export(&s, &[a], &one).unwrap();
+    }
+    bad(resume(&[two.to_str().unwrap()]), "two.bundle: holds 2 runs; resume takes a bundle of one run");
+    let out_path = dir.path().join("out/one.bundle");
+    let out = resume(&[one.to_str().unwrap(), "--bundle-out", out_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run 1 has no checkpoint; it starts again from step 0"), "{}", text(&out));
+    let run = bundled(&out_path);
+    assert_eq!((run.record.status.clone(), run.record.step), (Status::Done, 20));
+    assert_eq!(steps_of(&run), (1..=20).collect::<Vec<_>>());
 }

@@ -94,9 +94,10 @@ fn sigkill_never_loses_an_acknowledged_point() {
             let stderr = BufReader::new(child.stderr.take().unwrap());
             std::thread::spawn(move || {
                 for line in stderr.lines().map_while(Result::ok) {
-                    if let Some(rest) = line.strip_prefix("flushed run=") {
-                        let (run, step) = rest.split_once(" step=").unwrap();
-                        *acked.lock().unwrap() = (Some(run.parse().unwrap()), step.parse().unwrap());
+                    // SIGKILL may tear the last line ("flushed run=3"): only whole ones count.
+                    let ack = line.strip_prefix("flushed run=").and_then(|rest| rest.split_once(" step="));
+                    if let Some((Ok(run), Ok(step))) = ack.map(|(r, s)| (r.parse(), s.parse())) {
+                        *acked.lock().unwrap() = (Some(run), step);
                     }
                 }
             })

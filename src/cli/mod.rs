@@ -55,7 +55,7 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Follow a Slurm array job written by `sweep --slurm`: status, collect, resubmit.
     Slurm(slurm::SlurmCmd),
-    /// Continue an interrupted run from its last checkpoint.
+    /// Continue an interrupted run from its last checkpoint (a run here, or a bundle's run).
     Resume(run::ResumeArgs),
     /// List runs (filter, sort).
     Ls(browse::LsArgs),

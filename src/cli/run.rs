@@ -14,7 +14,7 @@ use super::{exit, open_store, CliError, CliResult};
 use crate::report;
 use crate::runtime::{self, Device, Job, Pool, PoolEvent, StopReason};
 use crate::spec::{DeviceSpec, ExperimentSpec};
-use crate::store::bundle::BundleCheckpoints;
+use crate::store::bundle::{self, BundleCheckpoints, BundleError};
 use crate::store::{self, NewRun, RunId, RunRecord, RunStore, SledStore, Status, Writer};
 use crate::train::{RunSummary, TrainEvent};
 
@@ -55,8 +55,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// The run to continue (see `icl-lab ls status:interrupted`).
-    pub id: u64,
+    /// The run to continue: its id in the store (see `icl-lab ls status:interrupted`), or a
+    /// bundle file holding one run (imported first, idempotently; how a Slurm task resumes).
+    #[arg(value_name = "ID|BUNDLE")]
+    pub run: ResumeTarget,
     /// Train to this many steps in total (to extend a finished run).
     #[arg(long)]
     pub steps: Option<usize>,
@@ -65,7 +67,8 @@ pub struct ResumeArgs {
     pub device: Option<DeviceSpec>,
     #[arg(long)]
     pub json: bool,
-    /// After the run ends, write it as a bundle to PATH.
+    /// After the run ends (whatever its status), write it as a bundle to PATH (may be the
+    /// bundle it resumed from).
     #[arg(long, value_name = "PATH")]
     pub bundle_out: Option<PathBuf>,
     /// As for `run`: all, or unfinished only.
@@ -73,6 +76,26 @@ pub struct ResumeArgs {
     pub bundle_checkpoints: BundleCheckpoints,
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
+}
+
+/// What `icl-lab resume` continues: digits are a run id, anything else a bundle's path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResumeTarget {
+    Id(RunId),
+    Bundle(PathBuf),
+}
+
+impl std::str::FromStr for ResumeTarget {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("give a run id or a bundle file".into());
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(ResumeTarget::Id).map_err(|_| format!("run id {s} is too large"));
+        }
+        Ok(ResumeTarget::Bundle(PathBuf::from(s)))
+    }
 }
 
 pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
@@ -106,7 +129,11 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
 
 pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
     let store = Arc::new(open_store(store_path)?);
-    let mut rec = store.get(args.id)?;
+    let (id, from_bundle) = match &args.run {
+        ResumeTarget::Id(id) => (*id, None),
+        ResumeTarget::Bundle(path) => (import_one(&store, path)?, Some(path.as_path())),
+    };
+    let mut rec = store.get(id)?;
     let mut spec = rec.spec.clone();
     let from = rec.checkpoint.as_ref().map_or(0, |c| c.step);
     if let Some(steps) = args.steps {
@@ -122,17 +149,33 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
         spec.device = d;
     }
     spec.validate().map_err(CliError::bad_input)?;
+    // From a bundle the run is re-exported whatever happens here (a Slurm task's bundle must
+    // come back even when there was nothing to train).
+    let re_export = |why: CliResult| -> CliResult {
+        if let (Some(_), Some(out)) = (from_bundle, &args.bundle_out) {
+            write_bundle(&store, id, out, args.bundle_checkpoints)?;
+        }
+        why
+    };
     match &rec.status {
         Status::Running | Status::Queued => {
             return Err(CliError::failed(format!("run {} is {} (pid {:?})", rec.id, rec.status.label(), rec.pid)))
         }
         Status::Diverged { step, .. } => {
-            return Err(CliError::bad_input(format!(
+            return re_export(Err(CliError::bad_input(format!(
                 "run {} diverged at step {step}; start a new run with a lower lr instead",
                 rec.id
-            )))
+            ))))
         }
-        Status::Done if spec.train.steps <= from => {
+        Status::Done if spec.train.steps <= rec.step && from_bundle.is_some() => {
+            eprintln!("run {} is already done ({} steps): nothing to train", rec.id, rec.step);
+            if args.json {
+                let out = serde_json::json!({ "id": rec.id, "status": rec.status, "steps": rec.step, "trained": false });
+                println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));
+            }
+            return re_export(Ok(ExitCode::SUCCESS));
+        }
+        Status::Done if spec.train.steps <= rec.step => {
             return Err(CliError::bad_input(format!(
                 "run {} is done ({} steps); pass --steps N with N > {} to train it further",
                 rec.id, rec.step, rec.step
@@ -140,8 +183,9 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
         }
         _ => {}
     }
-    if rec.checkpoint.is_none() {
-        eprintln!("note: run {} has no checkpoint; it starts again from step 0", rec.id);
+    match &rec.checkpoint {
+        None => eprintln!("note: run {} has no checkpoint; it starts again from step 0", rec.id),
+        Some(c) => eprintln!("run {} continues from its checkpoint at step {} of {}", rec.id, c.step, spec.train.steps),
     }
     let device = resolve_device(spec.device)?;
     if spec != rec.spec {
@@ -151,6 +195,41 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: rec.checkpoint.clone(), train_s: rec.train_s };
     let bundle = args.bundle_out.as_deref().map(|p| (p, args.bundle_checkpoints));
     execute(Some(store), job, device, args.json, args.ack_flushes, bundle)
+}
+
+/// Imports the one run of the bundle at `path` (idempotently: a run already here is matched
+/// by its uid) and returns its id here.
+fn import_one(store: &SledStore, path: &Path) -> Result<RunId, CliError> {
+    let bad = |e: BundleError| match e {
+        BundleError::Store(e) => CliError::from(e),
+        e => CliError::bad_input(e),
+    };
+    if !path.exists() {
+        return Err(CliError::bad_input(format!(
+            "{}: no such bundle file (resume takes a run id or a bundle file)",
+            path.display()
+        )));
+    }
+    let runs = bundle::read(path).map_err(bad)?;
+    if runs.len() != 1 {
+        return Err(CliError::bad_input(format!(
+            "{}: holds {} runs; resume takes a bundle of one run (`icl-lab import` it, then `icl-lab resume ID`)",
+            path.display(),
+            runs.len()
+        )));
+    }
+    let from = runs[0].record.id;
+    let report = bundle::merge(store, runs, path).map_err(bad)?;
+    let id = report.ids_here().first().copied().ok_or_else(|| CliError::failed(format!("{}: nothing imported", path.display())))?;
+    let what = if !report.added.is_empty() {
+        "imported as"
+    } else if !report.updated.is_empty() {
+        "updates"
+    } else {
+        "already here (as far along or further) as"
+    };
+    eprintln!("{}: run {from} {what} run {id}", path.display());
+    Ok(id)
 }
 
 fn resolve_device(spec: DeviceSpec) -> Result<Device, CliError> {
@@ -241,7 +320,7 @@ fn execute(
     let Some(summary) = summary else {
         return Err(CliError::failed(format!("run {run_id} {status}")));
     };
-    print_result(&spec, device, &summary, rec.as_ref(), json);
+    print_result(&spec, device, &summary, rec.as_ref(), start_step, json);
     Ok(match status {
         Status::Done => ExitCode::SUCCESS,
         Status::Interrupted | Status::Cancelled => {
@@ -249,7 +328,11 @@ fn execute(
                 "stopped cleanly after step {} of {} (Ctrl-C){}",
                 summary.steps,
                 spec.train.steps,
-                rec.map_or(String::new(), |r| format!("; continue with: icl-lab resume {}", r.id))
+                match (rec, bundle_out) {
+                    (Some(r), Some((b, _))) => format!("; continue with: icl-lab resume {} (elsewhere: icl-lab resume {})", r.id, b.display()),
+                    (Some(r), None) => format!("; continue with: icl-lab resume {}", r.id),
+                    _ => String::new(),
+                }
             );
             ExitCode::from(exit::INTERRUPTED)
         }
@@ -260,11 +343,20 @@ fn execute(
     })
 }
 
-fn print_result(spec: &ExperimentSpec, device: Device, summary: &RunSummary, rec: Option<&RunRecord>, json: bool) {
+/// `resumed_from`: the checkpoint step training continued from (0 for a fresh run).
+fn print_result(
+    spec: &ExperimentSpec,
+    device: Device,
+    summary: &RunSummary,
+    rec: Option<&RunRecord>,
+    resumed_from: usize,
+    json: bool,
+) {
     if json {
         let mut out = report::run_json(spec, device, summary);
         if let Some(r) = rec {
             out["id"] = r.id.into();
+            out["resumed_from"] = resumed_from.into();
             out["status"] = serde_json::to_value(&r.status).expect("status serialises");
         }
         println!("{}", serde_json::to_string_pretty(&out).expect("JSON values serialise"));

@@ -116,7 +116,7 @@ pub fn sweep(store_path: &Option<PathBuf>, args: SweepArgs) -> CliResult {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(dir) = &args.slurm.slurm {
-        return slurm::write_job(dir, &args.slurm, &expanded, &tags, args.json);
+        return slurm::write_job(store_path, dir, &args.slurm, &expanded, &tags, args.json);
     }
     let slots_per = args.slots_per_device.map(|n| n as usize);
     let slots = device::slot_groups(

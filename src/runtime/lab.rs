@@ -160,6 +160,17 @@ impl Lab {
         Ok(ids)
     }
 
+    /// The store to import into (bundles collected from a Slurm array); None when this lab
+    /// only browses.
+    pub fn writable_store(&self) -> Option<Arc<dyn RunStore>> {
+        (!self.read_only).then(|| self.store() as Arc<dyn RunStore>)
+    }
+
+    /// Something outside the writer (an import) changed the store: views read it again.
+    pub fn store_changed(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Blocks until every run of this process has finished.
     pub fn wait_idle(&self) {
         if let Some(p) = &self.pool {

@@ -3,6 +3,7 @@
 pub mod device;
 pub mod lab;
 pub mod pool;
+pub mod slurm;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

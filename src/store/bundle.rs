@@ -243,11 +243,24 @@ pub struct ImportReport {
     pub unchanged: Vec<RunId>,
 }
 
+impl ImportReport {
+    /// The id here of every run the bundle held, whatever became of it.
+    pub fn ids_here(&self) -> Vec<RunId> {
+        let added = self.added.iter().map(|&(_, here)| here);
+        added.chain(self.updated.iter().copied()).chain(self.unchanged.iter().copied()).collect()
+    }
+}
+
 /// Merges a bundle into `store`: new runs get fresh ids; a run already present (same uid) is
 /// replaced only by a copy that went further and only if it is not alive here; nothing else
 /// is overwritten. The whole bundle is checked before the first write.
 pub fn import(store: &dyn RunStore, path: &Path) -> Result<ImportReport, BundleError> {
-    let runs = read(path)?;
+    merge(store, read(path)?, path)
+}
+
+/// The second half of `import`: merges runs already read (and checked) from the bundle at
+/// `path` (named in each new run's origin).
+pub fn merge(store: &dyn RunStore, runs: Vec<BundledRun>, path: &Path) -> Result<ImportReport, BundleError> {
     let io = |e: std::io::Error| BundleError::Io { path: path.to_path_buf(), reason: e.to_string() };
     let origin_file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let mut report = ImportReport::default();

@@ -10,6 +10,7 @@ use super::form::{Form, FieldId, ARCHS, FIELDS, TASKS};
 use super::keymap::{self, Action, Scope};
 use crate::report::matrix::{Cell as MatrixCell, Matrix};
 use crate::runtime::lab::Notebook;
+use crate::runtime::slurm::watch::{ArrayView, SlurmUpdate};
 use crate::runtime::{PoolSnapshot, StopReason};
 use crate::store::query::{Query, SortKey};
 use crate::store::{RunId, RunRecord};
@@ -85,7 +86,7 @@ pub enum Popup {
 }
 
 /// What the event loop must do after a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Leave; live runs are stopped (resumable) first.
     QuitStop,
@@ -93,6 +94,8 @@ pub enum Command {
     QuitDetach,
     Suspend,
     ToggleMouse,
+    /// Import the bundles of the Slurm array in this directory (in the background).
+    Collect(PathBuf),
 }
 
 /// Live progress of a run of this process, from pool events.
@@ -126,7 +129,10 @@ pub struct App {
     pub matrix_cursor: (usize, usize),
     pub form: Form,
     pub queue: PoolSnapshot,
+    /// Over the queue's runs, then the Slurm arrays below them.
     pub queue_cursor: usize,
+    /// The Slurm arrays this store follows, as last surveyed.
+    pub slurm: Vec<ArrayView>,
     pub live: HashMap<RunId, Live>,
     pub popup: Option<Popup>,
     pub message: Option<String>,
@@ -168,6 +174,7 @@ impl App {
             form: Form::default(),
             queue: PoolSnapshot::default(),
             queue_cursor: 0,
+            slurm: Vec::new(),
             live: HashMap::new(),
             popup: None,
             message: None,
@@ -314,11 +321,14 @@ impl App {
                         self.open_id(id, nb);
                     }
                 }
-                View::Queue => {
-                    if let Some(id) = self.queue_ids().get(self.queue_cursor).copied() {
-                        self.open_id(id, nb);
+                View::Queue => match self.queue_ids().get(self.queue_cursor).copied() {
+                    Some(id) => self.open_id(id, nb),
+                    None => {
+                        let a = self.array_at_cursor();
+                        let hint = a.map(|a| format!("{}: `icl-lab slurm status {}` lists every task", a.name, a.dir.display()));
+                        self.message = hint.or(self.message.take());
                     }
-                }
+                },
                 View::New => match self.form.field() {
                     FieldId::Archs => self.form.toggle_arch(),
                     FieldId::Task => self.form.step_choice(1),
@@ -379,6 +389,7 @@ impl App {
                 }
             }
             Action::Launch => self.launch(nb),
+            Action::Collect => return self.collect(),
             Action::LoadFile => {
                 let files = experiment_files(&self.experiments_dir);
                 if files.is_empty() {
@@ -399,6 +410,49 @@ impl App {
         self.queue.queued.contains(&id) || self.queue.running.iter().any(|(r, _)| *r == id)
     }
 
+    /// The Slurm array under the Queue view's cursor (the arrays follow the runs).
+    pub fn array_at_cursor(&self) -> Option<&ArrayView> {
+        self.queue_cursor.checked_sub(self.queue_ids().len()).and_then(|i| self.slurm.get(i))
+    }
+
+    fn collect(&mut self) -> Option<Command> {
+        let Some((name, dir)) = self.array_at_cursor().map(|a| (a.name.clone(), a.dir.clone())) else {
+            self.message = Some(if self.slurm.is_empty() {
+                "no Slurm arrays: `icl-lab sweep FILE --slurm DIR` writes one".into()
+            } else {
+                "move the cursor down to a Slurm array to collect it".into()
+            });
+            return None;
+        };
+        if self.read_only {
+            self.message = Some("read-only store: collecting is off".into());
+            return None;
+        }
+        self.message = Some(format!("collecting the bundles of {name} ..."));
+        Some(Command::Collect(dir))
+    }
+
+    /// What the Slurm watcher reported.
+    pub fn on_slurm(&mut self, update: SlurmUpdate) {
+        match update {
+            SlurmUpdate::Arrays(arrays) => {
+                self.slurm = arrays;
+                let n = self.queue_ids().len() + self.slurm.len();
+                self.queue_cursor = self.queue_cursor.min(n.saturating_sub(1));
+            }
+            SlurmUpdate::Collected { dir, result } => {
+                let name = dir.file_name().map_or(dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+                self.message = Some(match result {
+                    Ok(c) => format!(
+                        "{name}: imported {} bundles: {} added, {} updated, {} already here",
+                        c.bundles, c.added, c.updated, c.unchanged
+                    ),
+                    Err(e) => format!("{name}: {e}"),
+                });
+            }
+        }
+    }
+
     /// Running first, then queued, as listed in the queue view.
     pub fn queue_ids(&self) -> Vec<RunId> {
         self.queue.running.iter().map(|(id, _)| *id).chain(self.queue.queued.iter().copied()).collect()
@@ -410,7 +464,7 @@ impl App {
             View::Matrix => (&mut self.matrix_cursor.0, TASKS.len()),
             View::New => (&mut self.form.cursor, FIELDS.len()),
             View::Queue => {
-                let n = self.queue_ids().len();
+                let n = self.queue_ids().len() + self.slurm.len();
                 (&mut self.queue_cursor, n)
             }
             _ => return,

@@ -39,6 +39,7 @@ pub enum Action {
     ViewMatrix,
     ViewNew,
     ViewQueue,
+    Collect,
     Up,
     Down,
     Left,
@@ -145,6 +146,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding { scope: New, keys: &[ctrl('r')], action: Launch, help: "launch: one run per arch x seed" },
     Binding { scope: Queue, keys: &[k('x')], action: CancelRun, help: "cancel the job (asks)" },
     Binding { scope: Queue, keys: &[code(KeyCode::Enter)], action: Open, help: "open the run" },
+    Binding { scope: Queue, keys: &[k('c')], action: Collect, help: "collect (import) the bundles of the Slurm array" },
 ];
 
 fn matches(key: &Key, ev: &KeyEvent) -> bool {

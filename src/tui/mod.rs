@@ -21,6 +21,7 @@ use ratatui::crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlter
 use ratatui::Terminal;
 
 use crate::runtime::lab::Lab;
+use crate::runtime::slurm::watch::{SlurmUpdate, Watcher, POLL_EVERY};
 use crate::runtime::{PoolEvent, StopReason};
 use crate::store::{SledStore, StoreError};
 use crate::train::TrainEvent;
@@ -128,6 +129,8 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
     let mut app = App::new(&lab, opts.experiments.clone());
     app.mouse = opts.mouse;
     let pool_events = lab.events().unwrap_or_else(|| unbounded().1);
+    // Slurm arrays launched from this notebook: surveyed off the UI thread.
+    let watcher = Watcher::spawn(opts.store.clone(), lab.writable_store(), POLL_EVERY);
 
     // Leave the terminal usable even if something panics.
     let hook = std::panic::take_hook();
@@ -148,6 +151,7 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
             last_draw = Instant::now();
             dirty = false;
         }
+        watcher.want(app.view == app::View::Queue);
         let wait = if dirty { frame.saturating_sub(last_draw.elapsed()) } else { Duration::from_secs(3600) };
         let mut command = None;
         select! {
@@ -188,6 +192,16 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
                     dirty = true;
                 }
             },
+            recv(watcher.updates) -> u => {
+                if let Ok(u) = u {
+                    if matches!(u, SlurmUpdate::Collected { result: Ok(_), .. }) {
+                        lab.store_changed();
+                    }
+                    app.on_slurm(u);
+                    app.refresh(&lab);
+                    dirty = true;
+                }
+            },
             recv(ticker) -> _ => {
                 lab.follow_tick();
                 app.refresh(&lab);
@@ -217,10 +231,12 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
                 term.clear()?;
                 dirty = true;
             }
+            Some(Command::Collect(dir)) => watcher.collect(dir),
             Some(c @ (Command::QuitStop | Command::QuitDetach)) => break Some(c),
         }
     };
     leave(app.mouse);
+    drop(watcher);
     match outcome {
         Some(Command::QuitDetach) => {
             let n = lab.alive();

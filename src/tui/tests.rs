@@ -13,6 +13,8 @@ use super::app::{key, App, Command, Popup, View};
 use super::form::{FieldId, FIELDS};
 use super::ui::{self, Theme};
 use crate::runtime::lab::Notebook;
+use crate::runtime::slurm::watch::{ArrayView, FailedTask, SlurmUpdate};
+use crate::runtime::slurm::Collected;
 use crate::runtime::{Device, PoolSnapshot, StopReason};
 use crate::spec::ExperimentSpec;
 use crate::store::{RunId, RunRecord, Status, StoreError};
@@ -383,4 +385,82 @@ fn queue_view_shows_each_slot_group_with_its_slots() {
     assert!(rows[0].contains("cuda:0") && rows[0].contains("2/2 busy") && rows[0].contains("[#3] [#4]"), "{screen}");
     assert!(rows[1].contains("cuda:0") && rows[1].contains("0/2 busy") && rows[1].contains("[ ] [ ]"), "{screen}");
     assert!(rows[2].contains("cuda:1") && rows[2].contains("1/2 busy") && rows[2].contains("[#5] [ ]"), "{screen}");
+}
+
+/// Two arrays as the Slurm watcher would report them: one half done with a failed task, one
+/// not yet submitted whose states came from nowhere (Slurm unreachable).
+fn slurm_arrays() -> Vec<ArrayView> {
+    vec![
+        ArrayView {
+            dir: "/home/u/jobs/grid".into(),
+            name: "grid".into(),
+            job_ids: vec!["41".into(), "57".into()],
+            tasks: 6,
+            pending: 1,
+            running: 1,
+            done: 3,
+            failed: 1,
+            bundles: 4,
+            runs: 6,
+            failed_tasks: vec![FailedTask {
+                index: 4,
+                runs: vec!["grid-mamba-s1".into()],
+                state: "TIMEOUT, 1 of 1 bundles missing".into(),
+                log: Some("/home/u/jobs/grid/logs/41_4.out".into()),
+            }],
+            ..ArrayView::default()
+        },
+        ArrayView {
+            dir: "/home/u/jobs/lin".into(),
+            name: "lin".into(),
+            tasks: 3,
+            not_submitted: 3,
+            runs: 3,
+            error: Some("squeue not found on PATH: is Slurm installed? (states from the exit-status files)".into()),
+            ..ArrayView::default()
+        },
+    ]
+}
+
+#[test]
+fn queue_view_shows_slurm_arrays_with_their_failed_tasks() {
+    std::env::set_var("TZ", "UTC");
+    let nb = Fake::with_runs();
+    let mut a = app(&nb);
+    a.view = View::Queue;
+    a.on_slurm(SlurmUpdate::Arrays(slurm_arrays()));
+    a.on_key(key(KeyCode::Down), &nb); // from run 5 to the first array
+    insta::assert_snapshot!("queue_slurm_120x30", render(&a, 120, 30));
+    let screen = render(&a, 120, 30);
+    let row = screen.lines().find(|l| l.contains("41,57")).unwrap();
+    let cells: Vec<&str> = row.trim_matches(|c| c == '│' || c == ' ').split_whitespace().collect();
+    assert_eq!(cells, ["41,57", "grid", "6", "1", "1", "3", "1", "4/6", "/home/u/jobs/grid"], "{screen}");
+    assert!(screen.contains("task 4 (grid-mamba-s1): TIMEOUT, 1 of 1 bundles missing; log /home/u/jobs/grid/logs/41_4.out"), "{screen}");
+    assert!(screen.contains("(3 not submitted)") && screen.contains("! squeue not found on PATH"), "{screen}");
+}
+
+#[test]
+fn c_in_the_queue_view_collects_the_array_under_the_cursor() {
+    let nb = Fake::with_runs();
+    let mut a = app(&nb);
+    a.view = View::Queue;
+    assert_eq!(press(&mut a, &nb, "c"), None);
+    assert!(a.message.as_deref().unwrap().starts_with("no Slurm arrays"), "{:?}", a.message);
+    a.on_slurm(SlurmUpdate::Arrays(slurm_arrays()));
+    assert_eq!(press(&mut a, &nb, "c"), None, "the cursor is on run 5, not an array");
+    assert!(a.message.as_deref().unwrap().contains("move the cursor down"), "{:?}", a.message);
+    press(&mut a, &nb, "jj");
+    assert_eq!(a.array_at_cursor().map(|x| x.name.as_str()), Some("lin"));
+    press(&mut a, &nb, "j");
+    assert_eq!(a.array_at_cursor().map(|x| x.name.as_str()), Some("lin"), "the cursor stops at the last array");
+    assert_eq!(press(&mut a, &nb, "c"), Some(Command::Collect("/home/u/jobs/lin".into())));
+    let done = Collected { bundles: 3, added: 2, updated: 1, unchanged: 0 };
+    a.on_slurm(SlurmUpdate::Collected { dir: "/home/u/jobs/lin".into(), result: Ok(done) });
+    assert_eq!(a.message.as_deref(), Some("lin: imported 3 bundles: 2 added, 1 updated, 0 already here"));
+    // Fewer arrays after a survey: the cursor stays on the list.
+    a.on_slurm(SlurmUpdate::Arrays(slurm_arrays()[..1].to_vec()));
+    assert_eq!(a.array_at_cursor().map(|x| x.name.as_str()), Some("grid"));
+    a.read_only = true;
+    assert_eq!(press(&mut a, &nb, "c"), None);
+    assert_eq!(a.message.as_deref(), Some("read-only store: collecting is off"));
 }

@@ -135,7 +135,7 @@ fn draw_status(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             View::Compare => "L log-y  +/- smoothing  Esc back",
             View::Matrix => "arrows move  Enter open the run",
             View::New => "Enter edit/toggle  ←→ choose  Ctrl-r launch  Ctrl-l load file  Ctrl-s save",
-            View::Queue => "x cancel  Enter open",
+            View::Queue => "x cancel  Enter open  c collect a Slurm array",
             View::Help => "Esc back",
         };
         Line::from(Span::styled(hint, theme.fg(Color::DarkGray)))
@@ -592,7 +592,13 @@ fn draw_form(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
 
 fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let q = &app.queue;
-    let [dev, jobs] = Layout::vertical([Constraint::Length(q.slots.len() as u16 + 2), Constraint::Min(0)]).areas(area);
+    let [dev, rest] = Layout::vertical([Constraint::Length(q.slots.len() as u16 + 2), Constraint::Min(0)]).areas(area);
+    // The Slurm arrays this store follows, when there are any, below the runs.
+    let arrays = (!app.slurm.is_empty()).then(|| slurm_lines(app, theme));
+    let [jobs, slurm] = match &arrays {
+        Some(lines) => Layout::vertical([Constraint::Min(4), Constraint::Length((lines.len() as u16 + 2).min(rest.height / 2 + 2))]).areas(rest),
+        None => [rest, Rect::default()],
+    };
     // One row per slot group (a device may have several): its slots, each free or its run.
     let dev_rows = q.slots.iter().enumerate().map(|(g, (d, n))| {
         let runs = q.group_runs.get(g).map_or(&[][..], Vec::as_slice);
@@ -640,6 +646,57 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         jobs,
     );
+    if let Some(lines) = arrays {
+        let title = format!(" Slurm arrays: {} (c collects the one under the cursor) ", app.slurm.len());
+        f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), slurm);
+    }
+}
+
+/// At most this many failed tasks are listed per array (`slurm status DIR` lists them all).
+const FAILED_SHOWN: usize = 4;
+
+/// A header, then per array a line of counts, its failed tasks (Slurm state, log) and why
+/// Slurm did not answer, if it did not.
+fn slurm_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut lines = vec![Line::styled(
+        format!("{:<14} {:<24} {:>5} {:>7} {:>7} {:>5} {:>6} {:>7}  DIR", "JOB", "ARRAY", "TASKS", "PENDING", "RUNNING", "DONE", "FAILED", "BUNDLES"),
+        bold,
+    )];
+    let under = app.array_at_cursor().map(|a| a.dir.clone());
+    for a in &app.slurm {
+        let jobs = if a.job_ids.is_empty() { "-".to_string() } else { a.job_ids.join(",") };
+        let waiting = if a.not_submitted > 0 { format!(" ({} not submitted)", a.not_submitted) } else { String::new() };
+        let text = format!(
+            "{:<14} {:<24} {:>5} {:>7} {:>7} {:>5} {:>6} {:>7}  {}{waiting}",
+            jobs,
+            a.name,
+            a.tasks,
+            a.pending,
+            a.running,
+            a.done,
+            a.failed,
+            format!("{}/{}", a.bundles, a.runs),
+            a.dir.display()
+        );
+        let style = if under.as_ref() == Some(&a.dir) { theme.selected() } else { Style::default() };
+        lines.push(Line::styled(text, style));
+        for t in a.failed_tasks.iter().take(FAILED_SHOWN) {
+            let log = t.log.as_ref().map_or("-".into(), |l| l.display().to_string());
+            lines.push(Line::styled(format!("  task {} ({}): {}; log {log}", t.index, t.runs.join(" "), t.state), theme.fg(Color::Red)));
+        }
+        if a.failed_tasks.len() > FAILED_SHOWN {
+            lines.push(Line::raw(format!(
+                "  ... {} more failed: icl-lab slurm status {}",
+                a.failed_tasks.len() - FAILED_SHOWN,
+                a.dir.display()
+            )));
+        }
+        if let Some(e) = &a.error {
+            lines.push(Line::styled(format!("  ! {e}"), theme.fg(Color::Yellow)));
+        }
+    }
+    lines
 }
 
 fn draw_help(f: &mut Frame, area: Rect, theme: Theme) {
