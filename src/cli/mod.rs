@@ -78,6 +78,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Benchmarks (store overhead, `ls` speed).
     Bench(bench::BenchArgs),
+    /// Internal: train one run for a worker pool slot of a parent icl-lab (`runtime::child`).
+    #[command(hide = true)]
+    SlotWorker,
 }
 
 /// Exit codes: 0 ok, 1 the run failed, 2 bad input (spec, flags), 130 interrupted by Ctrl-C.
@@ -138,7 +141,11 @@ pub fn main() -> ExitCode {
         }
     };
     let store = cli.store;
+    if let Ok(exe) = std::env::current_exe() {
+        crate::runtime::child::register_worker_program(crate::runtime::child::WorkerCommand::icl_lab(exe));
+    }
     let result = match cli.command {
+        Some(Command::SlotWorker) => return ExitCode::from(crate::runtime::child::serve()),
         Some(Command::Run(args)) => run::run(&store, args),
         Some(Command::Resume(args)) => run::resume(&store, args),
         Some(Command::Sweep(args)) => sweep::sweep(&store, args),

@@ -8,7 +8,7 @@ use std::ffi::c_int;
 use crate::spec::DeviceSpec;
 
 /// A concrete device a run can train on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Device {
     Cpu,
     Cuda(usize),

@@ -1,5 +1,6 @@
 //! Where runs execute: device discovery and the backend each device maps to.
 
+pub mod child;
 pub mod device;
 pub mod lab;
 pub mod pool;

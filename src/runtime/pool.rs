@@ -5,6 +5,10 @@
 //! Spreading: a run the spec pins (`cuda:1`) waits for a slot of that device; an `auto` run
 //! goes to the least busy group with a free slot, so queued runs fill every GPU evenly. A
 //! device may have several groups (`--devices cuda:0,cuda:0`), each scheduled on its own.
+//!
+//! A slot trains in a thread of this process, or (CUDA slots of a pool with several, by
+//! default) in a child process of its own: runs in threads of one process share its
+//! per-device host threads in CubeCL and barely add up (`child`).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
+use super::child::{self, WorkerCommand};
 use super::{train_on, Device};
 use crate::spec::{DeviceSpec, ExperimentSpec};
 use crate::store::{Checkpoint, RunId, Status, WriteOp};
@@ -97,6 +102,9 @@ struct Shared {
     changed: Condvar,
     writer: Option<Sender<WriteOp>>,
     slots: Vec<(Device, usize)>,
+    /// Per slot group: the command its runs train in (a child process each), or `None`:
+    /// threads of this process.
+    children: Vec<Option<WorkerCommand>>,
     /// The store directory (checkpoints go under it); `None`: no checkpoints.
     store_root: Option<PathBuf>,
     subscribers: Mutex<Vec<Sender<PoolEvent>>>,
@@ -138,8 +146,21 @@ fn accepts(slot: Device, wanted: DeviceSpec) -> bool {
 }
 
 impl Pool {
-    /// Starts `count` worker threads for each slot group `(device, count)` in `slots`.
+    /// Starts `count` worker threads for each slot group `(device, count)` in `slots`; each
+    /// trains in a child process or in itself as `child::slot_commands` decides.
     pub fn new(slots: Vec<(Device, usize)>, writer: Option<Sender<WriteOp>>, store_root: Option<PathBuf>) -> Pool {
+        let children = child::slot_commands(&slots);
+        Pool::with_children(slots, writer, store_root, children)
+    }
+
+    /// As `new`, with the command of each slot group's child processes given (`None`: threads).
+    pub fn with_children(
+        slots: Vec<(Device, usize)>,
+        writer: Option<Sender<WriteOp>>,
+        store_root: Option<PathBuf>,
+        children: Vec<Option<WorkerCommand>>,
+    ) -> Pool {
+        assert_eq!(children.len(), slots.len(), "a child command (or None) per slot group");
         // Every worker counts as free from the start, so the first runs spread too.
         let idle = slots.iter().map(|&(_, n)| n).collect();
         let state = State { busy: vec![0; slots.len()], idle, ..State::default() };
@@ -148,6 +169,7 @@ impl Pool {
             changed: Condvar::new(),
             writer,
             slots: slots.clone(),
+            children,
             store_root,
             subscribers: Mutex::new(Vec::new()),
         });
@@ -296,7 +318,7 @@ fn worker(shared: Arc<Shared>, group: usize, device: Device) {
                 st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
-        execute(&shared, device, &job, &stop);
+        execute(&shared, group, device, &job, &stop);
         {
             let mut st = shared.state();
             st.running.remove(&job.run);
@@ -307,7 +329,7 @@ fn worker(shared: Arc<Shared>, group: usize, device: Device) {
     }
 }
 
-fn execute(shared: &Shared, device: Device, job: &Job, stop: &AtomicBool) {
+fn execute(shared: &Shared, group: usize, device: Device, job: &Job, stop: &AtomicBool) {
     let run = job.run;
     let pid = std::process::id();
     // What was recorded after the checkpoint is trained again: drop it (no stale points).
@@ -365,7 +387,10 @@ fn execute(shared: &Shared, device: Device, job: &Job, stop: &AtomicBool) {
         }
         shared.publish(PoolEvent::Train { run, event: ev });
     };
-    let result = train_on(device, &job.spec, &ctl, &mut on_event);
+    let result = match &shared.children[group] {
+        Some(cmd) => child::train_in_child(cmd, device, &job.spec, &ctl, &mut on_event),
+        None => train_on(device, &job.spec, &ctl, &mut on_event),
+    };
     let reason = shared.state().running.get(&run).and_then(|r| r.reason);
     let (status, train_s, summary) = match result {
         Ok(s) => {
@@ -448,6 +473,45 @@ mod tests {
         pool.stop_all(StopReason::Cancel);
         pool.wait_idle();
         assert!(pool.snapshot().group_runs.iter().all(Vec::is_empty));
+    }
+
+    /// A slot's child process that dies before reporting fails its run with its exit status
+    /// and the end of its stderr; the slot then takes the next run.
+    #[cfg(unix)]
+    #[test]
+    fn a_crashed_child_fails_its_run_with_its_stderr_tail() {
+        let crash = WorkerCommand {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "read job; echo 'CUDA_ERROR_ILLEGAL_ADDRESS at step 3' >&2; exit 3".into()],
+        };
+        let pool = Pool::with_children(vec![(Device::Cpu, 1)], None, None, vec![Some(crash)]);
+        let events = pool.subscribe();
+        for run in [1, 2] {
+            pool.submit(job(run, DeviceSpec::Auto, 10)).unwrap();
+        }
+        let mut failed = Vec::new();
+        while failed.len() < 2 {
+            if let PoolEvent::Finished { run, status, summary } = events.recv_timeout(Duration::from_secs(30)).expect("runs end") {
+                assert!(summary.is_none());
+                let Status::Failed { reason } = status else { panic!("run {run}: {status:?}") };
+                failed.push((run, reason));
+            }
+        }
+        for (run, reason) in failed {
+            assert!(reason.contains("its worker process exited with status 3"), "run {run}: {reason}");
+            assert!(reason.ends_with("its stderr ended with:\nCUDA_ERROR_ILLEGAL_ADDRESS at step 3"), "run {run}: {reason}");
+        }
+        let missing = WorkerCommand { program: "/nonexistent/icl-lab".into(), args: vec![] };
+        let pool = Pool::with_children(vec![(Device::Cpu, 1)], None, None, vec![Some(missing)]);
+        let events = pool.subscribe();
+        pool.submit(job(3, DeviceSpec::Auto, 10)).unwrap();
+        loop {
+            if let PoolEvent::Finished { status, .. } = events.recv_timeout(Duration::from_secs(30)).expect("the run ends") {
+                let Status::Failed { reason } = status else { panic!("{status:?}") };
+                assert!(reason.contains("cannot start a worker process (/nonexistent/icl-lab)"), "{reason}");
+                break;
+            }
+        }
     }
 
     #[test]

@@ -45,8 +45,10 @@ pub struct StepMetrics {
     pub steps_per_s: f64,
 }
 
-/// What the trainer reports while it runs.
-#[derive(Debug, Clone)]
+/// What the trainer reports while it runs (serialisable: a slot's child process streams
+/// them to the pool, `runtime::child`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TrainEvent {
     /// The model is built and the first step is about to run.
     Started { stats: ModelStats, total_steps: usize, setup_s: f64 },
@@ -59,7 +61,7 @@ pub enum TrainEvent {
 }
 
 /// A checkpoint on disk: `dir` holds `model.bin` and `optim.bin` (burn records).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedCheckpoint {
     pub step: usize,
     pub dir: PathBuf,

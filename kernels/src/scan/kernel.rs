@@ -109,13 +109,22 @@ pub fn scan_backward_kernel<F: Float>(
     let k = chunk as usize;
     let own = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let bi = CUBE_POS_Y as usize;
-    // Threads past the last channel stay to the end: every lane of a warp takes part in the
-    // warp sums. They compute on channel e - 1 and write nothing.
-    let active = own < e;
-    let ei = if active { own } else { e - 1 };
     let warps = (e + 31) / 32;
     let warp = own / 32;
-    let writes_sums = UNIT_POS_PLANE == 0 && warp < warps;
+    // A warp with no channel at all (the tail of the last cube when e is not a multiple of
+    // the cube's 128 threads) takes part in nothing: it leaves as a whole, so no warp sum
+    // misses a lane.
+    if warp >= warps {
+        terminate!();
+    }
+    // Lanes past the last channel in the last warp stay to the end: every lane of a warp
+    // takes part in the warp sums. They read channel e - 1's inputs (valid addresses), add
+    // zeros to the sums and touch no memory another thread owns: the chunk scratch is per
+    // channel, and an idle lane writing channel e - 1's entries would race the lane that owns
+    // them (warps run unsynchronised, so another warp's idle lanes could be a chunk ahead).
+    let active = own < e;
+    let ei = if active { own } else { e - 1 };
+    let writes_sums = UNIT_POS_PLANE == 0;
     let plane = nb * e;
     let me = bi * e + ei;
     let zero = F::new(0.0);
@@ -156,7 +165,9 @@ pub fn scan_backward_kernel<F: Float>(
             for j in 0..n {
                 let hj = (dt * av[j]).exp() * h[j] + input * b_in[bc + j];
                 h[j] = hj;
-                scratch[sbase + j * plane] = hj;
+                if active {
+                    scratch[sbase + j * plane] = hj;
+                }
             }
         }
 
@@ -176,8 +187,13 @@ pub fn scan_backward_kernel<F: Float>(
             dd_acc += gy * xv;
             #[unroll]
             for j in 0..n {
-                let ht = scratch[sbase + j * plane];
-                let hp = if t > t0 { scratch[sbase - n * plane + j * plane] } else { states[start + j * plane] };
+                // Idle lanes read nothing of the scratch (channel e - 1's lane writes it).
+                let mut ht = zero;
+                let mut hp = zero;
+                if active {
+                    ht = scratch[sbase + j * plane];
+                    hp = if t > t0 { scratch[sbase - n * plane + j * plane] } else { states[start + j * plane] };
+                }
                 let bj = b_in[bc + j];
                 let decay = (dt * av[j]).exp();
                 let g = carry[j] + gy * c[bc + j];

@@ -1,0 +1,418 @@
+//! Slots as child processes: a slot trains its run in a child process (this binary's hidden
+//! `slot-worker` command) instead of a thread of this process.
+//!
+//! Why: burn 0.21 / CubeCL 0.10 serve each device of a process from one host thread per
+//! pipeline stage (cubecl-common's `ChannelDeviceHandle`: one "upstream" thread for burn-fusion
+//! and one "downstream" thread for the CUDA server per device). Every tensor operation of every
+//! run on `cuda:0` in this process goes through those two threads, so runs in threads of one
+//! process share one host thread's throughput; separate processes each get their own
+//! (`docs/performance.md`, "Several runs on one GPU").
+//!
+//! The protocol, one JSON value a line: the pool writes a [`ChildJob`] on the child's stdin,
+//! then `stop` when the run is to stop after its current step; a closed stdin (the pool's
+//! process died) stops it too, as does SIGINT. The child writes a [`Message`] per training
+//! event on its stdout, then `done` with the summary or `failed` with the reason. Everything
+//! else the child prints goes to its stderr, of which the pool keeps the tail: a child that ends
+//! without `done` or `failed` (a crash, a kill) fails its run with that tail. The child writes
+//! checkpoints into the store's checkpoint directory, as a thread would; only the pool's
+//! process touches the store itself, so the notebook, `sweep` and their views see the same
+//! events either way.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use serde::{Deserialize, Serialize};
+
+use super::{train_on, Device, RunError};
+use crate::spec::ExperimentSpec;
+use crate::train::{RunSummary, SavedCheckpoint, TrainControl, TrainEvent};
+
+/// `ICL_LAB_SLOTS`: `threads` (every slot a thread), `processes` (every slot a child process,
+/// CPU slots too), unset or `auto`: child processes for the CUDA slots of a pool with at least
+/// two of them, threads otherwise (a single run gains nothing from a child). Unix only.
+pub const SLOTS_ENV: &str = "ICL_LAB_SLOTS";
+
+/// After asking a child to stop, kill it if it has not ended within this time (a wedged GPU
+/// run would otherwise hold its slot for ever).
+const STOP_GRACE: Duration = Duration::from_secs(120);
+/// Lines of a child's stderr kept for the failure message.
+const TAIL_LINES: usize = 20;
+/// Characters of those kept at most.
+const TAIL_CHARS: usize = 4_000;
+/// Progress events are sent at most this often (the pool forwards them at most as often).
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// How to start a slot's child process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl WorkerCommand {
+    /// The icl-lab binary at `exe`, as a slot worker.
+    pub fn icl_lab(exe: PathBuf) -> Self {
+        WorkerCommand { program: exe, args: vec!["slot-worker".into()] }
+    }
+}
+
+static PROGRAM: OnceLock<WorkerCommand> = OnceLock::new();
+
+/// Called once by the command line: pools of this process may start slot workers with `cmd`.
+/// Without it (the library used on its own, unit tests) every slot is a thread.
+pub fn register_worker_program(cmd: WorkerCommand) {
+    let _ = PROGRAM.set(cmd);
+}
+
+/// For each slot group: the command its slots run their runs with, or `None` for threads
+/// (see [`SLOTS_ENV`]).
+pub fn slot_commands(slots: &[(Device, usize)]) -> Vec<Option<WorkerCommand>> {
+    choose(&std::env::var(SLOTS_ENV).unwrap_or_default(), PROGRAM.get(), slots)
+}
+
+/// `slot_commands` for the value `mode` of [`SLOTS_ENV`] and the registered `program`.
+fn choose(mode: &str, program: Option<&WorkerCommand>, slots: &[(Device, usize)]) -> Vec<Option<WorkerCommand>> {
+    let cuda_slots: usize = slots.iter().filter(|(d, _)| matches!(d, Device::Cuda(_))).map(|(_, n)| n).sum();
+    slots
+        .iter()
+        .map(|&(device, _)| {
+            // Off Unix the child's protocol (its own process group, stdout kept apart) is not
+            // built: threads there.
+            let child = cfg!(unix)
+                && match mode.trim() {
+                    "threads" => false,
+                    "processes" => true,
+                    _ => matches!(device, Device::Cuda(_)) && cuda_slots >= 2,
+                };
+            program.filter(|_| child).cloned()
+        })
+        .collect()
+}
+
+/// What a child trains: the parts of a job and its `TrainControl` that cross the pipe.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildJob {
+    pub spec: ExperimentSpec,
+    pub device: Device,
+    pub checkpoints: Option<PathBuf>,
+    pub resume: Option<SavedCheckpoint>,
+    pub wall_offset_s: f64,
+}
+
+/// A line of a child's stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Message {
+    Event(TrainEvent),
+    Done(Box<RunSummary>),
+    Failed(String),
+}
+
+/// The last lines of a child's stderr.
+#[derive(Default)]
+struct Tail(VecDeque<String>);
+
+impl Tail {
+    fn push(&mut self, line: String) {
+        if self.0.len() == TAIL_LINES {
+            self.0.pop_front();
+        }
+        self.0.push_back(line);
+    }
+
+    fn render(&self) -> String {
+        let text = self.0.iter().map(String::as_str).collect::<Vec<_>>().join("\n");
+        let text = text.trim();
+        if text.is_empty() {
+            return "; it printed nothing on stderr".into();
+        }
+        let skip = text.chars().count().saturating_sub(TAIL_CHARS);
+        let cut: String = text.chars().skip(skip).collect();
+        format!("; its stderr ended with:\n{}{cut}", if skip > 0 { "..." } else { "" })
+    }
+}
+
+fn lines_of(reader: impl Read, mut each: impl FnMut(String) -> bool) {
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                if !each(line) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn ended(status: Option<ExitStatus>, killed: bool) -> String {
+    let Some(status) = status else { return "could not be waited for".into() };
+    if killed {
+        return format!("did not stop within {} s of being asked and was killed", STOP_GRACE.as_secs());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                libc::SIGKILL => " (SIGKILL: killed, e.g. out of memory)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT: aborted)",
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGINT => " (SIGINT)",
+                _ => "",
+            };
+            return format!("was killed by signal {signal}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code} before reporting an outcome"),
+        None => "ended before reporting an outcome".into(),
+    }
+}
+
+/// Trains `spec` on `device` in a child process started with `cmd`, as [`train_on`] does in
+/// this thread: events go to `on_event` as they come, `ctl.cancel` stops the run after its
+/// current step, and a child that dies fails the run with the tail of its stderr.
+pub fn train_in_child(
+    cmd: &WorkerCommand,
+    device: Device,
+    spec: &ExperimentSpec,
+    ctl: &TrainControl,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<RunSummary, RunError> {
+    let fail = |reason: String| RunError::Backend { device, reason };
+    let mut command = Command::new(&cmd.program);
+    command.args(&cmd.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        // Its own process group: a Ctrl-C on the terminal reaches the pool's process only, which
+        // stops its runs in order (each child saves a checkpoint and reports).
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| fail(format!("cannot start a worker process ({}): {e}", cmd.program.display())))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+
+    let job = ChildJob {
+        spec: spec.clone(),
+        device,
+        checkpoints: ctl.checkpoints.clone(),
+        resume: ctl.resume.clone(),
+        wall_offset_s: ctl.wall_offset_s,
+    };
+    let line = serde_json::to_string(&job).expect("a job serialises");
+    // A child that cannot read it has died: that is reported below, from its exit status.
+    let _ = writeln!(stdin, "{line}").and_then(|_| stdin.flush());
+
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let err_reader = {
+        let tail = tail.clone();
+        std::thread::spawn(move || {
+            lines_of(stderr, |line| {
+                tail.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                true
+            })
+        })
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let out_reader = std::thread::spawn(move || {
+        lines_of(stdout, |line| match serde_json::from_str::<Message>(&line) {
+            Ok(message) => tx.send(Ok(message)).is_ok(),
+            Err(_) => tx.send(Err(line)).is_ok(),
+        })
+    });
+
+    let (mut summary, mut failure) = (None, None);
+    let mut asked_to_stop: Option<Instant> = None;
+    let mut killed = false;
+    loop {
+        if asked_to_stop.is_none() && ctl.cancel.load(Ordering::SeqCst) {
+            let _ = stdin.write_all(b"stop\n").and_then(|_| stdin.flush());
+            asked_to_stop = Some(Instant::now());
+        }
+        if !killed && asked_to_stop.is_some_and(|at| at.elapsed() > STOP_GRACE) {
+            killed = child.kill().is_ok();
+        }
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(Ok(Message::Event(ev))) => on_event(ev),
+            Ok(Ok(Message::Done(s))) => summary = Some(*s),
+            Ok(Ok(Message::Failed(reason))) => failure = Some(reason),
+            Ok(Err(line)) => tail.lock().unwrap_or_else(|p| p.into_inner()).push(line),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    drop(stdin);
+    let status = child.wait().ok();
+    let _ = out_reader.join();
+    let _ = err_reader.join();
+    match (summary, failure) {
+        (Some(s), _) => Ok(s),
+        (None, Some(reason)) => Err(fail(reason)),
+        (None, None) => {
+            let tail = tail.lock().unwrap_or_else(|p| p.into_inner()).render();
+            Err(fail(format!("its worker process {}{tail}", ended(status, killed))))
+        }
+    }
+}
+
+/// The protocol's output: the process's stdout, after pointing file descriptor 1 at stderr so
+/// that nothing else printed (a library's message) can end up in the protocol.
+fn protocol_out() -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::FromRawFd;
+        std::io::stdout().flush()?;
+        // SAFETY: plain descriptor calls; the duplicate is owned by the returned File alone.
+        unsafe {
+            let fd = libc::dup(1);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let out = std::fs::File::from_raw_fd(fd);
+            if libc::dup2(2, 1) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(out)
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        Err(std::io::Error::other("slot worker processes need a Unix system"))
+    }
+}
+
+/// The child's side (`icl-lab slot-worker`): reads a [`ChildJob`] on stdin, trains it and
+/// reports on stdout (see the module's documentation). Returns the process's exit status: 0
+/// when an outcome (`done` or `failed`) was written, 1 when not even that was possible.
+pub fn serve() -> u8 {
+    let mut out = match protocol_out() {
+        Ok(out) => std::io::BufWriter::new(out),
+        Err(e) => {
+            eprintln!("slot-worker: {e}");
+            return 1;
+        }
+    };
+    let mut first = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut first) {
+        eprintln!("slot-worker: reading the job: {e}");
+        return 1;
+    }
+    let job: ChildJob = match serde_json::from_str(&first) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("slot-worker: the job is not valid: {e}");
+            return 1;
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            lines_of(std::io::stdin(), |line| line.trim() != "stop");
+            cancel.store(true, Ordering::SeqCst); // `stop`, or the pool's end of the pipe closed
+        });
+    }
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
+    }
+    // burn's autodiff graphs recurse deeply on long prompts: the stack a pool's thread has.
+    let trainer = std::thread::Builder::new().name("slot-worker".into()).stack_size(64 << 20).spawn(move || {
+        let send = |m: &Message, out: &mut std::io::BufWriter<std::fs::File>| {
+            let ok = serde_json::to_writer(&mut *out, m).is_ok() && out.write_all(b"\n").is_ok() && out.flush().is_ok();
+            if !ok {
+                cancel.store(true, Ordering::SeqCst); // nobody listens: stop (a checkpoint is saved)
+            }
+        };
+        let ctl = TrainControl {
+            cancel: &cancel,
+            checkpoints: job.checkpoints.clone(),
+            resume: job.resume.clone(),
+            wall_offset_s: job.wall_offset_s,
+        };
+        let mut last_progress = Instant::now() - PROGRESS_EVERY;
+        let result = train_on(job.device, &job.spec, &ctl, &mut |ev| {
+            if let TrainEvent::Progress { .. } = ev {
+                if last_progress.elapsed() < PROGRESS_EVERY {
+                    return;
+                }
+                last_progress = Instant::now();
+            }
+            send(&Message::Event(ev), &mut out);
+        });
+        let message = match result {
+            Ok(summary) => Message::Done(Box::new(summary)),
+            Err(e) => Message::Failed(e.to_string()),
+        };
+        send(&message, &mut out);
+    });
+    match trainer.map(|t| t.join()) {
+        Ok(Ok(())) => 0,
+        _ => {
+            eprintln!("slot-worker: the training thread could not run or panicked");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_a_line_of_json() {
+        let ckpt = SavedCheckpoint { step: 7, dir: PathBuf::from("/s/checkpoints/u/step-7"), data_word_pos: u128::MAX - 3 };
+        let line = serde_json::to_string(&Message::Event(TrainEvent::Checkpoint(ckpt.clone()))).unwrap();
+        assert!(!line.contains('\n'));
+        match serde_json::from_str::<Message>(&line).unwrap() {
+            Message::Event(TrainEvent::Checkpoint(back)) => assert_eq!(back, ckpt),
+            other => panic!("{other:?}"),
+        }
+        let line = serde_json::to_string(&Message::Event(TrainEvent::Progress { step: 3 })).unwrap();
+        assert!(matches!(serde_json::from_str::<Message>(&line).unwrap(), Message::Event(TrainEvent::Progress { step: 3 })));
+    }
+
+    #[test]
+    fn the_tail_keeps_the_last_lines() {
+        let mut tail = Tail::default();
+        assert_eq!(tail.render(), "; it printed nothing on stderr");
+        for i in 0..30 {
+            tail.push(format!("line {i}"));
+        }
+        let text = tail.render();
+        assert!(text.starts_with("; its stderr ended with:\nline 10\n") && text.ends_with("line 29"), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn several_cuda_slots_take_child_processes_unless_told_otherwise() {
+        let exe = WorkerCommand::icl_lab("/opt/icl-lab".into());
+        let p = Some(&exe);
+        let (gpu, cpu) = (Device::Cuda(0), Device::Cpu);
+        let some = || Some(exe.clone());
+        assert_eq!(choose("", p, &[(gpu, 4), (cpu, 1)]), [some(), None]);
+        assert_eq!(choose("auto", p, &[(gpu, 1), (gpu, 1)]), [some(), some()], "two groups of one slot on a GPU");
+        assert_eq!(choose("", p, &[(gpu, 1), (cpu, 1)]), [None, None], "one CUDA slot (icl-lab run): a thread");
+        assert_eq!(choose("threads", p, &[(gpu, 4)]), [None]);
+        assert_eq!(choose("processes", p, &[(gpu, 1), (cpu, 1)]), [some(), some()]);
+        assert_eq!(choose("processes", None, &[(gpu, 4)]), [None], "no program registered: threads");
+        assert_eq!(exe.args, vec![OsString::from("slot-worker")]);
+    }
+}
