@@ -155,3 +155,36 @@ fn ctrl_c_stops_cleanly_after_the_current_step() {
     assert!(stdout.contains("ICL curve at step"), "{stdout}");
     assert!(rest.contains("continue with: icl-lab resume 1"), "{rest}");
 }
+
+/// `report` on a store with two seeds of one experiment: one Markdown row with both seeds, the
+/// rule, and an SVG of the curves; an empty selection is bad input naming the prefix.
+#[test]
+fn report_tabulates_seeds_and_writes_svg_curves() {
+    let home = std::env::temp_dir().join(format!("icl-lab-cli-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let spec = temp_spec("report.toml", QUICK);
+    let with_home = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_icl-lab"));
+        cmd.env("ICL_LAB_HOME", &home).args(args).output().expect("the binary runs")
+    };
+    for seed in ["0", "1"] {
+        let out = with_home(&["run", spec.to_str().unwrap(), "--device", "cpu", "--steps", "10", "--seed", seed]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let plots = home.join("plots");
+    let out = with_home(&["report", "--plots", plots.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("Rule: "), "{stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("| linear_regression | quick-linear-regression |")).expect("a row");
+    assert!(row.contains("[2]") && row.contains(" / ✓"), "two seeds, the paper's ✓ beside: {row}");
+    let svg = std::fs::read_to_string(plots.join("quick-linear-regression.svg")).unwrap();
+    assert!(svg.contains("gpt2 (2 seeds)") && svg.contains("least_squares"), "{svg}");
+
+    let json = with_home(&["report", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("stdout is JSON");
+    assert_eq!(v["cells"][0]["runs"].as_array().unwrap().len(), 2);
+
+    assert_bad_input(&with_home(&["report", "--family", "nope-"]), "no runs in families starting with \"nope-\"");
+    let _ = std::fs::remove_dir_all(&home);
+}

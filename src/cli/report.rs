@@ -10,7 +10,7 @@ use clap::Args;
 use super::{open_store, CliError, CliResult};
 use crate::report::matrix::{Cell, Matrix, ARCHS};
 use crate::report::plot::{CurvePlot, Series};
-use crate::store::{RunStore, SledStore};
+use crate::store::{RunId, RunStore, SledStore};
 use crate::tasks::baselines::ZERO;
 use crate::train::EvalCurve;
 
@@ -50,8 +50,9 @@ pub fn report(store_path: &Option<PathBuf>, args: ReportArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One SVG per (family, task): each architecture's final curve averaged over its seeds, and
-/// the baselines of its first run (every seed is scored on the same prompts).
+/// One SVG per (family, task): each architecture's final curve averaged over its finished
+/// seeds (else its unfinished runs' latest, labelled so), and the baselines of its first run
+/// (every seed is scored on the same prompts).
 fn write_plots(store: &SledStore, matrix: &Matrix, dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     let mut groups: Vec<(&str, &str)> = matrix.cells.values().map(|c| (c.family.as_str(), c.task.as_str())).collect();
     groups.dedup();
@@ -60,19 +61,32 @@ fn write_plots(store: &SledStore, matrix: &Matrix, dir: &Path) -> Result<Vec<Pat
         let cells: Vec<&Cell> = ARCHS
             .iter()
             .filter_map(|a| matrix.cells.get(&(family.to_string(), task.to_string(), a.to_string())))
-            .filter(|c| !c.runs.is_empty())
+            .filter(|c| !c.runs.is_empty() || !c.unfinished.is_empty())
             .collect();
         let mut models = Vec::new();
         let mut first: Option<EvalCurve> = None;
         for c in &cells {
+            // Finished seeds; a cell with none shows its unfinished runs' latest evaluation.
+            let (ids, unfinished): (Vec<RunId>, bool) = if c.runs.is_empty() {
+                (c.unfinished.iter().map(|u| u.0).collect(), true)
+            } else {
+                (c.runs.iter().map(|r| r.0).collect(), false)
+            };
             let mut curves = Vec::new();
-            for r in &c.runs {
-                if let Some(last) = store.evals(r.0)?.into_iter().max_by_key(|e| e.step) {
+            for id in ids {
+                if let Some(last) = store.evals(id)?.into_iter().max_by_key(|e| e.step) {
                     curves.push(last);
                 }
             }
             if let Some(mean) = mean_curve(&curves) {
-                models.push(Series { name: format!("{} ({} seeds)", c.arch, curves.len()), points: mean });
+                let name = if unfinished {
+                    let step = curves.iter().map(|e| e.step).max().unwrap_or(0);
+                    format!("{} (unfinished, step {step})", c.arch)
+                } else {
+                    let n = curves.len();
+                    format!("{} ({n} seed{})", c.arch, if n == 1 { "" } else { "s" })
+                };
+                models.push(Series { name, points: mean });
             }
             if first.is_none() {
                 first = curves.into_iter().next();

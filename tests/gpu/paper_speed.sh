@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The per-architecture files named here were folded into experiments/paper/linear_regression.toml
+# (a sweep of six architectures) in session 4; check out e731072 to rerun this as it was.
 # Run on the GPU machine from the repo root, with the stripped release binary gzipped at
 # gpu/icl-lab.gz: times the paper-sized models of experiments/paper/ on one GPU.
 # Results: $OUT/results.jsonl (one `icl-lab run --json` document per line), $OUT/log.txt.

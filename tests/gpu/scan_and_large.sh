@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The per-architecture files named here were folded into experiments/paper/linear_regression.toml
+# (a sweep of six architectures) in session 4; check out e731072 to rerun this as it was.
 # Run on the GPU machine from the repo root (binary at gpu/icl-lab.gz): compares the scan modes
 # of the tensor-op Mamba, and times the e = 256 sizes on 280 tokens (the sparse-parity shapes,
 # with linear-regression data: d = 10, 140 points).
