@@ -506,11 +506,15 @@ fn draw_compare(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
 }
 
 fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
+    // Full cells (mark, mean ±std, seeds, paper, unfinished) need 24 columns each; narrower get
+    // the mark, the mean and the paper's mark.
+    let wide = area.width >= 14 + 2 + ARCHS.len() as u16 * 25;
+    let cell_width = if wide { 24 } else { 10 };
     let mut rows = Vec::new();
     for (ti, task) in TASK_TITLES.iter().enumerate() {
         let mut cells = vec![Cell::from(*task)];
         for ai in 0..ARCHS.len() {
-            let text = app.matrix_cell(ti, ai).map_or("·".to_string(), |c| matrix_cell_text(c, theme.ascii));
+            let text = app.matrix_cell(ti, ai).map_or("·".to_string(), |c| matrix_cell_text(c, theme.ascii, wide));
             let mut cell = Cell::from(text);
             if app.matrix_cursor == (ti, ai) {
                 cell = cell.style(theme.selected());
@@ -520,7 +524,7 @@ fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         rows.push(Row::new(cells));
     }
     let mut widths = vec![Constraint::Length(14)];
-    widths.extend(ARCHS.iter().map(|_| Constraint::Length(20)));
+    widths.extend(ARCHS.iter().map(|_| Constraint::Length(cell_width)));
     let header = Row::new(std::iter::once("task \\ arch").chain(ARCHS.iter().copied())).style(Style::default().add_modifier(Modifier::BOLD));
     let [t, legend] = Layout::vertical([Constraint::Min(0), Constraint::Length(4)]).areas(area);
     let (agree, of) = crate::report::matrix::agreement(app.matrix.values());
@@ -530,14 +534,16 @@ fn draw_matrix(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     f.render_widget(Paragraph::new(rule).wrap(Wrap { trim: true }).style(theme.fg(Color::DarkGray)), legend);
 }
 
-fn matrix_cell_text(c: &crate::report::matrix::Cell, ascii: bool) -> String {
+fn matrix_cell_text(c: &crate::report::matrix::Cell, ascii: bool, wide: bool) -> String {
     let paper = c.paper().map_or(String::new(), |m| format!(" p{}", m.symbol(ascii)));
     let pending = if c.unfinished.is_empty() { String::new() } else { format!(" ({}…)", c.unfinished.len()) };
     match c.error() {
-        Some((mean, std)) => {
+        Some((mean, std)) if wide => {
             format!("{} {mean:.3}±{std:.2} n{}{paper}{pending}", c.mark().symbol(ascii), c.runs.len())
         }
-        None => format!("·{paper}{pending}"),
+        Some((mean, _)) => format!("{} {mean:.2}{paper}", c.mark().symbol(ascii)),
+        None if wide => format!("·{paper}{pending}"),
+        None => format!("·{paper}"),
     }
 }
 
