@@ -1,6 +1,8 @@
 //! The `icl-lab` binary end to end: bad input gets one clear line and exit code 2; a tiny run
 //! trains, prints the curve table, and `--json` prints the same as JSON.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -124,7 +126,7 @@ fn tiny_run_prints_table_and_json() {
 
 #[test]
 fn ctrl_c_stops_cleanly_after_the_current_step() {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufReader;
     use std::process::Stdio;
 
     let path = temp_spec("long.toml", QUICK);
@@ -136,10 +138,7 @@ fn ctrl_c_stops_cleanly_after_the_current_step() {
         .unwrap();
     // Wait until training has started, then interrupt as a terminal would.
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("parameters") {
-        line.clear();
-    }
+    common::read_until(&mut stderr, |l| l.contains("parameters"));
     std::thread::sleep(std::time::Duration::from_millis(500));
     let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());

@@ -6,7 +6,7 @@
 //! Debian's `slurm-wlm` and `munge` are installed when missing; where that is impossible the
 //! test fails, unless ICL_LAB_SKIP_SLURM=1 says to skip it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -474,10 +474,7 @@ fn interrupted_run(spec: &Path, store: &Path, bundle: &Path, extra: &[&str]) {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.starts_with("flushed run=1 step=") {
-        line.clear();
-    }
+    common::read_until(&mut stderr, |l| l.starts_with("flushed run=1 step="));
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();

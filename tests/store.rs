@@ -1,6 +1,8 @@
 //! The run store end to end: crash safety under SIGKILL, concurrent writers, divergence, bad
 //! store paths, and the browse/export/bundle commands.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -279,10 +281,7 @@ fn a_second_process_is_told_the_store_is_in_use() {
     let spec = write_spec(dir.path(), "long.toml", &tiny_spec("long", 1e-3, 1_000_000, 1000));
     let mut child = bin(&store).args(["run", spec.to_str().unwrap()]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("parameters") {
-        line.clear();
-    }
+    common::read_until(&mut stderr, |l| l.contains("parameters"));
     let out = bin(&store).arg("ls").output().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();

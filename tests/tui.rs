@@ -2,6 +2,8 @@
 //! experiment from the form (two seeds), wait for both runs, compare them, quit; the store then
 //! holds both runs, done.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -150,10 +152,7 @@ fn a_store_held_by_another_process_is_followed_live() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("parameters") {
-        line.clear();
-    }
+    common::read_until(&mut stderr, |l| l.contains("parameters"));
     std::thread::spawn(move || for _ in stderr.lines() {});
 
     let session = format!("icl-lab-follow-{}", std::process::id());

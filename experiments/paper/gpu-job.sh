@@ -45,9 +45,7 @@ run_one() {
     store=$(mktemp -d)
     t0=$(date +%s.%N)
     if [ -n "$PREV" ] && [ -f "$PREV/bundles/$name.bundle" ]; then
-        # A fresh store: the imported run is run 1.
-        "$BIN" --store "$store" import "$PREV/bundles/$name.bundle" > /dev/null
-        cmd=(resume 1)
+        cmd=(resume "$PREV/bundles/$name.bundle")
     else
         cmd=(run "$SPECS/$name.toml")
     fi

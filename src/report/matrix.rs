@@ -185,16 +185,12 @@ impl Matrix {
     }
 
     fn families(&self) -> Vec<String> {
-        let mut f: Vec<String> = self.cells.values().map(|c| c.family.clone()).collect();
-        f.dedup();
-        f.sort();
+        // Cells are ordered by family first.
+        let mut f: Vec<String> = self.cells.keys().map(|k| k.0.clone()).collect();
         f.dedup();
         f
     }
 
-    fn cell(&self, task: &str, arch: &str) -> Vec<&Cell> {
-        self.cells.values().filter(|c| c.task == task && c.arch == arch).collect()
-    }
 
     /// (agreeing cells, cells with both a measured and a paper mark).
     pub fn agreement(&self) -> (usize, usize) {
@@ -222,7 +218,7 @@ impl Matrix {
         for task in self.tasks() {
             for fam in self.families() {
                 let row: Vec<Option<&Cell>> =
-                    ARCHS.iter().map(|a| self.cell(&task, a).into_iter().find(|c| c.family == fam)).collect();
+                    ARCHS.iter().map(|a| self.cells.get(&(fam.clone(), task.clone(), a.to_string()))).collect();
                 let Some(any) = row.iter().flatten().next() else { continue };
                 let _ = write!(out, "| {task} | {fam} |");
                 for c in &row {

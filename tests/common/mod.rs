@@ -1,5 +1,22 @@
-//! Shared by the sweep and Slurm tests: a sweep of models small enough that a step takes
-//! milliseconds on a CPU.
+//! Shared by the integration tests: a sweep of models small enough that a step takes
+//! milliseconds on a CPU, and waiting for a line of a child's output. Each test crate uses
+//! some of it.
+#![allow(dead_code)]
+
+/// Reads `out` line by line until a line satisfies `found` or the stream ends (the child
+/// exited); true when found. The rest of the stream stays unread in `out`.
+pub fn read_until(out: &mut impl std::io::BufRead, found: impl Fn(&str) -> bool) -> bool {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            return false;
+        }
+        if found(&line) {
+            return true;
+        }
+    }
+}
 
 /// A sweep file `name` over `seeds` (TOML list text) of a tiny GPT-2, and with `mamba` a tiny
 /// Mamba too, each trained `steps` steps on the CPU.
