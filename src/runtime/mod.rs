@@ -2,6 +2,7 @@
 
 pub mod child;
 pub mod device;
+pub mod kernel_cache;
 pub mod lab;
 pub mod pool;
 pub mod slurm;

@@ -147,6 +147,16 @@ fn paper_sweeps_hold_six_architectures_and_three_seeds() {
         }
     }
     assert_eq!(files, 18);
+
+    // The longer sparse-parity pair is the reduced grid's GPT-2 and Mamba, only trained longer.
+    let long = sweep::SweepSpec::expand_file(&root.join("long/sparse_parity.toml")).unwrap();
+    let reduced = sweep::SweepSpec::expand_file(&root.join("reduced/sparse_parity.toml")).unwrap();
+    assert_eq!(long.iter().map(|r| r.model.arch()).collect::<Vec<_>>(), ["gpt2", "mamba"]);
+    for run in &long {
+        let twin = reduced.iter().find(|r| r.model.arch() == run.model.arch() && r.seed == run.seed).unwrap();
+        assert_eq!((&run.task, &run.model), (&twin.task, &twin.model));
+        assert_eq!(run.train.steps, 5 * twin.train.steps);
+    }
 }
 
 #[test]
