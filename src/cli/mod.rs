@@ -35,9 +35,9 @@ pub struct Cli {
     /// TUI: at most this many redraws per second (low for slow SSH links).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=120))]
     pub fps: u32,
-    /// TUI: worker slots per GPU.
-    #[arg(long, default_value_t = crate::runtime::device::DEFAULT_GPU_SLOTS)]
-    pub gpu_slots: usize,
+    /// TUI: worker slots per GPU (default: 4, fewer when the host has under 3 cores per slot).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub gpu_slots: Option<u32>,
     /// TUI: train only on these devices, e.g. cuda:0,cuda:1 (default: every GPU, else the
     /// CPU). A device listed twice gets two independent groups of slots.
     #[arg(long, value_name = "LIST")]
@@ -166,7 +166,7 @@ pub fn main() -> ExitCode {
             let slots = if cli.read_only {
                 Vec::new()
             } else {
-                match device::slot_groups(devices, cli.gpu_slots, device::DEFAULT_CPU_SLOTS) {
+                match device::slot_groups(devices, cli.gpu_slots.map(|n| n as usize), device::DEFAULT_CPU_SLOTS) {
                     Ok(slots) => slots,
                     Err(e) => return report(Err(CliError::bad_input(e))),
                 }

@@ -34,7 +34,8 @@ pub struct SweepArgs {
     /// A device listed twice gets two independent groups of slots.
     #[arg(long, value_name = "LIST", conflicts_with = "slurm")]
     pub devices: Option<DeviceList>,
-    /// Runs at a time per device (default: 4 per GPU, 1 on the CPU).
+    /// Runs at a time per device (default: 4 per GPU, fewer when the host has under 3 cores
+    /// per slot; 1 on the CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64), conflicts_with = "slurm")]
     pub slots_per_device: Option<u32>,
     /// Tag every run (repeatable).
@@ -121,7 +122,7 @@ pub fn sweep(store_path: &Option<PathBuf>, args: SweepArgs) -> CliResult {
     let slots_per = args.slots_per_device.map(|n| n as usize);
     let slots = device::slot_groups(
         args.devices.as_ref().map(|d| d.0.as_slice()),
-        slots_per.unwrap_or(device::DEFAULT_GPU_SLOTS),
+        slots_per,
         slots_per.unwrap_or(device::DEFAULT_CPU_SLOTS),
     )
     .map_err(CliError::bad_input)?;

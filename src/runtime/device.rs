@@ -59,8 +59,23 @@ pub fn resolve(spec: DeviceSpec) -> Result<(Device, Option<String>), DeviceError
     }
 }
 
-/// Slots per GPU when not configured: several (paper-sized models use a sliver of an H200).
+/// Slots per GPU when not configured, host cores permitting: several (paper-sized models use
+/// a sliver of an H200).
 pub const DEFAULT_GPU_SLOTS: usize = 4;
+/// Host cores one CUDA slot keeps busy: its training thread and CubeCL's two runner threads,
+/// which spin while they wait. With fewer, a run's rate collapses (5 instead of ~40 steps/s
+/// with two cores each; docs/performance.md, "Cores per process").
+pub const CORES_PER_GPU_SLOT: usize = 3;
+
+/// Default slots per GPU for `gpus` GPU slot groups on a host of `cores` cores:
+/// `DEFAULT_GPU_SLOTS`, fewer when the cores do not give each slot `CORES_PER_GPU_SLOT`.
+pub fn default_gpu_slots(gpus: usize, cores: usize) -> usize {
+    (cores / (CORES_PER_GPU_SLOT * gpus.max(1))).clamp(1, DEFAULT_GPU_SLOTS)
+}
+
+fn host_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
 /// Slots for the CPU when not configured: one, as burn-ndarray already uses every core.
 pub const DEFAULT_CPU_SLOTS: usize = 1;
 
@@ -94,20 +109,26 @@ pub fn parse_device_list(list: &str) -> Result<Vec<Device>, DeviceError> {
 }
 
 /// The pool's slot groups: `(device, slots)` for each listed device (each checked to exist),
-/// or with no list every CUDA device, else the CPU; `gpu_slots` per GPU, `cpu_slots` for the
-/// CPU.
+/// or with no list every CUDA device, else the CPU; `gpu_slots` per GPU (default:
+/// `default_gpu_slots` for this host), `cpu_slots` for the CPU.
 pub fn slot_groups(
     devices: Option<&[Device]>,
-    gpu_slots: usize,
+    gpu_slots: Option<usize>,
     cpu_slots: usize,
 ) -> Result<Vec<(Device, usize)>, DeviceError> {
-    let per = |d: &Device| match d {
-        Device::Cpu => (*d, cpu_slots.max(1)),
-        Device::Cuda(_) => (*d, gpu_slots.max(1)),
+    let groups = |list: &[Device]| -> Vec<(Device, usize)> {
+        let gpus = list.iter().filter(|d| matches!(d, Device::Cuda(_))).count();
+        let gpu_slots = gpu_slots.unwrap_or_else(|| default_gpu_slots(gpus, host_cores()));
+        list.iter()
+            .map(|d| match d {
+                Device::Cpu => (*d, cpu_slots.max(1)),
+                Device::Cuda(_) => (*d, gpu_slots.max(1)),
+            })
+            .collect()
     };
     let Some(list) = devices else {
         let found = cuda_devices().unwrap_or_default();
-        return Ok(if found.is_empty() { vec![per(&Device::Cpu)] } else { found.iter().map(per).collect() });
+        return Ok(if found.is_empty() { groups(&[Device::Cpu]) } else { groups(&found) });
     };
     if list.iter().any(|d| matches!(d, Device::Cuda(_))) {
         let count = cuda_device_count();
@@ -122,7 +143,7 @@ pub fn slot_groups(
             }
         }
     }
-    Ok(list.iter().map(per).collect())
+    Ok(groups(list))
 }
 
 /// Every usable CUDA device, or an empty list with the reason there are none.
@@ -201,16 +222,27 @@ mod tests {
 
     #[test]
     fn slot_groups_default_and_check_each_gpu() {
-        assert_eq!(slot_groups(Some(&[Device::Cpu, Device::Cpu]), 4, 2).unwrap(), [(Device::Cpu, 2), (Device::Cpu, 2)]);
+        assert_eq!(slot_groups(Some(&[Device::Cpu, Device::Cpu]), Some(4), 2).unwrap(), [(Device::Cpu, 2), (Device::Cpu, 2)]);
         let gpus = cuda_device_count().unwrap_or(0);
-        let e = slot_groups(Some(&[Device::Cpu, Device::Cuda(gpus)]), 4, 1).unwrap_err().to_string();
+        let e = slot_groups(Some(&[Device::Cpu, Device::Cuda(gpus)]), Some(4), 1).unwrap_err().to_string();
         assert!(e.starts_with(&format!("--devices: entry \"cuda:{gpus}\": ")), "{e}");
-        let default = slot_groups(None, DEFAULT_GPU_SLOTS, DEFAULT_CPU_SLOTS).unwrap();
+        let default = slot_groups(None, None, DEFAULT_CPU_SLOTS).unwrap();
         if gpus == 0 {
             assert_eq!(default, [(Device::Cpu, 1)]);
         } else {
             assert_eq!(default.len(), gpus);
-            assert!(default.iter().all(|&(d, n)| matches!(d, Device::Cuda(_)) && n == DEFAULT_GPU_SLOTS));
+            let n = default_gpu_slots(gpus, host_cores());
+            assert!(default.iter().all(|&(d, k)| matches!(d, Device::Cuda(_)) && k == n));
         }
+    }
+
+    #[test]
+    fn default_gpu_slots_leave_three_cores_a_slot() {
+        assert_eq!(default_gpu_slots(1, 16), 4, "the H200 box: 4 slots use 12 of 16 cores");
+        assert_eq!(default_gpu_slots(1, 9), 3);
+        assert_eq!(default_gpu_slots(2, 12), 2);
+        assert_eq!(default_gpu_slots(8, 128), 4);
+        assert_eq!(default_gpu_slots(1, 2), 1, "never below one slot");
+        assert_eq!(default_gpu_slots(0, 2), 1, "CPU-only: the GPU count is not a divisor");
     }
 }
