@@ -35,19 +35,13 @@ pub struct RunArgs {
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
     /// Do not record the run in the store (no checkpoints either).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bundle_out")]
     pub no_store: bool,
     /// Print the result as JSON on stdout (progress still goes to stderr).
     #[arg(long)]
     pub json: bool,
-    /// After the run ends (whatever its status), write it as a bundle to PATH for `icl-lab
-    /// import` (how Slurm array tasks send their runs back).
-    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
-    pub bundle_out: Option<PathBuf>,
-    /// Which runs the bundle carries a checkpoint for: all, or unfinished only (a finished
-    /// run's bundle is then a few KB instead of its weights and optimiser state).
-    #[arg(long, value_name = "WHICH", default_value = "all", requires = "bundle_out")]
-    pub bundle_checkpoints: BundleCheckpoints,
+    #[command(flatten)]
+    pub bundle: BundleOutArgs,
     /// Print `flushed run=ID step=N` on stderr each time metrics become durable (for tests).
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
@@ -67,15 +61,30 @@ pub struct ResumeArgs {
     pub device: Option<DeviceSpec>,
     #[arg(long)]
     pub json: bool,
-    /// After the run ends (whatever its status), write it as a bundle to PATH (may be the
-    /// bundle it resumed from).
-    #[arg(long, value_name = "PATH")]
-    pub bundle_out: Option<PathBuf>,
-    /// As for `run`: all, or unfinished only.
-    #[arg(long, value_name = "WHICH", default_value = "all", requires = "bundle_out")]
-    pub bundle_checkpoints: BundleCheckpoints,
+    #[command(flatten)]
+    pub bundle: BundleOutArgs,
     #[arg(long, hide = true)]
     pub ack_flushes: bool,
+}
+
+/// `--bundle-out` and `--bundle-checkpoints`, shared by `run` and `resume`.
+#[derive(Debug, Args)]
+pub struct BundleOutArgs {
+    /// After the run ends (whatever its status), write it as a bundle to PATH for `icl-lab
+    /// import` (how Slurm array tasks send their runs back); `resume` may name the bundle it
+    /// resumed from.
+    #[arg(long, value_name = "PATH")]
+    pub bundle_out: Option<PathBuf>,
+    /// Which runs the bundle carries a checkpoint for: all, or unfinished only (a finished
+    /// run's bundle is then a few KB instead of its weights and optimiser state).
+    #[arg(long, value_name = "WHICH", default_value = "all", requires = "bundle_out")]
+    pub bundle_checkpoints: BundleCheckpoints,
+}
+
+impl BundleOutArgs {
+    fn target(&self) -> Option<(&Path, BundleCheckpoints)> {
+        self.bundle_out.as_deref().map(|p| (p, self.bundle_checkpoints))
+    }
 }
 
 /// What `icl-lab resume` continues: digits are a run id, anything else a bundle's path.
@@ -123,7 +132,7 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
         tags: args.tags.into_iter().collect(),
     })?;
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: None, train_s: 0.0 };
-    let bundle = args.bundle_out.as_deref().map(|p| (p, args.bundle_checkpoints));
+    let bundle = args.bundle.target();
     execute(Some(store), job, device, args.json, args.ack_flushes, bundle)
 }
 
@@ -152,8 +161,8 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
     // From a bundle the run is re-exported whatever happens here (a Slurm task's bundle must
     // come back even when there was nothing to train).
     let re_export = |why: CliResult| -> CliResult {
-        if let (Some(_), Some(out)) = (from_bundle, &args.bundle_out) {
-            write_bundle(&store, id, out, args.bundle_checkpoints)?;
+        if let (Some(_), Some((out, checkpoints))) = (from_bundle, args.bundle.target()) {
+            write_bundle(&store, id, out, checkpoints)?;
         }
         why
     };
@@ -193,7 +202,7 @@ pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
         rec = store.update(rec.id, &mut |r| r.spec = new_spec.clone())?;
     }
     let job = Job { run: rec.id, uid: rec.uid.clone(), spec, resume: rec.checkpoint.clone(), train_s: rec.train_s };
-    let bundle = args.bundle_out.as_deref().map(|p| (p, args.bundle_checkpoints));
+    let bundle = args.bundle.target();
     execute(Some(store), job, device, args.json, args.ack_flushes, bundle)
 }
 

@@ -440,6 +440,26 @@ fn queue_view_shows_slurm_arrays_with_their_failed_tasks() {
 }
 
 #[test]
+fn the_slurm_arrays_scroll_to_the_one_under_the_cursor() {
+    let nb = Fake::with_runs();
+    let mut a = app(&nb);
+    a.view = View::Queue;
+    let many: Vec<ArrayView> = (0..30)
+        .map(|i| ArrayView { dir: format!("/jobs/a{i:02}").into(), name: format!("array{i:02}"), tasks: 1, runs: 1, ..ArrayView::default() })
+        .collect();
+    a.on_slurm(SlurmUpdate::Arrays(many));
+    press(&mut a, &nb, "j");
+    let screen = render(&a, 120, 30);
+    assert!(screen.contains("array00") && screen.contains("JOB"), "{screen}");
+    assert!(!screen.contains("array29"), "30 arrays cannot all fit in 30 rows: {screen}");
+    press(&mut a, &nb, &"j".repeat(40));
+    assert_eq!(a.array_at_cursor().map(|x| x.name.as_str()), Some("array29"));
+    let screen = render(&a, 120, 30);
+    assert!(screen.contains("array29") && !screen.contains("array00"), "{screen}");
+    assert!(screen.contains("JOB"), "the header stays: {screen}");
+}
+
+#[test]
 fn c_in_the_queue_view_collects_the_array_under_the_cursor() {
     let nb = Fake::with_runs();
     let mut a = app(&nb);

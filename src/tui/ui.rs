@@ -602,7 +602,7 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     // The Slurm arrays this store follows, when there are any, below the runs.
     let arrays = (!app.slurm.is_empty()).then(|| slurm_lines(app, theme));
     let [jobs, slurm] = match &arrays {
-        Some(lines) => Layout::vertical([Constraint::Min(4), Constraint::Length((lines.len() as u16 + 2).min(rest.height / 2 + 2))]).areas(rest),
+        Some((lines, _)) => Layout::vertical([Constraint::Min(4), Constraint::Length((lines.len() as u16 + 2).min(rest.height / 2 + 2))]).areas(rest),
         None => [rest, Rect::default()],
     };
     // One row per slot group (a device may have several): its slots, each free or its run.
@@ -652,9 +652,16 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         jobs,
     );
-    if let Some(lines) = arrays {
+    if let Some((mut lines, selected)) = arrays {
         let title = format!(" Slurm arrays: {} (c collects the one under the cursor) ", app.slurm.len());
-        f.render_widget(Paragraph::new(lines).block(Block::default().borders(Borders::ALL).title(title)), slurm);
+        // The header stays; the arrays scroll so the one under the cursor is in view.
+        let header = Line::from(lines.remove(0));
+        let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)])
+            .areas(Block::default().borders(Borders::ALL).inner(slurm));
+        let offset = selected.map_or(0, |line| (line - 1).saturating_sub(body.height.saturating_sub(1) as usize));
+        f.render_widget(Block::default().borders(Borders::ALL).title(title), slurm);
+        f.render_widget(Paragraph::new(header), head);
+        f.render_widget(Paragraph::new(lines).scroll((offset.min(u16::MAX as usize) as u16, 0)), body);
     }
 }
 
@@ -662,14 +669,16 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
 const FAILED_SHOWN: usize = 4;
 
 /// A header, then per array a line of counts, its failed tasks (Slurm state, log) and why
-/// Slurm did not answer, if it did not.
-fn slurm_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
+/// Slurm did not answer, if it did not; and the index of the line of the array under the
+/// cursor.
+fn slurm_lines(app: &App, theme: Theme) -> (Vec<Line<'static>>, Option<usize>) {
     let bold = Style::default().add_modifier(Modifier::BOLD);
     let mut lines = vec![Line::styled(
         format!("{:<14} {:<24} {:>5} {:>7} {:>7} {:>5} {:>6} {:>7}  DIR", "JOB", "ARRAY", "TASKS", "PENDING", "RUNNING", "DONE", "FAILED", "BUNDLES"),
         bold,
     )];
     let under = app.array_at_cursor().map(|a| a.dir.clone());
+    let mut selected = None;
     for a in &app.slurm {
         let jobs = if a.job_ids.is_empty() { "-".to_string() } else { a.job_ids.join(",") };
         let waiting = if a.not_submitted > 0 { format!(" ({} not submitted)", a.not_submitted) } else { String::new() };
@@ -685,7 +694,12 @@ fn slurm_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
             format!("{}/{}", a.bundles, a.runs),
             a.dir.display()
         );
-        let style = if under.as_ref() == Some(&a.dir) { theme.selected() } else { Style::default() };
+        let style = if under.as_ref() == Some(&a.dir) {
+            selected = Some(lines.len());
+            theme.selected()
+        } else {
+            Style::default()
+        };
         lines.push(Line::styled(text, style));
         for t in a.failed_tasks.iter().take(FAILED_SHOWN) {
             let log = t.log.as_ref().map_or("-".into(), |l| l.display().to_string());
@@ -702,7 +716,7 @@ fn slurm_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
             lines.push(Line::styled(format!("  ! {e}"), theme.fg(Color::Yellow)));
         }
     }
-    lines
+    (lines, selected)
 }
 
 fn draw_help(f: &mut Frame, area: Rect, theme: Theme) {
