@@ -187,3 +187,28 @@ fn report_tabulates_seeds_and_writes_svg_curves() {
     assert_bad_input(&with_home(&["report", "--family", "nope-"]), "no runs in families starting with \"nope-\"");
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// `bench slots` trains N copies of one config at once in one pool and reports steps/s per run
+/// and together (a few steps on the CPU here; the H200's numbers are in docs/performance.md).
+#[test]
+fn bench_slots_measures_runs_together() {
+    let out = run(&["bench", "slots", "--device", "cpu", "--runs", "1,2", "--steps", "2", "--json"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("steps/s per run") && stdout.contains("vs one run"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["runs"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    for r in rows {
+        let rates: Vec<f64> = r["steps_per_s_per_run"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(rates.len() as u64, r["runs"].as_u64().unwrap(), "{r}");
+        assert!(rates.iter().all(|&v| v > 0.0), "{r}");
+        assert!((r["together"].as_f64().unwrap() - rates.iter().sum::<f64>()).abs() < 1e-9, "{r}");
+    }
+    let ratio = rows[1]["vs_one_run"].as_f64().unwrap();
+    let want = rows[1]["together"].as_f64().unwrap() / rows[0]["median_per_run"].as_f64().unwrap();
+    assert!((ratio - want).abs() < 1e-9, "{ratio} vs {want}");
+
+    assert_bad_input(&run(&["bench", "slots", "--runs", "1,0"]), "--runs: \"0\" is not a number of runs from 1 to 64");
+    assert_bad_input(&run(&["bench", "slots", "--config", "nope"]), "--config nope: not a config; the configs are gpt2-e128-l2-t82");
+}

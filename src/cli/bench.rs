@@ -3,6 +3,7 @@
 //! `icl-lab bench scan`: the fused CUDA selective scan against the tensor-op scan (errors with
 //! `--check`, forward+backward time, and the memory-bandwidth floor).
 //! `icl-lab bench models`: the model matrix of issue 7, each config trained in a fresh process.
+//! `icl-lab bench slots`: N runs of one config at once in one pool, against one run.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -90,6 +91,28 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    /// Several runs of one config at once in one notebook pool (`icl-lab sweep --devices DEV
+    /// --slots-per-device N`: on CUDA each run in its own child process), for each N: steps/s
+    /// per run and together, against one run.
+    Slots {
+        /// Device for the runs.
+        #[arg(long, default_value = "cuda:0")]
+        device: String,
+        /// The numbers of concurrent runs to measure, comma-separated.
+        #[arg(long, default_value = "1,4,8,16")]
+        runs: String,
+        /// The config (a label of `bench models`).
+        #[arg(long, default_value = "gpt2-e128-l2-t82")]
+        config: String,
+        /// Steps per run; steps/s is each run's rate over its second half.
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// Seconds before a sweep is killed.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const TINY: &str = include_str!("../../experiments/quick/linear_regression.toml");
@@ -130,6 +153,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
         BenchWhat::Scan { check, reps, against, shape, json } => bench_scan(check, reps, &against, &shape, json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
+        BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),
     }
 }
 
@@ -463,23 +487,14 @@ fn bench_models(device: &str, steps: usize, only: Option<&str>, timeout: u64, js
             .spawn()
             .map_err(CliError::failed)?;
         let (mut gpu_peak, mut host_peak) = (None::<f64>, None::<f64>);
-        let status = loop {
-            if let Some(status) = child.try_wait().map_err(CliError::failed)? {
-                break Some(status);
-            }
-            if start.elapsed().as_secs() > timeout {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
+        let status = wait_or_kill(&mut child, start, timeout, 200, |pid| {
             if let (Some(base), Some(now)) = (gpu_base, gpu_used_mib()) {
                 gpu_peak = Some(gpu_peak.unwrap_or(0.0).max(now - base));
             }
-            if let Some(h) = host_peak_mib(child.id()) {
+            if let Some(h) = host_peak_mib(pid) {
                 host_peak = Some(h);
             }
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        };
+        })?;
         let process_s = start.elapsed().as_secs_f64();
         let result: Option<serde_json::Value> = std::fs::read_to_string(&out_path).ok().and_then(|t| serde_json::from_str(&t).ok());
         let row = match (status, result) {
@@ -521,9 +536,125 @@ fn bench_models(device: &str, steps: usize, only: Option<&str>, timeout: u64, js
     Ok(ExitCode::SUCCESS)
 }
 
+/// Waits for `child`, calling `tick` with its pid every `poll_ms`; kills it once `timeout`
+/// seconds have passed since `start` (then None).
+fn wait_or_kill(
+    child: &mut std::process::Child,
+    start: Instant,
+    timeout: u64,
+    poll_ms: u64,
+    mut tick: impl FnMut(u32),
+) -> Result<Option<std::process::ExitStatus>, CliError> {
+    loop {
+        if let Some(status) = child.try_wait().map_err(CliError::failed)? {
+            return Ok(Some(status));
+        }
+        if start.elapsed().as_secs() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        tick(child.id());
+        std::thread::sleep(std::time::Duration::from_millis(poll_ms));
+    }
+}
+
+/// `--runs 1,4,8`: each a count of concurrent runs, 1 to 64.
+fn parse_run_counts(list: &str) -> Result<Vec<usize>, CliError> {
+    list.split(',')
+        .map(|n| match n.trim().parse::<usize>() {
+            Ok(k) if (1..=64).contains(&k) => Ok(k),
+            _ => Err(CliError::bad_input(format!("--runs: {:?} is not a number of runs from 1 to 64", n.trim()))),
+        })
+        .collect()
+}
+
+fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u64, json: bool) -> CliResult {
+    let counts = parse_run_counts(runs)?;
+    let Some(case) = MODEL_MATRIX.iter().find(|c| c.label == config) else {
+        let labels: Vec<_> = MODEL_MATRIX.iter().map(|c| c.label).collect();
+        return Err(CliError::bad_input(format!("--config {config}: not a config; the configs are {}", labels.join(", "))));
+    };
+    let exe = std::env::current_exe().map_err(CliError::failed)?;
+    let tmp = std::env::temp_dir().join(format!("icl-lab-bench-slots-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(CliError::failed)?;
+    println!("{config}, {steps} steps a run, on {device}");
+    println!("{:>5} {:>18} {:>10} {:>12} {:>8}", "runs", "steps/s per run", "together", "vs one run", "wall s");
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let mut one_run: Option<f64> = None;
+    for &n in &counts {
+        let seeds: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        let spec = case.spec(steps).replacen("seed = 0", &format!("seeds = [{}]", seeds.join(", ")), 1);
+        let file = tmp.join(format!("slots-{n}.toml"));
+        std::fs::write(&file, spec).map_err(CliError::failed)?;
+        let store = tmp.join(format!("store-{n}"));
+        let out_path = tmp.join(format!("slots-{n}.json"));
+        let out_file = std::fs::File::create(&out_path).map_err(CliError::failed)?;
+        let start = Instant::now();
+        let mut child = Command::new(&exe)
+            .arg("--store")
+            .arg(&store)
+            .arg("sweep")
+            .arg(&file)
+            .args(["--devices", device, "--slots-per-device", &n.to_string(), "--json"])
+            .stdout(out_file)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(CliError::failed)?;
+        let status = wait_or_kill(&mut child, start, timeout, 100, |_| {})?;
+        let wall = start.elapsed().as_secs_f64();
+        let result: Option<serde_json::Value> = std::fs::read_to_string(&out_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let rates: Vec<f64> = result
+            .as_ref()
+            .and_then(|r| r["runs"].as_array())
+            .map(|runs| runs.iter().filter(|r| r["status"]["state"] == "done").filter_map(|r| r["steps_per_s"].as_f64()).collect())
+            .unwrap_or_default();
+        let row = match status {
+            Some(st) if st.success() && rates.len() == n => {
+                let per_run = median(rates.clone());
+                let together: f64 = rates.iter().sum();
+                if n == 1 {
+                    one_run = Some(per_run);
+                }
+                let vs_one = one_run.map(|o| together / o);
+                println!(
+                    "{n:>5} {per_run:>18.1} {together:>10.1} {:>12} {wall:>8.1}",
+                    vs_one.map_or("-".into(), |v| format!("{v:.2}x"))
+                );
+                json!({ "runs": n, "steps_per_s_per_run": rates, "median_per_run": per_run, "together": together, "vs_one_run": vs_one, "wall_s": wall })
+            }
+            None => {
+                println!("{n:>5} killed after {timeout} s");
+                json!({ "runs": n, "error": format!("killed after {timeout} s"), "wall_s": wall })
+            }
+            Some(st) => {
+                println!("{n:>5} {} of {n} runs done ({st})", rates.len());
+                json!({ "runs": n, "error": format!("{} of {n} runs done ({st})", rates.len()), "wall_s": wall })
+            }
+        };
+        rows.push(row);
+    }
+    if json {
+        println!("{}", json!({ "device": device, "config": config, "steps": steps, "rows": rows }));
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let failed = rows.iter().any(|r| r.get("error").is_some());
+    Ok(if failed { ExitCode::from(super::exit::FAILED) } else { ExitCode::SUCCESS })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_counts_parse_and_name_a_bad_entry() {
+        assert_eq!(parse_run_counts("1, 4,16").ok(), Some(vec![1, 4, 16]));
+        for bad in ["0", "1,x", "65", "1,,2"] {
+            let Err(e) = parse_run_counts(bad) else { panic!("{bad} parsed") };
+            let e = e.message;
+            assert!(e.starts_with("--runs: ") && e.contains("is not a number of runs from 1 to 64"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn every_matrix_config_is_a_valid_experiment_of_its_prompt_length() {
