@@ -13,7 +13,9 @@
 # GRID (folders of sweep files, space-separated; default experiments/paper/reduced) and DEVICE (default cuda:0) may be set to try it
 # elsewhere, e.g. GRID=experiments/sweeps DEVICE=cpu. CORES_PER_RUN=N pins worker i's runs to
 # cores N*i .. N*i+N-1 (docs/performance.md: a run's process keeps ~2 cores busy, one of them
-# spinning, so unpinned processes beyond cores/2.4 steal each other's time). The runs come from `icl-lab sweep "${GRID:-experiments/paper/reduced}"/*.toml --slurm`, which only
+# spinning, so unpinned processes beyond cores/2.4 steal each other's time). Measured best on
+# the 16-core H200 machine: WORKERS=5 with CORES_PER_RUN=3 (137-174 steps/s together; 8 workers
+# on 2 cores each made 41). The runs come from `icl-lab sweep "${GRID:-experiments/paper/reduced}"/*.toml --slurm`, which only
 # expands and writes the specs here: seed 0 of every cell first, the longest runs first.
 set -u
 bin=$(realpath "$1"); out=$(realpath -m "$2"); deadline_s=$3; workers=$4; prev=${5:-}
