@@ -330,6 +330,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) 
         Ok(_) => return Err(CliError::failed("bench scan: no CUDA device found")),
         Err(why) => return Err(CliError::failed(format!("bench scan: {why}"))),
     }
+    crate::runtime::kernel_cache::configure();
     let device = burn_cuda::CudaDevice::new(0);
     let mut report = serde_json::Map::new();
 

@@ -141,7 +141,6 @@ pub fn main() -> ExitCode {
         }
     };
     let store = cli.store;
-    crate::runtime::kernel_cache::configure();
     if let Ok(exe) = std::env::current_exe() {
         crate::runtime::child::register_worker_program(crate::runtime::child::WorkerCommand::icl_lab(exe));
     }

@@ -172,16 +172,10 @@ impl Matrix {
             .collect()
     }
 
-    /// Tasks present, in the paper's order, then any others.
+    /// Tasks present, in the paper's order (token MQAR, ours, last).
     fn tasks(&self) -> Vec<String> {
-        let mut seen: Vec<String> = Vec::new();
         let present = |t: &str| self.cells.values().any(|c| c.task == t);
-        for t in TaskSpec::KINDS.iter() {
-            if present(t) && !seen.iter().any(|s| s == t) {
-                seen.push(t.to_string());
-            }
-        }
-        seen
+        TaskSpec::KINDS.iter().filter(|t| present(t)).map(|t| t.to_string()).collect()
     }
 
     fn families(&self) -> Vec<String> {
@@ -190,7 +184,6 @@ impl Matrix {
         f.dedup();
         f
     }
-
 
     /// (agreeing cells, cells with both a measured and a paper mark).
     pub fn agreement(&self) -> (usize, usize) {

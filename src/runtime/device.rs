@@ -62,6 +62,8 @@ pub fn resolve(spec: DeviceSpec) -> Result<(Device, Option<String>), DeviceError
 /// Slots per GPU when not configured, host cores permitting: several (paper-sized models use
 /// a sliver of an H200).
 pub const DEFAULT_GPU_SLOTS: usize = 4;
+/// Slots for the CPU when not configured: one, as burn-ndarray already uses every core.
+pub const DEFAULT_CPU_SLOTS: usize = 1;
 /// Host cores one CUDA slot keeps busy: its training thread and CubeCL's two runner threads,
 /// which spin while they wait. With fewer, a run's rate collapses (5 instead of ~40 steps/s
 /// with two cores each; docs/performance.md, "Cores per process").
@@ -76,8 +78,6 @@ pub fn default_gpu_slots(gpus: usize, cores: usize) -> usize {
 fn host_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
-/// Slots for the CPU when not configured: one, as burn-ndarray already uses every core.
-pub const DEFAULT_CPU_SLOTS: usize = 1;
 
 /// `--devices cuda:0,cuda:1` as a command-line value (see `parse_device_list`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! run's first step, paid again by every run of a sweep (each CUDA slot is its own process)
 //! and at every curriculum step that changes a shape. CubeCL keeps PTX on disk only when its
 //! runtime config names a cache location, and it reads that config once per process, so it is
-//! set here, first thing in `main`.
+//! set here, before a process's first CUDA work (`runtime::train_on`, `bench scan`); commands
+//! that never touch CUDA leave the cache directory alone.
 //!
 //! `ICL_LAB_KERNEL_CACHE`: a directory, or `off`. Default: `<user cache dir>/icl-lab/kernels`
 //! (`~/.cache/icl-lab/kernels` on Linux). A `cubecl.toml` / `burn.toml` that names its own
@@ -34,8 +35,8 @@ fn writable(dir: &std::path::Path) -> bool {
 }
 
 /// Sets CubeCL's runtime config for this process, with the kernel cache when it is usable.
-/// Returns the cache directory in use. Call once, before any CUDA work; later calls, or a
-/// config CubeCL has already read, leave everything as it is.
+/// Returns the cache directory it set. Call before any CUDA work; once CubeCL's config is
+/// set or read, calls change nothing (and return None).
 #[cfg(feature = "cuda")]
 pub fn configure() -> Option<PathBuf> {
     use cubecl_runtime::config::cache::CacheConfig;

@@ -40,7 +40,10 @@ pub fn train_on(
     let result = catch_unwind(AssertUnwindSafe(|| match device {
         Device::Cpu => Ok(train::train::<CpuBackend>(spec, &burn::backend::ndarray::NdArrayDevice::Cpu, ctl, on_event)),
         #[cfg(feature = "cuda")]
-        Device::Cuda(i) => Ok(train::train::<CudaBackend>(spec, &burn_cuda::CudaDevice::new(i), ctl, on_event)),
+        Device::Cuda(i) => {
+            kernel_cache::configure();
+            Ok(train::train::<CudaBackend>(spec, &burn_cuda::CudaDevice::new(i), ctl, on_event))
+        }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => Err(RunError::Device(DeviceError::NotBuilt(device.to_string()))),
     }));

@@ -74,8 +74,6 @@ impl<W: Write> FrameWriter<W> {
     }
 }
 
-/// Writes the runs `ids` of `store` to `path` (via a temporary file, renamed at the end).
-/// Returns the number of runs written.
 /// Which runs of a bundle carry their checkpoint (the bulk of a bundle: weights and optimiser
 /// state). A run without one can still be browsed, compared and reported, only not continued.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,10 +95,13 @@ impl std::str::FromStr for BundleCheckpoints {
     }
 }
 
+/// Writes the runs `ids` of `store` to `path`, each with its checkpoint (via a temporary file,
+/// renamed at the end). Returns the number of runs written.
 pub fn export(store: &dyn RunStore, ids: &[RunId], path: &Path) -> Result<usize, BundleError> {
     export_with(store, ids, path, BundleCheckpoints::All)
 }
 
+/// As `export`, with the checkpoints `checkpoints` says.
 pub fn export_with(
     store: &dyn RunStore,
     ids: &[RunId],

@@ -602,7 +602,8 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     // The Slurm arrays this store follows, when there are any, below the runs.
     let arrays = (!app.slurm.is_empty()).then(|| slurm_lines(app, theme));
     let [jobs, slurm] = match &arrays {
-        Some((lines, _)) => Layout::vertical([Constraint::Min(4), Constraint::Length((lines.len() as u16 + 2).min(rest.height / 2 + 2))]).areas(rest),
+        // The arrays' lines, their header and the border.
+        Some((lines, _)) => Layout::vertical([Constraint::Min(4), Constraint::Length((lines.len() as u16 + 3).min(rest.height / 2 + 2))]).areas(rest),
         None => [rest, Rect::default()],
     };
     // One row per slot group (a device may have several): its slots, each free or its run.
@@ -652,15 +653,14 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         jobs,
     );
-    if let Some((mut lines, selected)) = arrays {
+    if let Some((lines, selected)) = arrays {
         let title = format!(" Slurm arrays: {} (c collects the one under the cursor) ", app.slurm.len());
+        let block = Block::default().borders(Borders::ALL).title(title);
         // The header stays; the arrays scroll so the one under the cursor is in view.
-        let header = Line::from(lines.remove(0));
-        let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)])
-            .areas(Block::default().borders(Borders::ALL).inner(slurm));
-        let offset = selected.map_or(0, |line| (line - 1).saturating_sub(body.height.saturating_sub(1) as usize));
-        f.render_widget(Block::default().borders(Borders::ALL).title(title), slurm);
-        f.render_widget(Paragraph::new(header), head);
+        let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(block.inner(slurm));
+        let offset = selected.map_or(0, |line| line.saturating_sub(body.height.saturating_sub(1) as usize));
+        f.render_widget(block, slurm);
+        f.render_widget(Paragraph::new(slurm_header()), head);
         f.render_widget(Paragraph::new(lines).scroll((offset.min(u16::MAX as usize) as u16, 0)), body);
     }
 }
@@ -668,15 +668,18 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
 /// At most this many failed tasks are listed per array (`slurm status DIR` lists them all).
 const FAILED_SHOWN: usize = 4;
 
-/// A header, then per array a line of counts, its failed tasks (Slurm state, log) and why
-/// Slurm did not answer, if it did not; and the index of the line of the array under the
-/// cursor.
-fn slurm_lines(app: &App, theme: Theme) -> (Vec<Line<'static>>, Option<usize>) {
-    let bold = Style::default().add_modifier(Modifier::BOLD);
-    let mut lines = vec![Line::styled(
+/// The column titles of the Slurm arrays' lines.
+fn slurm_header() -> Line<'static> {
+    Line::styled(
         format!("{:<14} {:<24} {:>5} {:>7} {:>7} {:>5} {:>6} {:>7}  DIR", "JOB", "ARRAY", "TASKS", "PENDING", "RUNNING", "DONE", "FAILED", "BUNDLES"),
-        bold,
-    )];
+        Style::default().add_modifier(Modifier::BOLD),
+    )
+}
+
+/// Per array a line of counts, its failed tasks (Slurm state, log) and why Slurm did not
+/// answer, if it did not; and the index of the line of the array under the cursor.
+fn slurm_lines(app: &App, theme: Theme) -> (Vec<Line<'static>>, Option<usize>) {
+    let mut lines = Vec::new();
     let under = app.array_at_cursor().map(|a| a.dir.clone());
     let mut selected = None;
     for a in &app.slurm {
