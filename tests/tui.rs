@@ -158,7 +158,9 @@ fn a_store_held_by_another_process_is_followed_live() {
     let session = format!("icl-lab-follow-{}", std::process::id());
     let cmd = format!("{bin} --store {} --fps 20", store.display());
     tmux(&["new-session", "-d", "-s", &session, "-x", "200", "-y", "50", &cmd]);
-    let first = wait_for(&session, &format!("following pid {}", child.id()), 20);
+    wait_for(&session, &format!("following pid {}", child.id()), 20);
+    // tmux may capture a frame half drawn (the title bar without the table): wait for the row.
+    let first = wait_for(&session, "/1000000", 20);
     let step_of = |screen: &str| -> usize {
         let row = screen.lines().find(|l| l.contains("linear_regression")).unwrap_or_else(|| panic!("no run row:\n{screen}"));
         let cell = row.split_whitespace().find(|w| w.ends_with("/1000000")).unwrap_or_else(|| panic!("no step cell: {row}"));
