@@ -186,6 +186,12 @@ fn runs_in_child_processes_land_in_the_store_as_runs_in_threads_do() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["counts"]["done"], 4, "{mode}: {v:#}");
         let s = SledStore::open(&store).unwrap();
+        // The steady rate is the run's last logged window (what `bench slots` reports).
+        for r in v["runs"].as_array().unwrap() {
+            let id = r["id"].as_u64().unwrap();
+            let last = s.metrics(id).unwrap().last().unwrap().steps_per_s;
+            assert_eq!(r["steady_steps_per_s"].as_f64(), Some(last), "{mode}: {r}");
+        }
         let mut runs: Vec<(String, Vec<(usize, f32)>)> = Vec::new();
         for r in s.list().unwrap() {
             assert_eq!(r.status, Status::Done, "{mode}");

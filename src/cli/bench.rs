@@ -608,7 +608,7 @@ fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u6
         let rates: Vec<f64> = result
             .as_ref()
             .and_then(|r| r["runs"].as_array())
-            .map(|runs| runs.iter().filter(|r| r["status"]["state"] == "done").filter_map(|r| r["steps_per_s"].as_f64()).collect())
+            .map(|runs| runs.iter().filter(|r| r["status"]["state"] == "done").filter_map(|r| r["steady_steps_per_s"].as_f64()).collect())
             .unwrap_or_default();
         let row = match status {
             Some(st) if st.success() && rates.len() == n => {

@@ -76,7 +76,8 @@ pub enum Command {
     /// The paper's task x architecture table from the store (marks by a stated rule, mean ±
     /// std over seeds, the paper's marks beside), with ICL curve plots as SVG.
     Report(report::ReportArgs),
-    /// Benchmarks (store overhead, `ls` speed).
+    /// Benchmarks: the store and TUI on the CPU; the fused scan, the model matrix and
+    /// concurrent runs on a GPU (`bench --help` lists them).
     Bench(bench::BenchArgs),
     /// Internal: train one run for a worker pool slot of a parent icl-lab (`runtime::child`).
     #[command(hide = true)]

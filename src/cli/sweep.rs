@@ -168,7 +168,10 @@ struct Finished {
     status: Status,
     final_error: Option<f32>,
     steps: usize,
+    /// Steps over training seconds (start-up excluded, the first step's compilation included).
     steps_per_s: Option<f64>,
+    /// The rate over the last logging window: the steady state, without the first steps.
+    steady_steps_per_s: Option<f64>,
 }
 
 /// Records the runs as queued and trains them on the pool; a line per run as it finishes.
@@ -223,6 +226,7 @@ fn run_here(
                         let t = s.wall_s - s.setup_s;
                         (t > 0.0).then(|| s.steps as f64 / t)
                     }),
+                    steady_steps_per_s: summary.as_ref().and_then(|s| s.last.as_ref()).map(|m| m.steps_per_s).filter(|&r| r > 0.0),
                     status,
                 };
                 eprintln!(
@@ -257,6 +261,7 @@ fn summarize(done: &[Finished], total: usize, wall_s: f64, json: bool) -> CliRes
                 json!({
                     "id": f.id, "name": f.name, "device": f.device, "status": f.status,
                     "final_error": f.final_error, "steps": f.steps, "steps_per_s": f.steps_per_s,
+                    "steady_steps_per_s": f.steady_steps_per_s,
                 })
             })
             .collect();
