@@ -69,6 +69,10 @@ pub enum BenchWhat {
         /// The timed shape, `b,l,e,n`.
         #[arg(long, default_value = "64,1024,512,16")]
         shape: String,
+        /// The fused kernels' layout: a thread per (batch, channel) or per (batch, channel,
+        /// state entry). Default: `ICL_LAB_SCAN_KERNEL`, else per state.
+        #[arg(long, value_parser = ["channel", "state"])]
+        kernel: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -151,7 +155,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Store { runs, reps, json } => bench_store(runs, reps, json),
         BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
-        BenchWhat::Scan { check, reps, against, shape, json } => bench_scan(check, reps, &against, &shape, json),
+        BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
         BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),
     }
@@ -310,14 +314,21 @@ fn scan_floor_bytes([b, l, e, n]: [usize; 4]) -> f64 {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: bool) -> CliResult {
+fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: Option<&str>, _: bool) -> CliResult {
     Err(CliError::failed("bench scan: this binary was built without the `cuda` feature"))
 }
 
 #[cfg(feature = "cuda")]
-fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) -> CliResult {
+fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Option<&str>, json: bool) -> CliResult {
     use crate::models::scan::{compare_modes, ScanMode, CHECK_SHAPES, COMPARED};
+    use icl_lab_kernels::scan::{choose_layout, chosen_layout, Layout};
     type B = crate::runtime::CudaBackend;
+
+    if let Some(name) = kernel {
+        let layout = Layout::parse(name).ok_or_else(|| CliError::bad_input(format!("--kernel {name}: expected channel or state")))?;
+        choose_layout(layout).map_err(|held| CliError::failed(format!("--kernel {name}: the {} kernels already ran in this process", held.name())))?;
+    }
+    let layout = chosen_layout();
 
     let dims: Vec<usize> = shape.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected b,l,e,n")))?;
     let dims: [usize; 4] = dims.try_into().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected four sizes b,l,e,n")))?;
@@ -336,7 +347,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) 
 
     let mut passed = true;
     if check {
-        println!("fused scan vs tensor-op scan (chunked:16), max relative error:");
+        println!("fused scan ({} kernels) vs tensor-op scan (chunked:16), max relative error:", layout.name());
         println!("{:>22} {}", "[b, l, e, n]", COMPARED.map(|c| format!("{c:>9}")).join(""));
         let mut rows = Vec::new();
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
@@ -392,7 +403,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) 
         once();
         median((0..reps.max(1)).map(|_| once()).collect())
     };
-    println!("forward+backward at [b, l, e, n] = {dims:?}, median:");
+    println!("forward+backward at [b, l, e, n] = {dims:?}, {} kernels, median:", layout.for_state_size(dims[3]).name());
     println!("  fused                {fused:>10.3} ms   ({:.1}x the H200 bandwidth floor of {floor_ms:.3} ms)", fused / floor_ms);
     println!("  fused, forward only  {forward:>10.3} ms");
     let mut tensor_ms = serde_json::Map::new();
@@ -403,7 +414,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, json: bool) 
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
+        json!({ "shape": dims, "kernel": layout.for_state_size(dims[3]).name(), "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
     );
     if json {
         println!("{}", serde_json::Value::Object(report));

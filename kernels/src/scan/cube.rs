@@ -9,7 +9,8 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
-use super::{FusedScan, Scan, ScanKernels, CHUNK};
+use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel, BLOCK as STATE_BLOCK};
+use super::{layout_of, FusedScan, Layout, Scan, ScanKernels, CHUNK};
 
 /// Threads per cube (4 warps of channels of one batch row).
 const BLOCK: usize = 128;
@@ -27,16 +28,58 @@ fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
     (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, 1), CubeDim::new_1d(BLOCK as u32))
 }
 
+/// Cubes along the channels and the grid of the per-state kernels (`STATE_BLOCK / n`
+/// channels a cube).
+fn state_grid(nb: usize, e: usize, n: usize) -> (usize, CubeCount, CubeDim) {
+    let cubes = e.div_ceil(STATE_BLOCK / n);
+    (cubes, CubeCount::Static(cubes as u32, nb as u32, 1), CubeDim::new_1d(STATE_BLOCK as u32))
+}
+
+/// The saved states' shape: rank 4 for the per-channel kernels (`[chunks, n, b, e]`), rank 5
+/// for the per-state ones (`[chunks, b, e, n, 1]`), so the backward knows which ran.
+pub(super) fn states_shape(layout: Layout, [nb, l, e, n]: [usize; 4]) -> Shape {
+    let chunks = l.div_ceil(CHUNK);
+    match layout {
+        Layout::PerChannel => Shape::new([chunks, n, nb, e]),
+        Layout::PerState => Shape::new([chunks, nb, e, n, 1]),
+    }
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernels for CubeBackend<R, F, I, BT> {
-    fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+    fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool, layout: Layout) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
         let inp = inp.map(into_contiguous);
         let [nb, l, e, n] = sizes(&inp);
+        assert_eq!(layout, layout.for_state_size(n), "selective scan: the per-state kernels need N to divide 32, got {n}");
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
         // The kernels index every tensor as dense row-major: outputs must not be pitched
         // (CubeCL's default allocation pads rows, e.g. for e = 40 or 70).
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let y = empty(Shape::new([nb, l, e]));
-        let states = empty(if save { Shape::new([l.div_ceil(CHUNK), n, nb, e]) } else { Shape::new([1]) });
+        let states = empty(if save { states_shape(layout, [nb, l, e, n]) } else { Shape::new([1]) });
+        if layout == Layout::PerState {
+            let (_, count, dim) = state_grid(nb, e, n);
+            scan_forward_state_kernel::launch::<R>(
+                &client,
+                count,
+                dim,
+                inp.x.into_tensor_arg(),
+                inp.delta.into_tensor_arg(),
+                inp.a.into_tensor_arg(),
+                inp.b.into_tensor_arg(),
+                inp.c.into_tensor_arg(),
+                inp.d.into_tensor_arg(),
+                y.clone().into_tensor_arg(),
+                states.clone().into_tensor_arg(),
+                nb as u32,
+                l as u32,
+                e as u32,
+                n,
+                CHUNK,
+                save,
+                dtype.into(),
+            );
+            return (y, save.then_some(states));
+        }
         let (count, dim) = launch_grid(nb, e);
         scan_forward_kernel::launch::<R>(
             &client,
@@ -68,6 +111,49 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         assert_eq!(dy.shape().dims::<3>(), [nb, l, e], "selective scan backward: dy must have y's shape");
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
+        if states.shape().num_dims() == 5 {
+            let (cubes, count, dim) = state_grid(nb, e, n);
+            let dx = empty(Shape::new([nb, l, e]));
+            let ddelta = empty(Shape::new([nb, l, e]));
+            let da_part = empty(Shape::new([nb, e, n]));
+            let db_part = empty(Shape::new([nb, l, cubes, n]));
+            let dc_part = empty(Shape::new([nb, l, cubes, n]));
+            let dd_part = empty(Shape::new([nb, e]));
+            scan_backward_state_kernel::launch::<R>(
+                &client,
+                count,
+                dim,
+                inp.x.into_tensor_arg(),
+                inp.delta.into_tensor_arg(),
+                inp.a.into_tensor_arg(),
+                inp.b.into_tensor_arg(),
+                inp.c.into_tensor_arg(),
+                inp.d.into_tensor_arg(),
+                into_contiguous(states).into_tensor_arg(),
+                dy.into_tensor_arg(),
+                dx.clone().into_tensor_arg(),
+                ddelta.clone().into_tensor_arg(),
+                da_part.clone().into_tensor_arg(),
+                db_part.clone().into_tensor_arg(),
+                dc_part.clone().into_tensor_arg(),
+                dd_part.clone().into_tensor_arg(),
+                nb as u32,
+                l as u32,
+                e as u32,
+                n,
+                CHUNK,
+                dtype.into(),
+            );
+            return Scan {
+                x: dx,
+                delta: ddelta,
+                a: sum(da_part, 0, Shape::new([e, n])),
+                b: sum(db_part, 2, Shape::new([nb, l, n])),
+                c: sum(dc_part, 2, Shape::new([nb, l, n])),
+                d: sum(dd_part, 0, Shape::new([e])),
+            };
+        }
         let warps = e.div_ceil(WARP);
         let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
         let dx = empty(Shape::new([nb, l, e]));
@@ -104,7 +190,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             dtype.into(),
         );
         // The partial sums: over warps of channels (∂B, ∂C) and over the batch (∂A, ∂D).
-        let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
         Scan {
             x: dx,
             delta: ddelta,
@@ -118,6 +203,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
     fn fused_scan(inp: Scan<CubeTensor<R>>) -> CubeTensor<R> {
-        Self::scan_forward(inp, false).0
+        let layout = layout_of(&inp);
+        Self::scan_forward(inp, false, layout).0
     }
 }

@@ -10,7 +10,8 @@ use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionHandle, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
-use super::{FusedScan, Scan, ScanKernels, CHUNK};
+use super::cube::states_shape;
+use super::{layout_of, FusedScan, Layout, Scan, ScanKernels};
 
 /// Registers a custom op with these inputs and outputs of the given shapes.
 fn register<B, O>(name: &'static str, inputs: Vec<FusionTensor<B::FusionRuntime>>, outputs: &[Shape], dtype: DType, op: impl FnOnce(CustomOpIr) -> O) -> Vec<FusionTensor<B::FusionRuntime>>
@@ -30,6 +31,7 @@ where
 struct ForwardOp<B> {
     desc: CustomOpIr,
     save: bool,
+    layout: Layout,
     _b: PhantomData<B>,
 }
 
@@ -37,7 +39,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for ForwardOp<B
     fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
         let inputs: Vec<_> = self.desc.inputs.iter().map(|t| handles.get_float_tensor::<B>(t)).collect();
         let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
-        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.save);
+        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.save, self.layout);
         handles.register_float_tensor::<B>(&self.desc.outputs[0].id, y);
         if let Some(states) = states {
             handles.register_float_tensor::<B>(&self.desc.outputs[1].id, states);
@@ -68,18 +70,20 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
     fn scan_forward(
         inp: Scan<FusionTensor<B::FusionRuntime>>,
         save: bool,
+        layout: Layout,
     ) -> (FusionTensor<B::FusionRuntime>, Option<FusionTensor<B::FusionRuntime>>) {
         let [nb, l, e] = inp.x.shape.dims::<3>();
         let n = inp.a.shape.dims::<2>()[1];
         let dtype = inp.x.dtype;
         let mut shapes = vec![Shape::new([nb, l, e])];
         if save {
-            shapes.push(Shape::new([l.div_ceil(CHUNK), n, nb, e]));
+            shapes.push(states_shape(layout, [nb, l, e, n]));
         }
         let inputs = inp.into_array().to_vec();
         let mut out = register::<B, _>("icl_lab_selective_scan_forward", inputs, &shapes, dtype, |desc| ForwardOp::<B> {
             desc,
             save,
+            layout,
             _b: PhantomData,
         });
         let states = save.then(|| out.pop().expect("states"));
@@ -107,6 +111,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
 
 impl<B: FusionBackend + ScanKernels> FusedScan for Fusion<B> {
     fn fused_scan(inp: Scan<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
-        Self::scan_forward(inp, false).0
+        let layout = layout_of(&inp);
+        Self::scan_forward(inp, false, layout).0
     }
 }

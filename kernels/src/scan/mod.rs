@@ -3,10 +3,14 @@
 //! `h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t x_t`,  `y_t = C_t · h_t + D ⊙ x_t`  (per batch b,
 //! channel e, state entry n).
 //!
-//! One GPU thread per (batch, channel) runs over time with its `N` state entries in registers
-//! ([`kernel`]). The forward saves the state entering every chunk of [`CHUNK`] steps; the
+//! Two layouts of the same computation ([`Layout`]). Per state (the default,
+//! [`state_kernel`]): one GPU thread per (batch, channel, state entry), a channel's `N` threads
+//! in one warp, sums over the state by xor shuffles, the chunk's states and decays in
+//! registers, and ∂B, ∂C summed over a cube's channels in shared memory once per chunk. Per
+//! channel ([`kernel`]): one GPU thread per (batch, channel) runs over time with its `N` state
+//! entries in registers. In both, the forward saves the state entering every chunk of [`CHUNK`] steps; the
 //! backward walks the chunks last to first, recomputes the chunk's states from its saved start
-//! (into a per-thread scratch that stays in L2), and runs the adjoint recurrence
+//! (per channel: into a per-thread scratch that stays in L2), and runs the adjoint recurrence
 //! `g_t = C_t ∂y_t + exp(Δ_{t+1} A) g_{t+1}` back through the chunk. Sums over channels
 //! (∂B, ∂C) are warp reductions; sums over batch (∂A, ∂D) are per-thread accumulators
 //! reduced with one tensor op afterwards.
@@ -19,6 +23,9 @@
 mod cube;
 mod fusion;
 mod kernel;
+mod state_kernel;
+
+use std::sync::OnceLock;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -32,6 +39,68 @@ use burn::tensor::TensorPrimitive;
 /// Steps between the states the forward saves for the backward. The backward's scratch is
 /// `b·E·N·CHUNK` floats and the saved states `b·E·N·⌈L/CHUNK⌉`.
 pub const CHUNK: usize = 16;
+
+/// How the fused kernels spread a scan over GPU threads. Both compute the same thing; the
+/// forward's saved states tell the backward which one ran (their rank: 4 per channel, 5 per
+/// state), so a scan never mixes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// One thread per (batch, channel), its N state entries in registers ([`kernel`]).
+    PerChannel,
+    /// One thread per (batch, channel, state entry), N times the threads ([`state_kernel`]).
+    /// Needs N to divide 32 (a channel's lanes in one warp); other N run per channel.
+    PerState,
+}
+
+impl Layout {
+    /// Per state: checked on the H200 against the tensor-op scan (all `CHECK_SHAPES` within
+    /// 1e-4) and faster in training (docs/performance.md, session 6).
+    pub const DEFAULT: Layout = Layout::PerState;
+
+    /// `channel` or `state` (the names of `ICL_LAB_SCAN_KERNEL`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "channel" => Some(Layout::PerChannel),
+            "state" => Some(Layout::PerState),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::PerChannel => "channel",
+            Layout::PerState => "state",
+        }
+    }
+
+    /// The layout that runs a scan with `n` state entries when `self` is asked for.
+    pub fn for_state_size(self, n: usize) -> Layout {
+        match self {
+            Layout::PerState if n >= 1 && 32 % n == 0 => Layout::PerState,
+            _ => Layout::PerChannel,
+        }
+    }
+}
+
+static CHOSEN: OnceLock<Layout> = OnceLock::new();
+
+/// Sets the process's layout before its first scan; returns the one already in force if a
+/// scan (or an earlier call) fixed it first.
+pub fn choose_layout(layout: Layout) -> Result<(), Layout> {
+    CHOSEN.set(layout).map_err(|_| chosen_layout())
+}
+
+/// The process's layout: [`choose_layout`]'s, else `ICL_LAB_SCAN_KERNEL` (`channel` or
+/// `state`; another value is reported once on stderr and ignored), else [`Layout::DEFAULT`].
+pub fn chosen_layout() -> Layout {
+    *CHOSEN.get_or_init(|| match std::env::var("ICL_LAB_SCAN_KERNEL") {
+        Ok(v) => Layout::parse(&v).unwrap_or_else(|| {
+            eprintln!("ICL_LAB_SCAN_KERNEL={v:?} is neither `channel` nor `state`: using `{}`", Layout::DEFAULT.name());
+            Layout::DEFAULT
+        }),
+        Err(_) => Layout::DEFAULT,
+    })
+}
 
 /// The six operands of a scan (or their six gradients), in this order everywhere.
 ///
@@ -67,8 +136,9 @@ impl<T> Scan<T> {
 /// The raw kernels on a backend's primitives.
 pub trait ScanKernels: Backend {
     /// Returns y `[b, l, e]` and, when `save`, the states entering each chunk (an opaque
-    /// tensor for [`ScanKernels::scan_backward`]).
-    fn scan_forward(inp: Scan<FloatTensor<Self>>, save: bool) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
+    /// tensor for [`ScanKernels::scan_backward`]). `layout` must suit the state size
+    /// ([`Layout::for_state_size`]).
+    fn scan_forward(inp: Scan<FloatTensor<Self>>, save: bool, layout: Layout) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
 
     /// Gradients of the six operands given ∂L/∂y `dy` and the forward's saved states.
     fn scan_backward(inp: Scan<FloatTensor<Self>>, states: FloatTensor<Self>, dy: FloatTensor<Self>) -> Scan<FloatTensor<Self>>;
@@ -113,13 +183,23 @@ impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
         match ScanBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let prims = inp.map(|t| t.primitive);
-                let (y, states) = B::scan_forward(prims.clone(), true);
+                let layout = layout_of(&prims);
+                let (y, states) = B::scan_forward(prims.clone(), true, layout);
                 let states = states.expect("scan_forward(save = true) returns the states");
                 prep.finish((prims, states), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::scan_forward(inp.map(|t| t.primitive), false).0),
+            OpsKind::UnTracked(prep) => {
+                let prims = inp.map(|t| t.primitive);
+                let layout = layout_of(&prims);
+                prep.finish(B::scan_forward(prims, false, layout).0)
+            }
         }
     }
+}
+
+/// The process's layout for this scan's state size (A is `[e, n]`).
+pub(crate) fn layout_of<T: burn::tensor::TensorMetadata>(inp: &Scan<T>) -> Layout {
+    chosen_layout().for_state_size(inp.a.shape().dims::<2>()[1])
 }
 
 /// The backward step of the fused scan in burn's autodiff graph.
@@ -139,5 +219,37 @@ impl<B: ScanKernels> Backward<B, 6> for ScanBackward {
                 grads.register::<B>(node.id, grad);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_per_state_kernels_take_only_state_sizes_that_divide_a_warp() {
+        for n in [1, 2, 4, 8, 16, 32] {
+            assert_eq!(Layout::PerState.for_state_size(n), Layout::PerState, "n = {n}");
+        }
+        for n in [0, 3, 5, 12, 24, 64] {
+            assert_eq!(Layout::PerState.for_state_size(n), Layout::PerChannel, "n = {n}");
+        }
+        assert!([1, 16, 64].iter().all(|&n| Layout::PerChannel.for_state_size(n) == Layout::PerChannel));
+    }
+
+    #[test]
+    fn layouts_parse_by_name_and_mark_their_saved_states_by_rank() {
+        for layout in [Layout::PerChannel, Layout::PerState] {
+            assert_eq!(Layout::parse(layout.name()), Some(layout));
+        }
+        assert_eq!(Layout::parse(" state "), Some(Layout::PerState));
+        assert_eq!(Layout::parse("warp"), None);
+        // The backward tells the layouts apart by rank; both hold one float per state entry
+        // entering each chunk.
+        let dims = [3, 100, 70, 16];
+        let (per_channel, per_state) = (cube::states_shape(Layout::PerChannel, dims), cube::states_shape(Layout::PerState, dims));
+        assert_eq!((per_channel.num_dims(), per_state.num_dims()), (4, 5));
+        assert_eq!(per_channel.num_elements(), per_state.num_elements());
+        assert_eq!(per_state.num_elements(), 100usize.div_ceil(CHUNK) * 3 * 70 * 16);
     }
 }
