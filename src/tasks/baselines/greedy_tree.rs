@@ -81,3 +81,33 @@ fn best_split(batch: &Batch, p: usize, node: &[Vec<usize>]) -> Option<(usize, f3
     }
     best.filter(|(sse, ..)| *sse < parent_sse - 1e-12).map(|(_, f, t)| (f, t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// scikit-learn's `DecisionTreeRegressor` on the same prompts is the oracle
+    /// (`tests/reference/greedy_tree_sklearn.py` wrote the fixture; only positions whose
+    /// prediction no tie-break changes are compared).
+    #[test]
+    fn greedy_tree_predicts_as_sklearns_decision_tree_regressor() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!("../../../tests/reference/greedy_tree_sklearn.json")).unwrap();
+        let floats = |v: &serde_json::Value| -> Vec<f64> { v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+        let mut compared = 0;
+        for (k, prompt) in fixture["prompts"].as_array().unwrap().iter().enumerate() {
+            let d = prompt["d"].as_u64().unwrap() as usize;
+            let ys: Vec<f32> = floats(&prompt["ys"]).into_iter().map(|v| v as f32).collect();
+            let batch = Batch { b: 1, n: ys.len(), d, xs: floats(&prompt["xs"]).into_iter().map(|v| v as f32).collect(), ys, clean: None };
+            let depth = prompt["max_depth"].as_u64().map(|v| v as usize);
+            let ours = greedy_tree_predict(&batch, depth);
+            let sklearn = floats(&prompt["predictions"]);
+            for (i, checked) in prompt["checked"].as_array().unwrap().iter().enumerate() {
+                if checked.as_bool().unwrap() {
+                    assert!((ours[i] as f64 - sklearn[i]).abs() <= 1e-5, "prompt {k} (max_depth {depth:?}) position {i}: ours {} sklearn {}", ours[i], sklearn[i]);
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared >= 200, "the fixture compares {compared} predictions");
+    }
+}
