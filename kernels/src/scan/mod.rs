@@ -48,7 +48,8 @@ pub enum Layout {
     /// One thread per (batch, channel), its N state entries in registers ([`kernel`]).
     PerChannel,
     /// One thread per (batch, channel, state entry), N times the threads ([`state_kernel`]).
-    /// Needs N to divide 32 (a channel's lanes in one warp); other N run per channel.
+    /// The kernels need N to divide 32 (a channel's lanes in one warp); they are used for the
+    /// N checked on a GPU (4, 8, 16), other N run per channel.
     PerState,
 }
 
@@ -76,11 +77,15 @@ impl Layout {
     /// The layout that runs a scan with `n` state entries when `self` is asked for.
     pub fn for_state_size(self, n: usize) -> Layout {
         match self {
-            Layout::PerState if n >= 1 && 32 % n == 0 => Layout::PerState,
+            Layout::PerState if CHECKED_STATE_SIZES.contains(&n) => Layout::PerState,
             _ => Layout::PerChannel,
         }
     }
 }
+
+/// The state sizes the per-state kernels were checked with on the H200 (`icl-lab bench scan
+/// --check --kernel state`, session 6). Any N dividing 32 fits their thread layout.
+const CHECKED_STATE_SIZES: [usize; 3] = [4, 8, 16];
 
 static CHOSEN: OnceLock<Layout> = OnceLock::new();
 
@@ -227,11 +232,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_per_state_kernels_take_only_state_sizes_that_divide_a_warp() {
-        for n in [1, 2, 4, 8, 16, 32] {
+    fn the_per_state_kernels_take_only_checked_state_sizes() {
+        for n in CHECKED_STATE_SIZES {
+            assert_eq!(32 % n, 0, "a channel's {n} lanes must sit in one warp");
             assert_eq!(Layout::PerState.for_state_size(n), Layout::PerState, "n = {n}");
         }
-        for n in [0, 3, 5, 12, 24, 64] {
+        for n in [0, 1, 2, 3, 5, 12, 24, 32, 64] {
             assert_eq!(Layout::PerState.for_state_size(n), Layout::PerChannel, "n = {n}");
         }
         assert!([1, 16, 64].iter().all(|&n| Layout::PerChannel.for_state_size(n) == Layout::PerChannel));
