@@ -212,3 +212,18 @@ fn bench_slots_measures_runs_together() {
     assert_bad_input(&run(&["bench", "slots", "--runs", "1,0"]), "--runs: \"0\" is not a number of runs from 1 to 64");
     assert_bad_input(&run(&["bench", "slots", "--config", "nope"]), "--config nope: not a config; the configs are gpt2-e128-l2-t82");
 }
+
+/// `bench scan` names a bad `--against` or `--kernel` before it looks for a GPU; `--against
+/// none` is accepted (it then needs CUDA, which this machine may lack: either way no bad input).
+#[test]
+fn bench_scan_names_bad_options_before_needing_a_gpu() {
+    assert_bad_input(&run(&["bench", "scan", "--against", "chunked:4,nope"]), "--against: unknown scan form \"nope\"");
+    assert_bad_input(&run(&["bench", "scan", "--shape", "64,1024,512"]), "--shape 64,1024,512: expected four sizes b,l,e,n");
+    let out = run(&["bench", "scan", "--kernel", "warp"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'warp'"));
+    let out = run(&["bench", "scan", "--against", "none", "--reps", "1", "--shape", "2,8,8,4"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("--against") && !stderr.contains("panicked"), "{stderr}");
+}

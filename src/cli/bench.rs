@@ -61,9 +61,9 @@ pub enum BenchWhat {
         /// Timed repetitions of the fused scan (the median is reported).
         #[arg(long, default_value_t = 20)]
         reps: usize,
-        /// Tensor-op forms to time against (`ICL_LAB_SCAN` names, comma-separated). The
-        /// CUDA default `chunked:16` needs over 100 GB at this size, and `sequential` took
-        /// minutes, so neither is the default.
+        /// Tensor-op forms to time against (`ICL_LAB_SCAN` names, comma-separated), or `none`.
+        /// The tensor-op default `chunked:16` needs over 100 GB at this size, and
+        /// `sequential` took minutes, so neither is the default.
         #[arg(long, default_value = "chunked:4")]
         against: String,
         /// The timed shape, `b,l,e,n`.
@@ -334,6 +334,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     let dims: [usize; 4] = dims.try_into().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected four sizes b,l,e,n")))?;
     let modes: Vec<(String, ScanMode)> = against
         .split(',')
+        .filter(|m| against.trim() != "none" && !m.trim().is_empty())
         .map(|m| ScanMode::parse(m).map(|mode| (m.trim().to_string(), mode)).ok_or_else(|| CliError::bad_input(format!("--against: unknown scan form {m:?}"))))
         .collect::<Result<_, _>>()?;
     match crate::runtime::device::cuda_device_count() {
