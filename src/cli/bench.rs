@@ -404,7 +404,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         once();
         median((0..reps.max(1)).map(|_| once()).collect())
     };
-    println!("forward+backward at [b, l, e, n] = {dims:?}, {} kernels, median:", layout.for_state_size(dims[3]).name());
+    let timed_kernel = layout.for_state_size(dims[3]).name();
+    println!("forward+backward at [b, l, e, n] = {dims:?}, {timed_kernel} kernels, median:");
     println!("  fused                {fused:>10.3} ms   ({:.1}x the H200 bandwidth floor of {floor_ms:.3} ms)", fused / floor_ms);
     println!("  fused, forward only  {forward:>10.3} ms");
     let mut tensor_ms = serde_json::Map::new();
@@ -415,7 +416,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "kernel": layout.for_state_size(dims[3]).name(), "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
+        json!({ "shape": dims, "kernel": timed_kernel, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
     );
     if json {
         println!("{}", serde_json::Value::Object(report));

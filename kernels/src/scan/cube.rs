@@ -111,15 +111,18 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         assert_eq!(dy.shape().dims::<3>(), [nb, l, e], "selective scan backward: dy must have y's shape");
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
-        let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
-        if states.shape().num_dims() == 5 {
-            let (cubes, count, dim) = state_grid(nb, e, n);
-            let dx = empty(Shape::new([nb, l, e]));
-            let ddelta = empty(Shape::new([nb, l, e]));
-            let da_part = empty(Shape::new([nb, e, n]));
-            let db_part = empty(Shape::new([nb, l, cubes, n]));
-            let dc_part = empty(Shape::new([nb, l, cubes, n]));
-            let dd_part = empty(Shape::new([nb, e]));
+        let per_state = states.shape().num_dims() == 5;
+        // ∂B and ∂C come back per group of channels: per cube (per state) or per warp (per
+        // channel); ∂A and ∂D per batch row. One `sum_dim` each finishes them.
+        let groups = if per_state { state_grid(nb, e, n).0 } else { e.div_ceil(WARP) };
+        let dx = empty(Shape::new([nb, l, e]));
+        let ddelta = empty(Shape::new([nb, l, e]));
+        let da_part = empty(Shape::new([nb, e, n]));
+        let db_part = empty(Shape::new([nb, l, groups, n]));
+        let dc_part = empty(Shape::new([nb, l, groups, n]));
+        let dd_part = empty(Shape::new([nb, e]));
+        if per_state {
+            let (_, count, dim) = state_grid(nb, e, n);
             scan_backward_state_kernel::launch::<R>(
                 &client,
                 count,
@@ -145,51 +148,37 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 CHUNK,
                 dtype.into(),
             );
-            return Scan {
-                x: dx,
-                delta: ddelta,
-                a: sum(da_part, 0, Shape::new([e, n])),
-                b: sum(db_part, 2, Shape::new([nb, l, n])),
-                c: sum(dc_part, 2, Shape::new([nb, l, n])),
-                d: sum(dd_part, 0, Shape::new([e])),
-            };
+        } else {
+            let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
+            let (count, dim) = launch_grid(nb, e);
+            scan_backward_kernel::launch::<R>(
+                &client,
+                count,
+                dim,
+                inp.x.into_tensor_arg(),
+                inp.delta.into_tensor_arg(),
+                inp.a.into_tensor_arg(),
+                inp.b.into_tensor_arg(),
+                inp.c.into_tensor_arg(),
+                inp.d.into_tensor_arg(),
+                into_contiguous(states).into_tensor_arg(),
+                dy.into_tensor_arg(),
+                scratch.into_tensor_arg(),
+                dx.clone().into_tensor_arg(),
+                ddelta.clone().into_tensor_arg(),
+                da_part.clone().into_tensor_arg(),
+                db_part.clone().into_tensor_arg(),
+                dc_part.clone().into_tensor_arg(),
+                dd_part.clone().into_tensor_arg(),
+                nb as u32,
+                l as u32,
+                e as u32,
+                CHUNK as u32,
+                n,
+                dtype.into(),
+            );
         }
-        let warps = e.div_ceil(WARP);
-        let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
-        let dx = empty(Shape::new([nb, l, e]));
-        let ddelta = empty(Shape::new([nb, l, e]));
-        let da_part = empty(Shape::new([nb, e, n]));
-        let db_part = empty(Shape::new([nb, l, warps, n]));
-        let dc_part = empty(Shape::new([nb, l, warps, n]));
-        let dd_part = empty(Shape::new([nb, e]));
-        let (count, dim) = launch_grid(nb, e);
-        scan_backward_kernel::launch::<R>(
-            &client,
-            count,
-            dim,
-            inp.x.into_tensor_arg(),
-            inp.delta.into_tensor_arg(),
-            inp.a.into_tensor_arg(),
-            inp.b.into_tensor_arg(),
-            inp.c.into_tensor_arg(),
-            inp.d.into_tensor_arg(),
-            into_contiguous(states).into_tensor_arg(),
-            dy.into_tensor_arg(),
-            scratch.into_tensor_arg(),
-            dx.clone().into_tensor_arg(),
-            ddelta.clone().into_tensor_arg(),
-            da_part.clone().into_tensor_arg(),
-            db_part.clone().into_tensor_arg(),
-            dc_part.clone().into_tensor_arg(),
-            dd_part.clone().into_tensor_arg(),
-            nb as u32,
-            l as u32,
-            e as u32,
-            CHUNK as u32,
-            n,
-            dtype.into(),
-        );
-        // The partial sums: over warps of channels (∂B, ∂C) and over the batch (∂A, ∂D).
+        let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
         Scan {
             x: dx,
             delta: ddelta,
