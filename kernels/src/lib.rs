@@ -1,9 +1,39 @@
 //! Fused kernels for icl-lab, as CubeCL kernels wired into burn as a backend extension.
 //!
 //! [`scan`]: the selective scan of Mamba (paper-spec §6.2 steps 6–8), forward and backward,
-//! one kernel launch each. Backends get it through [`scan::FusedScan`], implemented for
-//! burn's CubeCL backend, for it under burn-fusion (as a custom fusion operation) and for
-//! both under `Autodiff` (with its own backward). The tensor-op scan in `icl_lab::models::scan`
-//! stays the reference these kernels are tested against (on a GPU: `icl-lab bench scan --check`).
+//! one kernel launch each. [`attention`]: causal softmax attention over the packed q, k, v
+//! projection, forward and backward, with no `t x t` matrix in memory. Backends get each
+//! through a `Fused*` trait, implemented for burn's CubeCL backend, for it under burn-fusion
+//! (as a custom fusion operation) and for both under `Autodiff` (with its own backward). The
+//! tensor-op forms in `icl_lab::models` stay the references these kernels are tested against
+//! (on a GPU: `icl-lab bench scan --check`, `icl-lab bench attention --check`).
 
+pub mod attention;
+mod fusion_op;
 pub mod scan;
+
+use std::sync::OnceLock;
+
+/// Whether kernels launch with CubeCL's bounds checks (`ICL_LAB_KERNEL_CHECKS=1`): every
+/// read past a tensor's end gives 0 and every such write is dropped, at the cost of a compare
+/// per access. Off by default: the kernels' indices are in bounds by construction (rows and
+/// channels past the end are clamped), and `icl-lab bench scan --check` / `bench attention
+/// --check` pass with and without the checks. Read once per process.
+pub fn bounds_checked() -> bool {
+    static CHECKED: OnceLock<bool> = OnceLock::new();
+    *CHECKED.get_or_init(|| std::env::var("ICL_LAB_KERNEL_CHECKS").is_ok_and(|v| matches!(v.trim(), "1" | "true")))
+}
+
+/// `kernel::launch` with bounds checks when [`bounds_checked`], else `kernel::launch_unchecked`
+/// (kernels declared `#[cube(launch, launch_unchecked)]`).
+macro_rules! launch {
+    ($kernel:ident :: <$r:ty>($($arg:expr),* $(,)?)) => {
+        if $crate::bounds_checked() {
+            $kernel::launch::<$r>($($arg),*)
+        } else {
+            // SAFETY: every index the kernel forms is within its tensor (see `bounds_checked`).
+            unsafe { $kernel::launch_unchecked::<$r>($($arg),*) }
+        }
+    };
+}
+pub(crate) use launch;

@@ -51,6 +51,9 @@ pub enum BenchWhat {
     /// Baselines: each task's classical learners on one evaluation's prompts (default 1,280
     /// prompts of 101 examples), timed per learner.
     Baselines(super::bench_baselines::BaselinesArgs),
+    /// Fused causal attention on CUDA (GPT-2 e256 on 280 tokens by default): forward+backward
+    /// and forward-only time against the tensor-op attention; `--check` compares them first.
+    Attention(super::bench_attention::AttentionArgs),
     /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
     /// 512, d_state 16) against the tensor-op scan and the memory-bandwidth floor.
     Scan {
@@ -121,7 +124,7 @@ pub enum BenchWhat {
 
 const TINY: &str = include_str!("../../experiments/quick/linear_regression.toml");
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
@@ -155,6 +158,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Store { runs, reps, json } => bench_store(runs, reps, json),
         BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
+        BenchWhat::Attention(a) => super::bench_attention::bench_attention(a),
         BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
         BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),

@@ -1,6 +1,7 @@
 //! The command line: `icl-lab <command>`. Parsing here, one file per group of commands.
 
 mod bench;
+mod bench_attention;
 mod bench_baselines;
 mod browse;
 mod report;
@@ -92,6 +93,7 @@ pub mod exit {
 }
 
 /// An error at the edge: the message and the exit code it maps to.
+#[derive(Debug)]
 pub struct CliError {
     pub code: u8,
     pub message: String,

@@ -5,6 +5,8 @@
 //! causally, and a `Linear(e, d_out)` read-out at every token. The widths come from the task's
 //! layout (d and 1 for the Garg-style tasks: zero-padded y tokens, a scalar read at x tokens).
 
+pub mod attention;
+mod fused;
 pub mod init;
 pub mod mamba;
 pub mod mixer;

@@ -13,11 +13,12 @@
 //! checks at run time whether `B` is the CUDA backend (`runtime::CudaBackend` or its inner
 //! backend, by `TypeId`) and moves the tensors over; any other backend takes the chunked form.
 
-use std::any::{Any, TypeId};
-
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
+
+use super::fused::cast;
+pub use super::fused::fused_available;
 
 /// Steps solved in closed form at once. Memory per chunk is `b·E·N·CHUNK²` floats.
 pub const CHUNK: usize = 16;
@@ -80,28 +81,6 @@ impl ScanMode {
             "fused" => Some(ScanMode::Fused),
             other => other.strip_prefix("chunked:")?.parse().ok().filter(|&n| n >= 1).map(ScanMode::Chunked),
         }
-    }
-}
-
-/// Whether `B` has the fused scan (the CUDA backend, with or without autodiff).
-pub fn fused_available<B: Backend>() -> bool {
-    #[cfg(feature = "cuda")]
-    {
-        type Ad = crate::runtime::CudaBackend;
-        let id = TypeId::of::<B>();
-        if id == TypeId::of::<Ad>() || id == TypeId::of::<<Ad as AutodiffBackend>::InnerBackend>() {
-            return true;
-        }
-    }
-    false
-}
-
-/// `a` as a `T` when `A` and `T` are the same type; `a` back otherwise.
-fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
-    let mut slot = Some(a);
-    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
-        Some(t) => Ok(t.take().expect("filled above")),
-        None => Err(slot.expect("left alone")),
     }
 }
 

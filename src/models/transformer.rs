@@ -5,8 +5,8 @@
 use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
+use super::attention::{causal_attention, AttentionMode};
 use super::init::{Dist, Init};
 
 /// HF `initializer_range`.
@@ -18,6 +18,8 @@ pub struct CausalSelfAttention<B: Backend> {
     pub c_attn: Linear<B>,
     pub c_proj: Linear<B>,
     pub n_head: usize,
+    #[module(skip)]
+    pub mode: AttentionMode,
 }
 
 impl<B: Backend> CausalSelfAttention<B> {
@@ -27,30 +29,15 @@ impl<B: Backend> CausalSelfAttention<B> {
             c_attn: init.linear(n_embd, 3 * n_embd, weight, Some(bias)),
             c_proj: init.linear(n_embd, n_embd, proj, Some(bias)),
             n_head,
+            mode: AttentionMode::for_backend::<B>(),
         }
     }
 
     /// # Shapes
     /// - x: `[b, t, e]` -> `[b, t, e]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, t, e] = x.dims();
-        let (h, hd) = (self.n_head, e / self.n_head);
         let qkv = self.c_attn.forward(x); // (b, t, 3e)
-        let heads = |i: usize| {
-            qkv.clone()
-                .slice([0..b, 0..t, i * e..(i + 1) * e])
-                .reshape([b, t, h, hd])
-                .swap_dims(1, 2) // (b, h, t, hd)
-        };
-        let (q, k, v) = (heads(0), heads(1), heads(2));
-        let scores = q.matmul(k.swap_dims(2, 3)) / (hd as f64).sqrt(); // (b, h, t, t)
-        // burn's tril_mask is true *outside* the lower triangle: exactly the future keys.
-        let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device())
-            .unsqueeze::<4>()
-            .expand([b, h, t, t]);
-        let attn = softmax(scores.mask_fill(future, -1e9), 3);
-        let y = attn.matmul(v).swap_dims(1, 2).reshape([b, t, e]); // (b, t, e)
-        self.c_proj.forward(y)
+        self.c_proj.forward(causal_attention(qkv, self.n_head, self.mode))
     }
 }
 

@@ -8,7 +8,8 @@ it as a wheel, or the Mamba rows are reported as unavailable):
 Each config trains as icl-lab does: linear-regression prompts of `points` (x, y) pairs in
 `n_dims` dimensions interleaved into 2·points tokens (y zero-padded to d), a Linear(d, e)
 read-in, the backbone, a Linear(e, 1) read-out at the x tokens, MSE, global-norm clipping at
-10, Adam at 1e-4, batch 64, fp32. Prints one JSON line per config: ms/step and steps/s over
+10, Adam at 1e-4, batch 64, fp32 (`--tf32`: matmuls in TF32, as CubeCL rounds f32 matmuls on
+tensor cores; without it, PyTorch's default full-fp32 matmuls). Prints one JSON line per config: ms/step and steps/s over
 the second half of the steps, seconds from the config's model build to its first finished step
 (and from this script's start: only the first config's includes importing torch and CUDA
 initialisation), the parameters that train, and peak GPU memory
@@ -108,14 +109,20 @@ def time_config(label, arch, sizes, n_dims, points, steps, device):
     return {"config": label, "params": params, "steps": steps, "ms_per_step": ms, "steps_per_s": 1e3 / ms,
             "config_to_first_step_s": first_step_at - config_start,
             "process_to_first_step_s": first_step_at - START,
-            "gpu_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20, "torch": torch.__version__}
+            "gpu_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20, "torch": torch.__version__,
+            "tf32": torch.backends.cuda.matmul.allow_tf32}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--only", default=None, help="labels, comma-separated")
+    ap.add_argument("--tf32", action="store_true",
+                    help="let matmuls round to TF32 on tensor cores, as CubeCL's f32 matmuls do "
+                         "(PyTorch's default is full fp32)")
     args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
     wanted = set(args.only.split(",")) if args.only else None
     device = torch.device("cuda:0")
     for label, arch, sizes, n_dims, points in CONFIGS:

@@ -58,7 +58,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let states = empty(if save { states_shape(layout, [nb, l, e, n]) } else { Shape::new([1]) });
         if layout == Layout::PerState {
             let (_, count, dim) = state_grid(nb, e, n);
-            scan_forward_state_kernel::launch::<R>(
+            crate::launch!(scan_forward_state_kernel::<R>(
                 &client,
                 count,
                 dim,
@@ -77,11 +77,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 CHUNK,
                 save,
                 dtype.into(),
-            );
+            ));
             return (y, save.then_some(states));
         }
         let (count, dim) = launch_grid(nb, e);
-        scan_forward_kernel::launch::<R>(
+        crate::launch!(scan_forward_kernel::<R>(
             &client,
             count,
             dim,
@@ -100,7 +100,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             n,
             save,
             dtype.into(),
-        );
+        ));
         (y, save.then_some(states))
     }
 
@@ -123,7 +123,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let dd_part = empty(Shape::new([nb, e]));
         if per_state {
             let (_, count, dim) = state_grid(nb, e, n);
-            scan_backward_state_kernel::launch::<R>(
+            crate::launch!(scan_backward_state_kernel::<R>(
                 &client,
                 count,
                 dim,
@@ -147,11 +147,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 n,
                 CHUNK,
                 dtype.into(),
-            );
+            ));
         } else {
             let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
             let (count, dim) = launch_grid(nb, e);
-            scan_backward_kernel::launch::<R>(
+            crate::launch!(scan_backward_kernel::<R>(
                 &client,
                 count,
                 dim,
@@ -176,7 +176,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 CHUNK as u32,
                 n,
                 dtype.into(),
-            );
+            ));
         }
         let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
         Scan {

@@ -5,27 +5,15 @@
 
 use std::marker::PhantomData;
 
-use burn::tensor::{DType, Shape};
-use burn_fusion::stream::{Operation, OperationStreams};
+use burn::tensor::Shape;
+use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionHandle, FusionTensor};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer};
+
+use crate::fusion_op::register;
 
 use super::cube::states_shape;
 use super::{layout_of, FusedScan, Layout, Scan, ScanKernels};
-
-/// Registers a custom op with these inputs and outputs of the given shapes.
-fn register<B, O>(name: &'static str, inputs: Vec<FusionTensor<B::FusionRuntime>>, outputs: &[Shape], dtype: DType, op: impl FnOnce(CustomOpIr) -> O) -> Vec<FusionTensor<B::FusionRuntime>>
-where
-    B: FusionBackend,
-    O: Operation<B::FusionRuntime> + 'static,
-{
-    let client = inputs[0].client.clone();
-    let streams = OperationStreams::with_inputs(&inputs);
-    let outputs: Vec<TensorIr> = outputs.iter().map(|s| TensorIr::uninit(client.create_empty_handle(), s.clone(), dtype)).collect();
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
-    let desc = CustomOpIr::new(name, &inputs, &outputs);
-    client.register(streams, OperationIr::Custom(desc.clone()), op(desc))
-}
 
 #[derive(Debug)]
 struct ForwardOp<B> {

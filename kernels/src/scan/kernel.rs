@@ -13,7 +13,7 @@ use cubecl::prelude::*;
 /// channels.
 pub const WARP: usize = 32;
 
-#[cube(launch)]
+#[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_forward_kernel<F: Float>(
     x: &Tensor<F>,
@@ -78,7 +78,7 @@ pub fn scan_forward_kernel<F: Float>(
     }
 }
 
-#[cube(launch)]
+#[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_kernel<F: Float>(
     x: &Tensor<F>,

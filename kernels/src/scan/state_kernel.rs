@@ -64,7 +64,7 @@ fn sum_over_channels<F: Float>(v: F, #[comptime] n: usize) -> F {
     s
 }
 
-#[cube(launch)]
+#[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_forward_state_kernel<F: Float>(
     x: &Tensor<F>,
@@ -115,7 +115,7 @@ pub fn scan_forward_state_kernel<F: Float>(
     }
 }
 
-#[cube(launch)]
+#[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_state_kernel<F: Float>(
     x: &Tensor<F>,

@@ -1,0 +1,292 @@
+//! Causal softmax attention, one thread per row: the forward and the query-side backward give
+//! each thread a query row and walk the key rows in tiles of [`BLOCK`] staged in shared memory
+//! (an online softmax in the forward); the key-side backward gives each thread a key row and
+//! walks the query rows after it. No `t x t` matrix is ever written: the forward saves one
+//! log-sum-exp per row and the backward recomputes the probabilities from it.
+//!
+//! Layouts (all contiguous): `qkv` `[b, t, 3e]` as the projection writes it (q, k, v side by
+//! side, head `hh` in columns `hh·d .. hh·d + d` of each), y and ∂y `[b, t, e]`, ∂qkv like
+//! `qkv`; per row `[b, h, t]`: the log-sum-exp and `Σ_c ∂y·y`.
+//!
+//! Every thread of a cube stays to the end, also those past the last row (they load clamped
+//! rows into the tiles and take part in every barrier, and write nothing).
+
+use cubecl::prelude::*;
+
+/// Threads per cube, and rows per shared-memory tile.
+pub const BLOCK: usize = 64;
+
+/// Copies rows `r0 .. r0 + BLOCK` (clamped to the last row) of one head's `d` columns at
+/// `col` of a `[b, t, width]` tensor into `tile` (`BLOCK x d`). Consecutive threads take
+/// consecutive elements: coalesced reads, no bank conflicts.
+#[cube]
+fn load_tile<F: Float>(src: &Tensor<F>, tile: &mut SharedMemory<F>, batch_start: usize, r0: usize, t: usize, width: usize, col: usize, #[comptime] d: usize) {
+    let u = UNIT_POS as usize;
+    #[unroll]
+    for r in 0..d {
+        let idx = r * BLOCK + u;
+        let row = min(r0 + idx / d, t - 1);
+        tile[idx] = src[batch_start + row * width + col + idx % d];
+    }
+}
+
+/// Copies one value per row (`[b·h, t]` tensors) for rows `r0 .. r0 + BLOCK` into `tile`.
+#[cube]
+fn load_row_values<F: Float>(src: &Tensor<F>, tile: &mut SharedMemory<F>, bh: usize, r0: usize, t: usize) {
+    let u = UNIT_POS as usize;
+    tile[u] = src[bh * t + min(r0 + u, t - 1)];
+}
+
+/// The cube's tile of query rows, last tile first: cubes run roughly in launch order (x, the
+/// batch row x head, fastest), and a late tile walks the most keys, so the heaviest cubes
+/// start first and the short ones fill in behind them.
+// The lint sees the host-side placeholders of CUBE_COUNT_Y and CUBE_POS_Y (1 and 2).
+#[cube]
+#[allow(arithmetic_overflow)]
+fn query_tile() -> usize {
+    (CUBE_COUNT_Y - 1 - CUBE_POS_Y) as usize
+}
+
+#[cube]
+fn scale_of<F: Float>(#[comptime] d: usize) -> F {
+    F::new(1.0) / F::new(comptime!(d as f32)).sqrt()
+}
+
+#[cube(launch, launch_unchecked)]
+pub fn attention_forward_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    y: &mut Tensor<F>,
+    lse: &mut Tensor<F>,
+    len: u32,
+    heads: u32,
+    #[comptime] d: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let t = len as usize;
+    let h = heads as usize;
+    let e = h * d;
+    let bh = CUBE_POS_X as usize;
+    let (bi, hh) = (bh / h, bh % h);
+    let row_tile = query_tile();
+    let first = row_tile * BLOCK;
+    let i = first + UNIT_POS as usize;
+    let active = i < t;
+    let start = bi * t * 3 * e;
+    let qoff = start + min(i, t - 1) * 3 * e + hh * d;
+    let scale = scale_of::<F>(d);
+
+    let mut q = Array::<F>::new(d);
+    let mut acc = Array::<F>::new(d);
+    #[unroll]
+    for c in 0..d {
+        q[c] = qkv[qoff + c] * scale;
+        acc[c] = F::new(0.0);
+    }
+    let mut m = F::new(-1.0e30);
+    let mut l = F::new(0.0);
+    let mut ks = SharedMemory::<F>::new(comptime!(BLOCK * d));
+    let mut vs = SharedMemory::<F>::new(comptime!(BLOCK * d));
+
+    // Keys 0 ..= the cube's last query.
+    let tiles = row_tile + 1;
+    for tile in 0..tiles {
+        let j0 = tile * BLOCK;
+        load_tile::<F>(qkv, &mut ks, start, j0, t, 3 * e, e + hh * d, d);
+        load_tile::<F>(qkv, &mut vs, start, j0, t, 3 * e, 2 * e + hh * d, d);
+        sync_cube();
+        if active {
+            let count = min(BLOCK, i + 1 - j0);
+            for j in 0..count {
+                let mut s = F::new(0.0);
+                #[unroll]
+                for c in 0..d {
+                    s += q[c] * ks[j * d + c];
+                }
+                let m_new = max(m, s);
+                let corr = (m - m_new).exp();
+                let p = (s - m_new).exp();
+                l = l * corr + p;
+                #[unroll]
+                for c in 0..d {
+                    acc[c] = acc[c] * corr + p * vs[j * d + c];
+                }
+                m = m_new;
+            }
+        }
+        sync_cube();
+    }
+    if active {
+        let inv = F::new(1.0) / l;
+        let yoff = (bi * t + i) * e + hh * d;
+        #[unroll]
+        for c in 0..d {
+            y[yoff + c] = acc[c] * inv;
+        }
+        lse[bh * t + i] = m + l.ln();
+    }
+}
+
+/// ∂q of every query row; also writes each row's `Σ_c ∂y·y` for the key-side kernel.
+#[cube(launch, launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_query_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    y: &Tensor<F>,
+    dy: &Tensor<F>,
+    lse: &Tensor<F>,
+    dsum: &mut Tensor<F>,
+    dqkv: &mut Tensor<F>,
+    len: u32,
+    heads: u32,
+    #[comptime] d: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let t = len as usize;
+    let h = heads as usize;
+    let e = h * d;
+    let bh = CUBE_POS_X as usize;
+    let (bi, hh) = (bh / h, bh % h);
+    let row_tile = query_tile();
+    let first = row_tile * BLOCK;
+    let i = first + UNIT_POS as usize;
+    let active = i < t;
+    let ic = min(i, t - 1);
+    let start = bi * t * 3 * e;
+    let qoff = start + ic * 3 * e + hh * d;
+    let yoff = (bi * t + ic) * e + hh * d;
+    let scale = scale_of::<F>(d);
+
+    let mut q = Array::<F>::new(d);
+    let mut g = Array::<F>::new(d);
+    let mut dq = Array::<F>::new(d);
+    let mut di = F::new(0.0);
+    #[unroll]
+    for c in 0..d {
+        q[c] = qkv[qoff + c] * scale;
+        g[c] = dy[yoff + c];
+        di += g[c] * y[yoff + c];
+        dq[c] = F::new(0.0);
+    }
+    let li = lse[bh * t + ic];
+    if active {
+        dsum[bh * t + i] = di;
+    }
+    let mut ks = SharedMemory::<F>::new(comptime!(BLOCK * d));
+    let mut vs = SharedMemory::<F>::new(comptime!(BLOCK * d));
+
+    let tiles = row_tile + 1;
+    for tile in 0..tiles {
+        let j0 = tile * BLOCK;
+        load_tile::<F>(qkv, &mut ks, start, j0, t, 3 * e, e + hh * d, d);
+        load_tile::<F>(qkv, &mut vs, start, j0, t, 3 * e, 2 * e + hh * d, d);
+        sync_cube();
+        if active {
+            let count = min(BLOCK, i + 1 - j0);
+            for j in 0..count {
+                let mut s = F::new(0.0);
+                let mut dp = F::new(0.0);
+                #[unroll]
+                for c in 0..d {
+                    s += q[c] * ks[j * d + c];
+                    dp += g[c] * vs[j * d + c];
+                }
+                let ds = (s - li).exp() * (dp - di);
+                #[unroll]
+                for c in 0..d {
+                    dq[c] += ds * ks[j * d + c];
+                }
+            }
+        }
+        sync_cube();
+    }
+    if active {
+        #[unroll]
+        for c in 0..d {
+            dqkv[qoff + c] = dq[c] * scale;
+        }
+    }
+}
+
+/// ∂k and ∂v of every key row: each thread walks the query rows at or after its key.
+#[cube(launch, launch_unchecked)]
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward_key_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    dy: &Tensor<F>,
+    lse: &Tensor<F>,
+    dsum: &Tensor<F>,
+    dqkv: &mut Tensor<F>,
+    len: u32,
+    heads: u32,
+    #[comptime] d: usize,
+    #[define(F)] _dtype: StorageType,
+) {
+    let t = len as usize;
+    let h = heads as usize;
+    let e = h * d;
+    let bh = CUBE_POS_X as usize;
+    let (bi, hh) = (bh / h, bh % h);
+    // Key tile 0 walks every query tile: the natural order already starts with the heaviest.
+    let row_tile = CUBE_POS_Y as usize;
+    let first = row_tile * BLOCK;
+    let j = first + UNIT_POS as usize;
+    let active = j < t;
+    let start = bi * t * 3 * e;
+    let koff = start + min(j, t - 1) * 3 * e + e + hh * d;
+    let scale = scale_of::<F>(d);
+
+    let mut k = Array::<F>::new(d);
+    let mut v = Array::<F>::new(d);
+    let mut dk = Array::<F>::new(d);
+    let mut dv = Array::<F>::new(d);
+    #[unroll]
+    for c in 0..d {
+        k[c] = qkv[koff + c] * scale;
+        v[c] = qkv[koff + e + c];
+        dk[c] = F::new(0.0);
+        dv[c] = F::new(0.0);
+    }
+    let mut qs = SharedMemory::<F>::new(comptime!(BLOCK * d));
+    let mut gs = SharedMemory::<F>::new(comptime!(BLOCK * d));
+    let mut ls = SharedMemory::<F>::new(BLOCK);
+    let mut dsums = SharedMemory::<F>::new(BLOCK);
+
+    // Queries from the cube's first key to the last row.
+    let tiles = (t + BLOCK - 1) / BLOCK;
+    for tile in row_tile..tiles {
+        let i0 = tile * BLOCK;
+        load_tile::<F>(qkv, &mut qs, start, i0, t, 3 * e, hh * d, d);
+        load_tile::<F>(dy, &mut gs, bi * t * e, i0, t, e, hh * d, d);
+        load_row_values::<F>(lse, &mut ls, bh, i0, t);
+        load_row_values::<F>(dsum, &mut dsums, bh, i0, t);
+        sync_cube();
+        if active {
+            let from = max(j, i0) - i0;
+            let to = min(BLOCK, t - i0);
+            for r in from..to {
+                let mut s = F::new(0.0);
+                let mut dp = F::new(0.0);
+                #[unroll]
+                for c in 0..d {
+                    s += qs[r * d + c] * k[c];
+                    dp += gs[r * d + c] * v[c];
+                }
+                let p = (s - ls[r]).exp();
+                let ds = p * (dp - dsums[r]);
+                #[unroll]
+                for c in 0..d {
+                    dv[c] += p * gs[r * d + c];
+                    dk[c] += ds * qs[r * d + c];
+                }
+            }
+        }
+        sync_cube();
+    }
+    if active {
+        #[unroll]
+        for c in 0..d {
+            dqkv[koff + c] = dk[c] * scale;
+            dqkv[koff + e + c] = dv[c];
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Which backend has the fused CUDA kernels (`icl_lab_kernels`), and moving tensors to it.
+//! Models stay generic over `B: Backend`: a fused op checks at run time, by `TypeId`, whether
+//! `B` is the CUDA backend (`runtime::CudaBackend` or its inner backend) and casts its tensors
+//! over; any other backend takes the tensor-op form.
+
+use std::any::{Any, TypeId};
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+/// Whether `B` has the fused kernels (the CUDA backend, with or without autodiff).
+pub fn fused_available<B: Backend>() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        type Ad = crate::runtime::CudaBackend;
+        let id = TypeId::of::<B>();
+        if id == TypeId::of::<Ad>() || id == TypeId::of::<<Ad as AutodiffBackend>::InnerBackend>() {
+            return true;
+        }
+    }
+    false
+}
+
+/// `a` as a `T` when `A` and `T` are the same type; `a` back otherwise.
+pub(crate) fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
+    let mut slot = Some(a);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+        Some(t) => Ok(t.take().expect("filled above")),
+        None => Err(slot.expect("left alone")),
+    }
+}
+
