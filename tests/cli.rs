@@ -227,3 +227,15 @@ fn bench_scan_names_bad_options_before_needing_a_gpu() {
     assert_ne!(out.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("--against") && !stderr.contains("panicked"), "{stderr}");
 }
+
+/// `bench attention` names a bad `--shape` (a head size with no kernel, too few sizes) before
+/// it looks for a GPU; a good shape gets past input checking (then needs CUDA).
+#[test]
+fn bench_attention_names_a_bad_shape_before_needing_a_gpu() {
+    assert_bad_input(&run(&["bench", "attention", "--shape", "64,280,96,8"]), "--shape 64,280,96,8: head size e / heads = 12 has no kernel");
+    assert_bad_input(&run(&["bench", "attention", "--shape", "64,280,256"]), "--shape 64,280,256: expected four sizes b,t,e,heads");
+    let out = run(&["bench", "attention", "--reps", "1", "--shape", "2,8,32,2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("--shape") && !stderr.contains("panicked"), "{stderr}");
+}
