@@ -239,3 +239,10 @@ fn bench_attention_names_a_bad_shape_before_needing_a_gpu() {
     assert_ne!(out.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("--shape") && !stderr.contains("panicked"), "{stderr}");
 }
+
+/// `bench layer-norm` names a width with no kernel before it looks for a GPU.
+#[test]
+fn bench_layer_norm_names_a_bad_shape_before_needing_a_gpu() {
+    assert_bad_input(&run(&["bench", "layer-norm", "--shape", "64,280,100"]), "--shape 64,280,100: width e = 100 has no kernel");
+    assert_bad_input(&run(&["bench", "layer-norm", "--shape", "64,280"]), "--shape 64,280: expected three sizes b,t,e");
+}

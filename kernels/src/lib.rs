@@ -2,14 +2,16 @@
 //!
 //! [`scan`]: the selective scan of Mamba (paper-spec §6.2 steps 6–8), forward and backward,
 //! one kernel launch each. [`attention`]: causal softmax attention over the packed q, k, v
-//! projection, forward and backward, with no `t x t` matrix in memory. Backends get each
+//! projection, forward and backward, with no `t x t` matrix in memory. [`layer_norm`]: LayerNorm
+//! over the last dimension, one kernel each way. Backends get each
 //! through a `Fused*` trait, implemented for burn's CubeCL backend, for it under burn-fusion
 //! (as a custom fusion operation) and for both under `Autodiff` (with its own backward). The
 //! tensor-op forms in `icl_lab::models` stay the references these kernels are tested against
-//! (on a GPU: `icl-lab bench scan --check`, `icl-lab bench attention --check`).
+//! (on a GPU: `icl-lab bench scan --check`, `bench attention --check`, `bench layer-norm --check`).
 
 pub mod attention;
 mod fusion_op;
+pub mod layer_norm;
 pub mod scan;
 
 use std::sync::OnceLock;

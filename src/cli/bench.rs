@@ -54,6 +54,9 @@ pub enum BenchWhat {
     /// Fused causal attention on CUDA (GPT-2 e256 on 280 tokens by default): forward+backward
     /// and forward-only time against the tensor-op attention; `--check` compares them first.
     Attention(super::bench_attention::AttentionArgs),
+    /// Fused LayerNorm on CUDA (GPT-2 e256's activations by default): forward+backward time
+    /// against burn's LayerNorm; `--check` compares them first.
+    LayerNorm(super::bench_norm::LayerNormArgs),
     /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
     /// 512, d_state 16) against the tensor-op scan and the memory-bandwidth floor.
     Scan {
@@ -159,6 +162,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Tui { runs, frames, json } => bench_tui(runs, frames, json),
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
         BenchWhat::Attention(a) => super::bench_attention::bench_attention(a),
+        BenchWhat::LayerNorm(a) => super::bench_norm::bench_layer_norm(a),
         BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
         BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),
@@ -307,6 +311,19 @@ fn bench_store(runs: usize, reps: usize, json: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first CUDA device, with the kernel cache configured, for the kernel benches; `what`
+/// names the command in the error when there is none.
+#[cfg(feature = "cuda")]
+pub(super) fn first_gpu(what: &str) -> Result<burn_cuda::CudaDevice, CliError> {
+    match crate::runtime::device::cuda_device_count() {
+        Ok(n) if n > 0 => {}
+        Ok(_) => return Err(CliError::failed(format!("{what}: no CUDA device found"))),
+        Err(why) => return Err(CliError::failed(format!("{what}: {why}"))),
+    }
+    crate::runtime::kernel_cache::configure();
+    Ok(burn_cuda::CudaDevice::new(0))
+}
+
 /// HBM bandwidth of the H200 (bytes/s), for the scan's floor.
 const H200_BYTES_PER_S: f64 = 4.8e12;
 
@@ -341,13 +358,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         .filter(|m| against.trim() != "none" && !m.trim().is_empty())
         .map(|m| ScanMode::parse(m).map(|mode| (m.trim().to_string(), mode)).ok_or_else(|| CliError::bad_input(format!("--against: unknown scan form {m:?}"))))
         .collect::<Result<_, _>>()?;
-    match crate::runtime::device::cuda_device_count() {
-        Ok(n) if n > 0 => {}
-        Ok(_) => return Err(CliError::failed("bench scan: no CUDA device found")),
-        Err(why) => return Err(CliError::failed(format!("bench scan: {why}"))),
-    }
-    crate::runtime::kernel_cache::configure();
-    let device = burn_cuda::CudaDevice::new(0);
+    let device = first_gpu("bench scan")?;
     let mut report = serde_json::Map::new();
 
     let mut passed = true;

@@ -55,13 +55,7 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
     type B = crate::runtime::CudaBackend;
 
     let dims @ [b, t, e, heads] = parse_shape(&args.shape)?;
-    match crate::runtime::device::cuda_device_count() {
-        Ok(n) if n > 0 => {}
-        Ok(_) => return Err(CliError::failed("bench attention: no CUDA device found")),
-        Err(why) => return Err(CliError::failed(format!("bench attention: {why}"))),
-    }
-    crate::runtime::kernel_cache::configure();
-    let device = burn_cuda::CudaDevice::new(0);
+    let device = super::bench::first_gpu("bench attention")?;
     let mut report = serde_json::Map::new();
 
     let mut passed = true;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_attention;
+mod bench_norm;
 mod bench_baselines;
 mod browse;
 mod report;

@@ -195,16 +195,7 @@ mod tests {
     #[cfg(feature = "cuda")]
     #[test]
     fn fused_attention_equals_the_tensor_form_on_cuda() {
-        use std::io::Write;
-        match crate::runtime::device::cuda_device_count() {
-            Ok(n) if n > 0 => {}
-            other => {
-                let why = other.map_or_else(|e| e, |_| "no CUDA device".to_string());
-                let _ = writeln!(std::io::stderr(), "fused_attention_equals_the_tensor_form_on_cuda: skipped ({why})");
-                return;
-            }
-        }
-        let device = burn_cuda::CudaDevice::new(0);
+        let Some(device) = crate::runtime::device::gpu_or_skip("fused_attention_equals_the_tensor_form_on_cuda") else { return };
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
             let errors = compare_attention::<crate::runtime::CudaBackend>(dims, seed as u64, &device, AttentionMode::Fused);
             for (name, err) in COMPARED.iter().zip(errors) {

@@ -11,6 +11,9 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Normal, StandardNormal, Uniform};
 
+/// Epsilon of every LayerNorm (PyTorch's default); the fused kernels are launched with it.
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
 /// A distribution to draw a parameter from.
 #[derive(Debug, Clone, Copy)]
 pub enum Dist {
@@ -89,7 +92,7 @@ impl<'a, B: Backend> Init<'a, B> {
 
     /// LayerNorm with weight 1, bias 0, eps 1e-5 (PyTorch and HF defaults).
     pub fn layer_norm(&self, width: usize) -> LayerNorm<B> {
-        LayerNormConfig::new(width).with_epsilon(1e-5).init(self.device)
+        LayerNormConfig::new(width).with_epsilon(LAYER_NORM_EPS).init(self.device)
     }
 
     pub fn standard_normal(&mut self) -> f32 {

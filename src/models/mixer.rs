@@ -8,6 +8,7 @@ use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use super::init::{Dist, Init};
+use super::norm::norm;
 use super::mamba::{Mamba, MambaDims};
 use super::s4::{S4Mamba, S4};
 use super::transformer::CausalSelfAttention;
@@ -75,8 +76,8 @@ impl<B: Backend> MixerModel<B> {
             None => x,
         };
         for block in &self.blocks {
-            h = h.clone() + block.mixer.forward(block.norm.forward(h));
+            h = h.clone() + block.mixer.forward(norm(&block.norm, h));
         }
-        self.norm_f.forward(h)
+        norm(&self.norm_f, h)
     }
 }

@@ -10,6 +10,7 @@ mod fused;
 pub mod init;
 pub mod mamba;
 pub mod mixer;
+pub mod norm;
 pub mod s4;
 pub mod scan;
 pub mod transformer;

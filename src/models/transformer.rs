@@ -8,6 +8,7 @@ use burn::prelude::*;
 
 use super::attention::{causal_attention, AttentionMode};
 use super::init::{Dist, Init};
+use super::norm::norm;
 
 /// HF `initializer_range`.
 const INIT_STD: f32 = 0.02;
@@ -72,8 +73,8 @@ impl<B: Backend> Block<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x));
-        let hidden = gelu_new(self.mlp.c_fc.forward(self.ln_2.forward(x.clone())));
+        let x = x.clone() + self.attn.forward(norm(&self.ln_1, x));
+        let hidden = gelu_new(self.mlp.c_fc.forward(norm(&self.ln_2, x.clone())));
         x + self.mlp.c_proj.forward(hidden)
     }
 }
@@ -105,7 +106,7 @@ impl<B: Backend> Gpt2<B> {
         for block in &self.blocks {
             h = block.forward(h);
         }
-        self.ln_f.forward(h)
+        norm(&self.ln_f, h)
     }
 }
 

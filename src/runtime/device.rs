@@ -151,6 +151,21 @@ pub fn cuda_devices() -> Result<Vec<Device>, String> {
     cuda_device_count().map(|n| (0..n).map(Device::Cuda).collect())
 }
 
+/// For the unit tests that need a GPU: the first CUDA device, or None after a notice on stderr
+/// naming `test` and why (no driver, no device), so they skip on CI.
+#[cfg(all(test, feature = "cuda"))]
+pub fn gpu_or_skip(test: &str) -> Option<burn_cuda::CudaDevice> {
+    use std::io::Write;
+    match cuda_device_count() {
+        Ok(n) if n > 0 => Some(burn_cuda::CudaDevice::new(0)),
+        other => {
+            let why = other.map_or_else(|e| e, |_| "no CUDA device".to_string());
+            let _ = writeln!(std::io::stderr(), "{test}: skipped ({why})");
+            None
+        }
+    }
+}
+
 /// The number of CUDA devices the driver reports; Err says why CUDA cannot be used.
 pub fn cuda_device_count() -> Result<usize, String> {
     if !cfg!(feature = "cuda") {

@@ -1,0 +1,83 @@
+//! Launching the LayerNorm kernels on burn's CubeCL backend.
+
+use burn::tensor::ops::FloatTensorOps;
+use burn::tensor::{Shape, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubecl::prelude::*;
+
+use super::kernel::{layer_norm_backward_kernel, layer_norm_forward_kernel, ROWS_PER_WARP, WARPS};
+use super::{supports_width, FusedLayerNorm, LayerNormKernels};
+
+/// Rows and width of `x` (normalised over its last dimension), checked.
+fn sizes<R: CubeRuntime>(x: &CubeTensor<R>) -> (usize, usize) {
+    let shape = x.shape();
+    let e = shape[shape.num_dims() - 1];
+    assert!(supports_width(e), "layer norm: no kernel for width {e}");
+    (shape.num_elements() / e, e)
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeBackend<R, F, I, BT> {
+    fn layer_norm_forward(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f32) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
+        let (x, gamma, beta) = (into_contiguous(x), into_contiguous(gamma), into_contiguous(beta));
+        let (rows, e) = sizes(&x);
+        let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let y = empty(x.shape());
+        let (mean, rstd) = (empty(Shape::new([rows])), empty(Shape::new([rows])));
+        let count = CubeCount::Static(rows.div_ceil(WARPS) as u32, 1, 1);
+        crate::launch!(layer_norm_forward_kernel::<R>(
+            &client,
+            count,
+            CubeDim::new_1d((WARPS * 32) as u32),
+            x.into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            beta.into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            mean.clone().into_tensor_arg(),
+            rstd.clone().into_tensor_arg(),
+            rows as u32,
+            e / 32,
+            eps.to_bits(),
+            dtype.into(),
+        ));
+        (y, mean, rstd)
+    }
+
+    fn layer_norm_backward(x: CubeTensor<R>, gamma: CubeTensor<R>, mean: CubeTensor<R>, rstd: CubeTensor<R>, dy: CubeTensor<R>) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
+        let (x, gamma, dy) = (into_contiguous(x), into_contiguous(gamma), into_contiguous(dy));
+        let (rows, e) = sizes(&x);
+        assert_eq!(dy.shape(), x.shape(), "layer norm backward: dy must have x's shape");
+        let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let cubes = rows.div_ceil(WARPS * ROWS_PER_WARP);
+        let dx = empty(x.shape());
+        let (dgamma_part, dbeta_part) = (empty(Shape::new([cubes, e])), empty(Shape::new([cubes, e])));
+        crate::launch!(layer_norm_backward_kernel::<R>(
+            &client,
+            CubeCount::Static(cubes as u32, 1, 1),
+            CubeDim::new_1d((WARPS * 32) as u32),
+            x.into_tensor_arg(),
+            gamma.into_tensor_arg(),
+            into_contiguous(mean).into_tensor_arg(),
+            into_contiguous(rstd).into_tensor_arg(),
+            dy.into_tensor_arg(),
+            dx.clone().into_tensor_arg(),
+            dgamma_part.clone().into_tensor_arg(),
+            dbeta_part.clone().into_tensor_arg(),
+            rows as u32,
+            e / 32,
+            dtype.into(),
+        ));
+        let finish = |part: CubeTensor<R>| Self::float_reshape(Self::float_sum_dim(part, 0), Shape::new([e]));
+        (dx, finish(dgamma_part), finish(dbeta_part))
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedLayerNorm for CubeBackend<R, F, I, BT> {
+    fn fused_layer_norm(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f32) -> CubeTensor<R> {
+        Self::layer_norm_forward(x, gamma, beta, eps).0
+    }
+}

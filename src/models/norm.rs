@@ -1,0 +1,150 @@
+//! LayerNorm for the models: burn's `LayerNorm` module (tensor ops: every backend, and the
+//! reference), or on CUDA the fused kernels (`icl_lab_kernels::layer_norm`), one launch each way
+//! instead of burn's reductions and element-wise ops.
+
+use std::sync::OnceLock;
+
+use burn::nn::LayerNorm;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::{Rng, SeedableRng};
+
+use super::fused::{cast, fused_available};
+use super::init::LAYER_NORM_EPS;
+use super::scan::max_relative_error;
+
+/// Whether the fused kernels may run: `ICL_LAB_LAYER_NORM=tensor` turns them off (for
+/// benchmarks and checks); read once per process.
+fn fused_allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("ICL_LAB_LAYER_NORM").map_or(true, |v| v.trim() != "tensor"))
+}
+
+/// `ln` applied to `x` over its last dimension: the fused kernels when `B` is the CUDA
+/// backend and the width suits them (and `fused` is set), else burn's tensor ops. `ln` must
+/// come from `Init::layer_norm` (epsilon [`LAYER_NORM_EPS`], with a bias).
+pub fn layer_norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>, fused: bool) -> Tensor<B, D> {
+    let e = x.dims()[D - 1];
+    match &ln.beta {
+        Some(beta) if fused && fused_available::<B>() && icl_lab_kernels::layer_norm::supports_width(e) => {
+            match fused_layer_norm(x, ln.gamma.val(), beta.val()) {
+                Ok(y) => y,
+                Err(x) => ln.forward(x),
+            }
+        }
+        _ => ln.forward(x),
+    }
+}
+
+/// [`layer_norm`] with the process's choice (`ICL_LAB_LAYER_NORM`).
+pub fn norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    layer_norm(ln, x, fused_allowed())
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn fused_on<B: Backend, K: icl_lab_kernels::layer_norm::FusedLayerNorm, const D: usize>(
+    x: Tensor<B, D>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>)> {
+    let x: Tensor<K, D> = match cast(x) {
+        Ok(x) => x,
+        Err(x) => return Err((x, gamma, beta)),
+    };
+    let (gamma, beta): (Tensor<K, 1>, Tensor<K, 1>) = (cast(gamma).unwrap_or_else(|_| unreachable!("B is K")), cast(beta).unwrap_or_else(|_| unreachable!("B is K")));
+    let y = icl_lab_kernels::layer_norm::layer_norm(x, gamma, beta, LAYER_NORM_EPS as f32);
+    Ok(cast(y).unwrap_or_else(|_| unreachable!("B is K")))
+}
+
+/// The fused LayerNorm, or `x` back when `B` has none.
+fn fused_layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 1>, beta: Tensor<B, 1>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    #[cfg(feature = "cuda")]
+    {
+        type Ad = crate::runtime::CudaBackend;
+        let (x, gamma, beta) = match fused_on::<B, Ad, D>(x, gamma, beta) {
+            Ok(y) => return Ok(y),
+            Err(back) => back,
+        };
+        return fused_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(x, gamma, beta).map_err(|(x, _, _)| x);
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (gamma, beta);
+        Err(x)
+    }
+}
+
+/// Shapes `[b, t, e]` on which the fused LayerNorm is checked: widths of one to eight warps a
+/// lane, row counts off the backward's 64-row cube. A shape's seed is its index.
+pub const CHECK_SHAPES: [[usize; 3]; 5] = [[1, 1, 32], [3, 37, 64], [2, 82, 128], [4, 70, 256], [1, 131, 1024]];
+
+/// The values `compare_layer_norm` reports, in order.
+pub const COMPARED: [&str; 4] = ["y", "dx", "dgamma", "dbeta"];
+
+/// Largest relative errors ([`max_relative_error`]) of LayerNorm on backend `B` (`fused`:
+/// the kernels where `B` has them) against burn's LayerNorm in f64 on the CPU, on random x ~
+/// U(-2, 2) + a per-row offset, γ ~ U(0.5, 1.5), β ~ U(-0.5, 0.5): y and the gradients of a
+/// fixed random projection of y.
+pub fn compare_layer_norm<B: AutodiffBackend>([b, t, e]: [usize; 3], seed: u64, device: &B::Device, fused: bool) -> [f64; 4] {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let offsets: Vec<f32> = (0..b * t).map(|_| rng.random_range(-3.0..3.0)).collect();
+    let x: Vec<f32> = (0..b * t * e).map(|i| offsets[i / e] + rng.random_range(-2.0..2.0)).collect();
+    let gamma: Vec<f32> = (0..e).map(|_| rng.random_range(0.5..1.5)).collect();
+    let beta: Vec<f32> = (0..e).map(|_| rng.random_range(-0.5..0.5)).collect();
+    let proj: Vec<f32> = (0..b * t * e).map(|_| rng.random_range(-1.0..1.0)).collect();
+    fn run<K: AutodiffBackend>(data: [&[f32]; 4], [b, t, e]: [usize; 3], device: &K::Device, fused: bool) -> [Vec<f64>; 4] {
+        let dtype = <K::FloatElem as burn::tensor::Element>::dtype();
+        let vector = |v: &[f32]| Tensor::<K, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), (device, dtype));
+        let mut ln = burn::nn::LayerNormConfig::new(e).with_epsilon(LAYER_NORM_EPS).init::<K>(device);
+        ln.gamma = burn::module::Param::from_tensor(vector(data[1]).require_grad());
+        ln.beta = Some(burn::module::Param::from_tensor(vector(data[2]).require_grad()));
+        let x: Tensor<K, 3> = vector(data[0]).reshape([b, t, e]).require_grad();
+        let proj: Tensor<K, 3> = vector(data[3]).reshape([b, t, e]);
+        let y = layer_norm(&ln, x.clone(), fused);
+        let grads = (y.clone() * proj).sum().backward();
+        let host = |d: TensorData| -> Vec<f64> { d.convert::<f64>().iter::<f64>().collect() };
+        let grad_of = |g: Option<TensorData>, n: usize| g.map_or_else(|| vec![0.0; n], host);
+        [
+            host(y.into_data()),
+            grad_of(x.grad(&grads).map(|g| g.into_data()), b * t * e),
+            grad_of(ln.gamma.val().grad(&grads).map(|g| g.into_data()), e),
+            grad_of(ln.beta.as_ref().and_then(|p| p.val().grad(&grads)).map(|g| g.into_data()), e),
+        ]
+    }
+    let data = [&x[..], &gamma[..], &beta[..], &proj[..]];
+    let want = run::<burn::backend::Autodiff<burn::backend::NdArray<f64>>>(data, [b, t, e], &Default::default(), false);
+    assert!(want[2].iter().chain(&want[3]).any(|&g| g != 0.0), "the reference has no gamma/beta gradient");
+    let got = run::<B>(data, [b, t, e], device, fused);
+    std::array::from_fn(|i| max_relative_error(&got[i], &want[i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::ndarray::NdArrayDevice;
+    use burn::backend::{Autodiff, NdArray};
+
+    use super::*;
+
+    #[test]
+    fn off_cuda_the_layer_norm_is_burns_and_the_comparison_sees_f32_rounding() {
+        // f64 against itself: the same ops, exactly.
+        assert_eq!(compare_layer_norm::<Autodiff<NdArray<f64>>>([2, 5, 64], 0, &NdArrayDevice::Cpu, true), [0.0; 4]);
+        // f32 against f64: rounding only, and it is seen.
+        let errors = compare_layer_norm::<Autodiff<NdArray<f32>>>([2, 5, 64], 0, &NdArrayDevice::Cpu, true);
+        assert!(errors.iter().all(|&e| e > 0.0 && e < 1e-4), "{errors:?}");
+    }
+
+    /// The fused CUDA kernels against burn's LayerNorm in f64, forward and gradients, on the
+    /// GPU. Skips (with a notice on stderr) where there is no CUDA device, as on CI.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn fused_layer_norm_equals_burns_on_cuda() {
+        let Some(device) = crate::runtime::device::gpu_or_skip("fused_layer_norm_equals_burns_on_cuda") else { return };
+        for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_layer_norm::<crate::runtime::CudaBackend>(dims, seed as u64, &device, true);
+            for (name, err) in COMPARED.iter().zip(errors) {
+                assert!(err <= 1e-4, "{name} at [b, t, e] = {dims:?}: relative error {err:.2e}");
+            }
+        }
+    }
+}
