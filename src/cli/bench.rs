@@ -311,6 +311,14 @@ fn bench_store(runs: usize, reps: usize, json: bool) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--shape`'s `N` comma-separated sizes, named by `names` (`b,l,e,n`) in the error.
+pub(super) fn parse_sizes<const N: usize>(text: &str, names: &str) -> Result<[usize; N], CliError> {
+    const COUNT: [&str; 5] = ["zero", "one", "two", "three", "four"];
+    let bad = || CliError::bad_input(format!("--shape {text}: expected {} sizes {names}", COUNT.get(N).copied().unwrap_or("more")));
+    let dims: Vec<usize> = text.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    dims.try_into().map_err(|_| bad())
+}
+
 /// The first CUDA device, with the kernel cache configured, for the kernel benches; `what`
 /// names the command in the error when there is none.
 #[cfg(feature = "cuda")]
@@ -351,8 +359,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     let layout = chosen_layout();
 
-    let dims: Vec<usize> = shape.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected b,l,e,n")))?;
-    let dims: [usize; 4] = dims.try_into().map_err(|_| CliError::bad_input(format!("--shape {shape}: expected four sizes b,l,e,n")))?;
+    let dims: [usize; 4] = parse_sizes(shape, "b,l,e,n")?;
     let modes: Vec<(String, ScanMode)> = against
         .split(',')
         .filter(|m| against.trim() != "none" && !m.trim().is_empty())

@@ -26,8 +26,7 @@ pub struct AttentionArgs {
 /// `b,t,e,heads` with heads dividing e into a head size the kernels take.
 fn parse_shape(text: &str) -> Result<[usize; 4], CliError> {
     let bad = |why: &str| CliError::bad_input(format!("--shape {text}: {why}"));
-    let dims: Vec<usize> = text.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| bad("expected four sizes b,t,e,heads"))?;
-    let dims: [usize; 4] = dims.try_into().map_err(|_| bad("expected four sizes b,t,e,heads"))?;
+    let dims: [usize; 4] = super::bench::parse_sizes(text, "b,t,e,heads")?;
     let [b, t, e, h] = dims;
     if b == 0 || t == 0 || h == 0 || e % h != 0 {
         return Err(bad("sizes must be positive and heads must divide e"));

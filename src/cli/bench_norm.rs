@@ -26,8 +26,7 @@ pub struct LayerNormArgs {
 /// `b,t,e` with a width the kernels take.
 fn parse_shape(text: &str) -> Result<[usize; 3], CliError> {
     let bad = |why: &str| CliError::bad_input(format!("--shape {text}: {why}"));
-    let dims: Vec<usize> = text.split(',').map(|v| v.trim().parse()).collect::<Result<_, _>>().map_err(|_| bad("expected three sizes b,t,e"))?;
-    let dims: [usize; 3] = dims.try_into().map_err(|_| bad("expected three sizes b,t,e"))?;
+    let dims: [usize; 3] = super::bench::parse_sizes(text, "b,t,e")?;
     if dims.contains(&0) {
         return Err(bad("sizes must be positive"));
     }

@@ -17,8 +17,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 
-use super::fused::cast;
-pub use super::fused::fused_available;
+use super::fused::{cast, fused_available};
 
 /// Steps solved in closed form at once. Memory per chunk is `b·E·N·CHUNK²` floats.
 pub const CHUNK: usize = 16;
