@@ -9,9 +9,12 @@
 //! tensor-op forms in `icl_lab::models` stay the references these kernels are tested against
 //! (on a GPU: `icl-lab bench scan --check`, `bench attention --check`, `bench layer-norm --check`).
 
+pub mod adam;
 pub mod attention;
 mod fusion_op;
 pub mod layer_norm;
+pub mod linear;
+pub mod matmul;
 pub mod scan;
 
 use std::sync::OnceLock;

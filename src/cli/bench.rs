@@ -57,6 +57,12 @@ pub enum BenchWhat {
     /// Fused LayerNorm on CUDA (GPT-2 e256's activations by default): forward+backward time
     /// against burn's LayerNorm; `--check` compares them first.
     LayerNorm(super::bench_norm::LayerNormArgs),
+    /// The matmuls of a GPT-2 block's linear layers on CUDA under each matmul strategy
+    /// (burn without autotune runs one): forward, input and weight gradients.
+    Matmul(super::bench_matmul::MatmulArgs),
+    /// The fused optimiser step (global-norm clipping + Adam) on CUDA against burn's
+    /// tensor-op form; `--check` compares them first.
+    Adam(super::bench_adam::AdamArgs),
     /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
     /// 512, d_state 16) against the tensor-op scan and the memory-bandwidth floor.
     Scan {
@@ -163,6 +169,8 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
         BenchWhat::Attention(a) => super::bench_attention::bench_attention(a),
         BenchWhat::LayerNorm(a) => super::bench_norm::bench_layer_norm(a),
+        BenchWhat::Matmul(a) => super::bench_matmul::bench_matmul(a),
+        BenchWhat::Adam(a) => super::bench_adam::bench_adam(a),
         BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
         BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),

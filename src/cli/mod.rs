@@ -1,7 +1,9 @@
 //! The command line: `icl-lab <command>`. Parsing here, one file per group of commands.
 
 mod bench;
+mod bench_adam;
 mod bench_attention;
+mod bench_matmul;
 mod bench_norm;
 mod bench_baselines;
 mod browse;

@@ -6,6 +6,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use super::dense::dense;
 use super::init::{Dist, Init};
 use super::scan::{selective_scan, ScanInputs, ScanMode};
 
@@ -134,19 +135,19 @@ impl<B: Backend> Mamba<B> {
     pub fn forward(&self, u: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, l, _] = u.dims();
         let (n, r) = (self.d_state, self.dt_rank);
-        let xz = self.in_proj.forward(u); // 1. (b, l, 2E)
+        let xz = dense(&self.in_proj, u); // 1. (b, l, 2E)
         let e = xz.dims()[2] / 2;
         let x = xz.clone().slice([0..b, 0..l, 0..e]);
         let z = xz.slice([0..b, 0..l, e..2 * e]);
         let x = silu(self.conv1d.forward(x)); // 2.
-        let x_dbl = self.x_proj.forward(x.clone()); // 3. (b, l, R + 2N)
+        let x_dbl = dense(&self.x_proj, x.clone()); // 3. (b, l, R + 2N)
         let dt = x_dbl.clone().slice([0..b, 0..l, 0..r]);
         let b_in = x_dbl.clone().slice([0..b, 0..l, r..r + n]);
         let c = x_dbl.slice([0..b, 0..l, r + n..r + 2 * n]);
-        let delta = softplus(self.dt_proj.forward(dt)); // 4. bias inside the softplus
+        let delta = softplus(dense(&self.dt_proj, dt)); // 4. bias inside the softplus
         let a = self.a_log.val().exp().neg(); // 5.
         let y = selective_scan(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.
-        self.out_proj.forward(y * silu(z)) // 9–10.
+        dense(&self.out_proj, y * silu(z)) // 9–10.
     }
 }
 

@@ -6,7 +6,10 @@
 //! layout (d and 1 for the Garg-style tasks: zero-padded y tokens, a scalar read at x tokens).
 
 pub mod attention;
+pub mod dense;
 mod fused;
+pub(crate) use fused::cast;
+pub use fused::fused_available;
 pub mod init;
 pub mod mamba;
 pub mod mixer;

@@ -7,6 +7,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, sigmoid, silu};
 
+use super::dense::dense;
 use super::init::{Dist, Init};
 use super::mamba::CausalConv1d;
 
@@ -109,7 +110,7 @@ impl<B: Backend> S4<B> {
     pub fn forward(&self, u: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, l, h] = u.dims();
         let y = causal_conv(u.clone(), self.kernel.kernel(l)) + u * self.d.val().reshape([1, 1, h]);
-        let y = self.output_linear.forward(gelu(y)); // (b, l, 2H)
+        let y = dense(&self.output_linear, gelu(y)); // (b, l, 2H)
         y.clone().slice([0..b, 0..l, 0..h]) * sigmoid(y.slice([0..b, 0..l, h..2 * h])) // GLU
     }
 }
@@ -146,7 +147,7 @@ impl<B: Backend> S4Mamba<B> {
     /// - u: `[b, l, D]` -> `[b, l, D]`
     pub fn forward(&self, u: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, l, _] = u.dims();
-        let xz = self.in_proj.forward(u);
+        let xz = dense(&self.in_proj, u);
         let e = xz.dims()[2] / 2;
         let x = silu(self.conv1d.forward(xz.clone().slice([0..b, 0..l, 0..e])));
         let z = xz.slice([0..b, 0..l, e..2 * e]);
@@ -156,7 +157,7 @@ impl<B: Backend> S4Mamba<B> {
             let mask = Tensor::<B, 3>::random([b, 1, e], burn::tensor::Distribution::Bernoulli(keep), &y.device());
             y = y * (mask / keep);
         }
-        self.out_proj.forward(y * z)
+        dense(&self.out_proj, y * z)
     }
 }
 

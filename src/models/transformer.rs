@@ -7,6 +7,7 @@ use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
 use super::attention::{causal_attention, AttentionMode};
+use super::dense::dense;
 use super::init::{Dist, Init};
 use super::norm::norm;
 
@@ -37,8 +38,8 @@ impl<B: Backend> CausalSelfAttention<B> {
     /// # Shapes
     /// - x: `[b, t, e]` -> `[b, t, e]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let qkv = self.c_attn.forward(x); // (b, t, 3e)
-        self.c_proj.forward(causal_attention(qkv, self.n_head, self.mode))
+        let qkv = dense(&self.c_attn, x); // (b, t, 3e)
+        dense(&self.c_proj, causal_attention(qkv, self.n_head, self.mode))
     }
 }
 
@@ -74,8 +75,8 @@ impl<B: Backend> Block<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(norm(&self.ln_1, x));
-        let hidden = gelu_new(self.mlp.c_fc.forward(norm(&self.ln_2, x.clone())));
-        x + self.mlp.c_proj.forward(hidden)
+        let hidden = gelu_new(dense(&self.mlp.c_fc, norm(&self.ln_2, x.clone())));
+        x + dense(&self.mlp.c_proj, hidden)
     }
 }
 

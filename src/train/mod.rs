@@ -6,13 +6,14 @@
 mod clip;
 pub mod curriculum;
 pub mod eval;
+pub mod optim;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use clip::clip_global_norm;
 pub use curriculum::Curriculum;
 pub use eval::{Curve, EvalCurve, EvalSet};
+pub use optim::TrainOptim;
 
 use crate::models::{flops_per_token, IclModel, ModelStats};
 use crate::spec::ExperimentSpec;
@@ -100,11 +102,11 @@ fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
 
 /// Writes model and optimiser into `root/step-N` (via a temporary name, so a crash never
 /// leaves a half-written checkpoint under the final name).
-fn save_checkpoint<B: AutodiffBackend, O: Optimizer<IclModel<B>, B>>(
+fn save_checkpoint<B: AutodiffBackend>(
     root: &Path,
     step: usize,
     model: &IclModel<B>,
-    optim: &O,
+    optim: &TrainOptim<B>,
     data_word_pos: u128,
 ) -> Result<SavedCheckpoint, CheckpointError> {
     let dir = root.join(format!("step-{step}"));
@@ -119,12 +121,12 @@ fn save_checkpoint<B: AutodiffBackend, O: Optimizer<IclModel<B>, B>>(
     Ok(SavedCheckpoint { step, dir, data_word_pos })
 }
 
-fn load_checkpoint<B: AutodiffBackend, O: Optimizer<IclModel<B>, B>>(
+fn load_checkpoint<B: AutodiffBackend>(
     ckpt: &SavedCheckpoint,
     model: IclModel<B>,
-    optim: O,
+    optim: TrainOptim<B>,
     device: &B::Device,
-) -> Result<(IclModel<B>, O), CheckpointError> {
+) -> Result<(IclModel<B>, TrainOptim<B>), CheckpointError> {
     let err = |e: &dyn std::fmt::Display| CheckpointError::Io { dir: ckpt.dir.clone(), reason: e.to_string() };
     let model = model.load_file(ckpt.dir.join("model"), &recorder(), device).map_err(|e| err(&e))?;
     let record = Recorder::<B>::load(&recorder(), ckpt.dir.join("optim"), device).map_err(|e| err(&e))?;
@@ -207,7 +209,7 @@ pub fn train<B: AutodiffBackend>(
     let t = &spec.train;
     let layout = task.layout();
     let mut model = IclModel::<B>::new(&spec.model, layout.d_in, layout.d_out, spec.seed, device);
-    let mut optim = AdamConfig::new().with_epsilon(1e-8).init::<B, IclModel<B>>();
+    let mut optim = TrainOptim::<B>::new();
     let mut curriculum = Curriculum::new(&t.curriculum);
     let mut data_rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let mut eval_set = EvalSet::new(spec.seed, t.eval_prompts);
@@ -241,7 +243,7 @@ pub fn train<B: AutodiffBackend>(
     }
     let save = |step: usize, model: &IclModel<B>, optim: &_, rng: &ChaCha8Rng, on_event: &mut dyn FnMut(TrainEvent)| {
         let Some(root) = &ctl.checkpoints else { return Ok(()) };
-        let ckpt = save_checkpoint::<B, _>(root, step, model, optim, rng.get_word_pos())?;
+        let ckpt = save_checkpoint::<B>(root, step, model, optim, rng.get_word_pos())?;
         on_event(TrainEvent::Checkpoint(ckpt));
         Ok::<(), CheckpointError>(())
     };
@@ -268,9 +270,9 @@ pub fn train<B: AutodiffBackend>(
         let shape = [sample.b(), sample.t, layout.d_in];
         let tokens = Tensor::<B, 3>::from_data(TensorData::new(sample.tokens, shape), device);
         let loss = task_loss(model.forward(tokens), sample.target, layout, device);
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm = clip_global_norm::<B, _>(&model, &mut grads, t.grad_clip);
-        model = optim.step(t.lr, model, grads);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grad_norm;
+        (model, grad_norm) = optim.step(t.lr, model, grads, t.grad_clip);
         step += 1;
         curriculum.advance();
         if step == first_done {

@@ -1,0 +1,103 @@
+//! A linear layer's matmuls (`y = x w`, no bias) with a `cubek-matmul` strategy chosen per
+//! matmul, in place of the one strategy burn uses for all of them when autotune is off.
+//!
+//! `icl-lab bench matmul` on the H200 (GPT-2 e256 on 280 tokens, batch 64) timed every
+//! strategy on the three matmuls of a training step; the fastest of each is fixed here, so no
+//! run pays autotune's minutes: a TMA kernel forward, a specialised TMA kernel for ∂x, the
+//! multi-row MMA kernel for the batched ∂w. A strategy that cannot take some operands (an
+//! alignment TMA needs, say) falls back to burn's default.
+//!
+//! Layering as in [`crate::layer_norm`]: [`LinearKernels`] are the raw matmuls on
+//! `CubeBackend` ([`cube`]) and `Fusion<CubeBackend>` ([`fusion`]); [`FusedLinear`] is the
+//! differentiable op, implemented for those (forward only) and for `Autodiff` over either.
+
+mod cube;
+mod fusion;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::Autodiff;
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::TensorPrimitive;
+
+/// The strategy of each matmul (names from [`crate::matmul::STRATEGIES`]).
+pub const FORWARD: &str = "simple-tma-cmma";
+/// ∂x = ∂y wᵀ.
+pub const INPUT_GRAD: &str = "specialized-tma-cmma";
+/// ∂w = Σ_b xᵀ ∂y.
+pub const WEIGHT_GRAD: &str = "simple-rows-mma";
+
+/// The raw matmuls on a backend's primitives; `x` is `[b, t, d_in]`, `w` is `[d_in, d_out]`.
+pub trait LinearKernels: Backend {
+    /// `x w`: `[b, t, d_out]`.
+    fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// ∂x (`[b, t, d_in]`) and ∂w (`[d_in, d_out]`) given ∂y.
+    fn linear_backward(x: FloatTensor<Self>, w: FloatTensor<Self>, dy: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// Backends with the differentiable linear map.
+pub trait FusedLinear: Backend {
+    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// `x w` over the last dimension of `x` (any rank ≥ 2); `w` is `[d_in, d_out]`.
+pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>) -> Tensor<B, D> {
+    let dims = x.dims();
+    let [d_in, d_out] = w.dims();
+    assert!(D >= 2, "linear: x needs a token and a feature dimension");
+    assert_eq!(dims[D - 1], d_in, "linear: x's last dimension must be w's {d_in} inputs");
+    let (t, b) = (dims[D - 2], dims[..D - 2].iter().product::<usize>());
+    let x3: Tensor<B, 3> = x.reshape([b, t, d_in]);
+    let prim = |t: TensorPrimitive<B>| t.tensor();
+    let y = B::fused_linear(prim(x3.into_primitive()), prim(w.into_primitive()));
+    let mut out = dims;
+    out[D - 1] = d_out;
+    Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(y)).reshape(out)
+}
+
+impl<B: LinearKernels, C: CheckpointStrategy> FusedLinear for Autodiff<B, C> {
+    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
+        match LinearBackward.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (x, w) = (x.primitive, w.primitive);
+                let y = B::linear_forward(x.clone(), w.clone());
+                prep.finish((x, w), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x.primitive, w.primitive)),
+        }
+    }
+}
+
+/// The backward step of the linear map in burn's autodiff graph.
+#[derive(Debug)]
+struct LinearBackward;
+
+impl<B: LinearKernels> Backward<B, 2> for LinearBackward {
+    /// x and w.
+    type State = (FloatTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let dy = grads.consume::<B>(&ops.node);
+        let (x, w) = ops.state;
+        let (dx, dw) = B::linear_backward(x, w, dy);
+        for (parent, grad) in ops.parents.into_iter().zip([dx, dw]) {
+            if let Some(node) = parent {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chosen_strategies_exist() {
+        for name in [super::FORWARD, super::INPUT_GRAD, super::WEIGHT_GRAD] {
+            assert!(crate::matmul::strategy(name).is_some(), "{name}");
+        }
+    }
+}
