@@ -3,7 +3,9 @@
 //! [`scan`]: the selective scan of Mamba (paper-spec §6.2 steps 6–8), forward and backward,
 //! one kernel launch each. [`attention`]: causal softmax attention over the packed q, k, v
 //! projection, forward and backward, with no `t x t` matrix in memory. [`layer_norm`]: LayerNorm
-//! over the last dimension, one kernel each way. Backends get each
+//! over the last dimension, one kernel each way. [`adam`]: global-norm clipping and Adam for
+//! all parameters as one operation. [`linear`]: a linear layer's matmuls, each with the
+//! `cubek-matmul` strategy measured fastest for it ([`matmul`] names the strategies). Backends get each
 //! through a `Fused*` trait, implemented for burn's CubeCL backend, for it under burn-fusion
 //! (as a custom fusion operation) and for both under `Autodiff` (with its own backward). The
 //! tensor-op forms in `icl_lab::models` stay the references these kernels are tested against
