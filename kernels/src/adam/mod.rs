@@ -65,8 +65,8 @@ mod tests {
     fn corrections_are_burns() {
         let s = AdamSettings { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, max_norm: 1.0 };
         let (step_factor, eps_hat) = s.corrections(1);
-        // First step: sqrt(1 - 0.999) / (1 - 0.9).
-        assert!((step_factor - 0.001f32.sqrt() / 0.1).abs() < 1e-6, "{step_factor}");
+        // First step: sqrt(1 - 0.999) / (1 - 0.9), up to f32's cancellation in 1 - 0.999.
+        assert!((step_factor - 0.001f32.sqrt() / 0.1).abs() < 1e-5, "{step_factor}");
         assert!((eps_hat - 1e-8 * 0.001f32.sqrt()).abs() < 1e-12, "{eps_hat}");
         // Late steps: both corrections go to 1.
         let (late, late_eps) = s.corrections(100_000);
