@@ -246,3 +246,22 @@ fn bench_layer_norm_names_a_bad_shape_before_needing_a_gpu() {
     assert_bad_input(&run(&["bench", "layer-norm", "--shape", "64,280,100"]), "--shape 64,280,100: width e = 100 has no kernel");
     assert_bad_input(&run(&["bench", "layer-norm", "--shape", "64,280"]), "--shape 64,280: expected three sizes b,t,e");
 }
+
+/// `bench matmul` names an unknown strategy or a bad shape before it looks for a GPU.
+#[test]
+fn bench_matmul_names_bad_options_before_needing_a_gpu() {
+    assert_bad_input(&run(&["bench", "matmul", "--strategies", "auto,fastest"]), "--strategies: unknown strategy \"fastest\"");
+    assert_bad_input(&run(&["bench", "matmul", "--shape", "64,0,256"]), "--shape 64,0,256: sizes must be positive");
+}
+
+/// `bench adam` on a machine without a GPU (as CI) says so, naming itself, and does not panic.
+#[test]
+fn bench_adam_without_a_gpu_says_so() {
+    let out = run(&["bench", "adam", "--reps", "1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return; // a GPU is present: the bench ran
+    }
+    assert_ne!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bench adam") && !stderr.contains("panicked"), "{stderr}");
+}
