@@ -13,6 +13,7 @@
 
 pub mod adam;
 pub mod attention;
+pub mod column_sum;
 mod fusion_op;
 pub mod layer_norm;
 pub mod linear;

@@ -26,11 +26,8 @@ pub fn linear_with<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>,
     if !(chosen && fused_available::<B>()) {
         return lin.forward(x);
     }
-    match chosen_matmul(x, lin.weight.val()) {
-        Ok(y) => match &lin.bias {
-            Some(bias) => y + bias.val().unsqueeze::<D>(),
-            None => y,
-        },
+    match chosen_linear(x, lin.weight.val(), lin.bias.as_ref().map(|b| b.val())) {
+        Ok(y) => y,
         Err(x) => lin.forward(x),
     }
 }
@@ -40,30 +37,38 @@ pub fn dense<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>) -> Te
     linear_with(lin, x, chosen_allowed())
 }
 
+/// The kernel's linear map on `K` when `B` is `K`, else the inputs back.
+type Operands<B, const D: usize> = (Tensor<B, D>, Tensor<B, 2>, Option<Tensor<B, 1>>);
+
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn chosen_on<B: Backend, K: icl_lab_kernels::linear::FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 2>)> {
+fn chosen_on<B: Backend, K: icl_lab_kernels::linear::FusedLinear, const D: usize>((x, w, b): Operands<B, D>) -> Result<Tensor<B, D>, Operands<B, D>> {
     let x: Tensor<K, D> = match cast(x) {
         Ok(x) => x,
-        Err(x) => return Err((x, w)),
+        Err(x) => return Err((x, w, b)),
     };
-    let w: Tensor<K, 2> = cast(w).unwrap_or_else(|_| unreachable!("B is K"));
-    Ok(cast(icl_lab_kernels::linear::linear(x, w)).unwrap_or_else(|_| unreachable!("B is K")))
+    fn same<T, U>(_: T) -> U {
+        unreachable!("B is K")
+    }
+    let w: Tensor<K, 2> = cast(w).unwrap_or_else(same);
+    let b: Option<Tensor<K, 1>> = b.map(|b| cast(b).unwrap_or_else(same));
+    Ok(cast(icl_lab_kernels::linear::linear(x, w, b)).unwrap_or_else(same))
 }
 
-/// `x w` with the chosen strategies, or `x` back when `B` has none.
-fn chosen_matmul<B: Backend, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>) -> Result<Tensor<B, D>, Tensor<B, D>> {
+/// `x w + b` with the chosen strategies (∂b by the kernels' column sum), or `x` back when `B`
+/// has none.
+fn chosen_linear<B: Backend, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Result<Tensor<B, D>, Tensor<B, D>> {
     #[cfg(feature = "cuda")]
     {
         type Ad = crate::runtime::CudaBackend;
-        let (x, w) = match chosen_on::<B, Ad, D>(x, w) {
+        let operands = match chosen_on::<B, Ad, D>((x, w, b)) {
             Ok(y) => return Ok(y),
             Err(back) => back,
         };
-        return chosen_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(x, w).map_err(|(x, _)| x);
+        return chosen_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(operands).map_err(|(x, _, _)| x);
     }
     #[allow(unreachable_code)]
     {
-        let _ = w;
+        let _ = (w, b);
         Err(x)
     }
 }
@@ -75,6 +80,10 @@ pub fn max_scaled_error(got: &[f64], want: &[f64]) -> f64 {
     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(f64::MIN_POSITIVE);
     got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs())) / scale
 }
+
+/// Largest relative error accepted from a TF32 matmul against f64 (TF32 keeps 10 mantissa
+/// bits; burn's own default matmul measured 3e-4 on the H200).
+pub const TF32_TOLERANCE: f64 = 2e-3;
 
 /// Shapes `[b, t, d_in, d_out]` on which the chosen matmuls are checked: GPT-2's and Mamba's
 /// layers, a width TMA cannot take (the fallback), and one full GPT-2 e256 activation.
@@ -147,7 +156,3 @@ mod tests {
         }
     }
 }
-
-/// Largest relative error accepted from a TF32 matmul against f64 (TF32 keeps 10 mantissa
-/// bits; burn's own default matmul measured 3e-4 on the H200).
-pub const TF32_TOLERANCE: f64 = 2e-3;

@@ -1,6 +1,5 @@
 //! Launching the LayerNorm kernels on burn's CubeCL backend.
 
-use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
@@ -8,6 +7,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
+use crate::column_sum::column_sum;
 use super::kernel::{layer_norm_backward_kernel, layer_norm_forward_kernel, ROWS_PER_WARP, WARPS};
 use super::{supports_width, FusedLayerNorm, LayerNormKernels};
 
@@ -71,8 +71,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormK
             e / 32,
             dtype.into(),
         ));
-        let finish = |part: CubeTensor<R>| Self::float_reshape(Self::float_sum_dim(part, 0), Shape::new([e]));
-        (dx, finish(dgamma_part), finish(dbeta_part))
+        (dx, column_sum(dgamma_part), column_sum(dbeta_part))
     }
 }
 

@@ -10,7 +10,7 @@ use burn_ir::{CustomOpIr, HandleContainer};
 
 use crate::fusion_op::register;
 
-use super::{FusedLinear, LinearKernels};
+use super::{add_bias, FusedLinear, LinearKernels};
 
 #[derive(Debug)]
 struct ForwardOp<B> {
@@ -34,9 +34,10 @@ struct BackwardOp<B> {
 impl<B: FusionBackend + LinearKernels> Operation<B::FusionRuntime> for BackwardOp<B> {
     fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
         let [x, w, dy] = [0, 1, 2].map(|i| handles.get_float_tensor::<B>(&self.desc.inputs[i]));
-        let (dx, dw) = B::linear_backward(x, w, dy);
-        for (out, t) in self.desc.outputs.iter().zip([dx, dw]) {
-            handles.register_float_tensor::<B>(&out.id, t);
+        // A third output is ∂b.
+        let (dx, dw, db) = B::linear_backward(x, w, dy, self.desc.outputs.len() == 3);
+        for (out, t) in self.desc.outputs.iter().zip([Some(dx), Some(dw), db]) {
+            handles.register_float_tensor::<B>(&out.id, t.expect("∂b when it has an output"));
         }
     }
 }
@@ -53,17 +54,25 @@ impl<B: FusionBackend + LinearKernels> LinearKernels for Fusion<B> {
         x: FusionTensor<B::FusionRuntime>,
         w: FusionTensor<B::FusionRuntime>,
         dy: FusionTensor<B::FusionRuntime>,
-    ) -> (FusionTensor<B::FusionRuntime>, FusionTensor<B::FusionRuntime>) {
-        let shapes = [x.shape.clone(), w.shape.clone()];
+        bias: bool,
+    ) -> (FusionTensor<B::FusionRuntime>, FusionTensor<B::FusionRuntime>, Option<FusionTensor<B::FusionRuntime>>) {
+        let mut shapes = vec![x.shape.clone(), w.shape.clone()];
+        if bias {
+            shapes.push(Shape::new([w.shape[1]]));
+        }
         let dtype = x.dtype;
-        let out = register::<B, _>("icl_lab_linear_backward", vec![x, w, dy], &shapes, dtype, |desc| BackwardOp::<B> { desc, _b: PhantomData });
-        let [dx, dw]: [_; 2] = out.try_into().expect("two gradients");
-        (dx, dw)
+        let mut out = register::<B, _>("icl_lab_linear_backward", vec![x, w, dy], &shapes, dtype, |desc| BackwardOp::<B> { desc, _b: PhantomData }).into_iter();
+        let (dx, dw) = (out.next().expect("∂x"), out.next().expect("∂w"));
+        (dx, dw, out.next())
     }
 }
 
 impl<B: FusionBackend + LinearKernels> FusedLinear for Fusion<B> {
-    fn fused_linear(x: FusionTensor<B::FusionRuntime>, w: FusionTensor<B::FusionRuntime>) -> FusionTensor<B::FusionRuntime> {
-        Self::linear_forward(x, w)
+    fn fused_linear(x: FusionTensor<B::FusionRuntime>, w: FusionTensor<B::FusionRuntime>, b: Option<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
+        let y = Self::linear_forward(x, w);
+        match b {
+            Some(b) => add_bias::<Self>(y, b),
+            None => y,
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! A linear layer's matmuls (`y = x w`, no bias) with a `cubek-matmul` strategy chosen per
+//! A linear layer (`y = x w + b`) with a `cubek-matmul` strategy chosen per
 //! matmul, in place of the one strategy burn uses for all of them when autotune is off.
 //!
 //! `icl-lab bench matmul` on the H200 (GPT-2 e256 on 280 tokens, batch 64) timed every
@@ -21,7 +21,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::TensorPrimitive;
+use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 /// The strategy of each matmul (names from [`crate::matmul::STRATEGIES`]).
 pub const FORWARD: &str = "simple-tma-cmma";
@@ -35,57 +35,81 @@ pub trait LinearKernels: Backend {
     /// `x w`: `[b, t, d_out]`.
     fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// ∂x (`[b, t, d_in]`) and ∂w (`[d_in, d_out]`) given ∂y.
-    fn linear_backward(x: FloatTensor<Self>, w: FloatTensor<Self>, dy: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// ∂x (`[b, t, d_in]`), ∂w (`[d_in, d_out]`) and, when `bias`, ∂b (`[d_out]`, ∂y summed
+    /// over its b·t rows) given ∂y.
+    fn linear_backward(x: FloatTensor<Self>, w: FloatTensor<Self>, dy: FloatTensor<Self>, bias: bool) -> (FloatTensor<Self>, FloatTensor<Self>, Option<FloatTensor<Self>>);
 }
 
 /// Backends with the differentiable linear map.
 pub trait FusedLinear: Backend {
-    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x w + b` (`x` `[b, t, d_in]`, `b` `[d_out]`).
+    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: Option<FloatTensor<Self>>) -> FloatTensor<Self>;
 }
 
-/// `x w` over the last dimension of `x` (any rank ≥ 2); `w` is `[d_in, d_out]`.
-pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>) -> Tensor<B, D> {
+/// `x w (+ b)` over the last dimension of `x` (any rank ≥ 2); `w` is `[d_in, d_out]`, `b` is
+/// `[d_out]`.
+pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Tensor<B, D> {
     let dims = x.dims();
     let [d_in, d_out] = w.dims();
     assert!(D >= 2, "linear: x needs a token and a feature dimension");
     assert_eq!(dims[D - 1], d_in, "linear: x's last dimension must be w's {d_in} inputs");
-    let (t, b) = (dims[D - 2], dims[..D - 2].iter().product::<usize>());
-    let x3: Tensor<B, 3> = x.reshape([b, t, d_in]);
-    let prim = |t: TensorPrimitive<B>| t.tensor();
-    let y = B::fused_linear(prim(x3.into_primitive()), prim(w.into_primitive()));
+    if let Some(b) = &b {
+        assert_eq!(b.dims(), [d_out], "linear: the bias must have w's {d_out} outputs");
+    }
+    let (t, nb) = (dims[D - 2], dims[..D - 2].iter().product::<usize>());
+    let x3: Tensor<B, 3> = x.reshape([nb, t, d_in]);
+    let y = B::fused_linear(x3.into_primitive().tensor(), w.into_primitive().tensor(), b.map(|b| b.into_primitive().tensor()));
     let mut out = dims;
     out[D - 1] = d_out;
     Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(y)).reshape(out)
 }
 
+/// `y + b` with `b` (`[d_out]`) broadcast over `y`'s `[b, t]` rows: an ordinary tensor op, so
+/// burn-fusion fuses it with the element-wise operations after it.
+pub(crate) fn add_bias<B: Backend>(y: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
+    let d_out = b.shape()[0];
+    B::float_add(y, B::float_reshape(b, burn::tensor::Shape::new([1, 1, d_out])))
+}
+
 impl<B: LinearKernels, C: CheckpointStrategy> FusedLinear for Autodiff<B, C> {
-    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self> {
-        match LinearBackward.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
+    fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
+        let Some(b) = b else {
+            return match LinearBackward::<2>.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => {
+                    let (x, w) = (x.primitive, w.primitive);
+                    let y = B::linear_forward(x.clone(), w.clone());
+                    prep.finish((x, w), y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x.primitive, w.primitive)),
+            };
+        };
+        match LinearBackward::<3>.prepare::<C>([x.node.clone(), w.node.clone(), b.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, w) = (x.primitive, w.primitive);
-                let y = B::linear_forward(x.clone(), w.clone());
+                let y = add_bias::<B>(B::linear_forward(x.clone(), w.clone()), b.primitive);
                 prep.finish((x, w), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x.primitive, w.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(add_bias::<B>(B::linear_forward(x.primitive, w.primitive), b.primitive)),
         }
     }
 }
 
-/// The backward step of the linear map in burn's autodiff graph.
+/// The backward step of `x w` (`N` = 2 parents) or `x w + b` (`N` = 3) in burn's autodiff
+/// graph. ∂b comes from the same operation as ∂x and ∂w, summed by [`crate::column_sum`]
+/// instead of autodiff's reduction per broadcast dimension.
 #[derive(Debug)]
-struct LinearBackward;
+struct LinearBackward<const N: usize>;
 
-impl<B: LinearKernels> Backward<B, 2> for LinearBackward {
+impl<B: LinearKernels, const N: usize> Backward<B, N> for LinearBackward<N> {
     /// x and w.
     type State = (FloatTensor<B>, FloatTensor<B>);
 
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
         let (x, w) = ops.state;
-        let (dx, dw) = B::linear_backward(x, w, dy);
-        for (parent, grad) in ops.parents.into_iter().zip([dx, dw]) {
-            if let Some(node) = parent {
+        let (dx, dw, db) = B::linear_backward(x, w, dy, N == 3);
+        for (parent, grad) in ops.parents.into_iter().zip([Some(dx), Some(dw), db]) {
+            if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<B>(node.id, grad);
             }
         }
