@@ -7,7 +7,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use super::kernel::{adam_update_kernel, clip_coefficient_kernel, square_sum_kernel, CHUNK, THREADS};
+use super::kernel::{adam_update_kernel, clip_coefficient_kernel, square_sum_kernel, AdamScalarsLaunch, CHUNK, GROUP, THREADS};
 use super::{AdamKernels, AdamParam, AdamSettings, AdamUpdated};
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernels for CubeBackend<R, F, I, BT> {
@@ -24,25 +24,39 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
             .collect();
         let sizes: Vec<usize> = params.iter().map(|p| p.value.shape().num_elements()).collect();
 
-        // Partial sums of squares, one per CHUNK of each gradient, into one buffer.
+        // Partial sums of squares, one per CHUNK of each gradient, into one buffer; GROUP
+        // gradients a launch (a short last group repeats its first, with no elements).
         let cubes: Vec<usize> = sizes.iter().map(|n| n.div_ceil(CHUNK)).collect();
+        let offsets: Vec<usize> = cubes.iter().scan(0, |at, c| Some(std::mem::replace(at, *at + c))).collect();
         let count: usize = cubes.iter().sum();
         let partials = empty(Shape::new([count.max(1)]));
-        let mut offset = 0;
-        for ((p, &n), &c) in params.iter().zip(&sizes).zip(&cubes) {
-            if c > 0 {
+        for group in (0..params.len()).collect::<Vec<_>>().chunks(GROUP) {
+            let slot = |k: usize| group.get(k).copied();
+            let grad = |k: usize| params[slot(k).unwrap_or(group[0])].grad.clone().into_tensor_arg();
+            let n = |k: usize| slot(k).map_or(0, |i| sizes[i]) as u32;
+            let offset = |k: usize| slot(k).map_or(0, |i| offsets[i]) as u32;
+            let widest = group.iter().map(|&i| cubes[i]).max().unwrap_or(0);
+            if widest > 0 {
                 crate::launch!(square_sum_kernel::<R>(
                     &client,
-                    CubeCount::Static(c as u32, 1, 1),
+                    CubeCount::Static(widest as u32, group.len() as u32, 1),
                     CubeDim::new_1d(THREADS as u32),
-                    p.grad.clone().into_tensor_arg(),
+                    grad(0),
+                    grad(1),
+                    grad(2),
+                    grad(3),
                     partials.clone().into_tensor_arg(),
-                    offset as u32,
-                    n as u32,
+                    n(0),
+                    n(1),
+                    n(2),
+                    n(3),
+                    offset(0),
+                    offset(1),
+                    offset(2),
+                    offset(3),
                     dtype.into(),
                 ));
             }
-            offset += c;
         }
         let (norm, coef) = (empty(Shape::new([1])), empty(Shape::new([1])));
         crate::launch!(clip_coefficient_kernel::<R>(
@@ -57,40 +71,53 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
             dtype.into(),
         ));
 
-        let updated = params
-            .into_iter()
-            .zip(sizes)
-            .map(|(p, n)| {
+        // Updates by pairs of parameters with the same step number (a lone one is paired
+        // with itself, given no elements).
+        let outs: Vec<AdamUpdated<Self>> = params
+            .iter()
+            .map(|p| {
                 let shape = p.value.shape();
-                let out: AdamUpdated<Self> = AdamUpdated { value: empty(shape.clone()), moment_1: empty(shape.clone()), moment_2: empty(shape) };
-                if n > 0 {
-                    let (step_factor, eps_hat) = s.corrections(p.time);
-                    crate::launch!(adam_update_kernel::<R>(
-                        &client,
-                        CubeCount::Static(n.div_ceil(THREADS) as u32, 1, 1),
-                        CubeDim::new_1d(THREADS as u32),
-                        p.value.into_tensor_arg(),
-                        p.grad.into_tensor_arg(),
-                        p.moment_1.into_tensor_arg(),
-                        p.moment_2.into_tensor_arg(),
-                        coef.clone().into_tensor_arg(),
-                        out.value.clone().into_tensor_arg(),
-                        out.moment_1.clone().into_tensor_arg(),
-                        out.moment_2.clone().into_tensor_arg(),
-                        n as u32,
-                        s.lr,
-                        s.beta_1,
-                        1.0 - s.beta_1,
-                        s.beta_2,
-                        1.0 - s.beta_2,
-                        step_factor,
-                        eps_hat,
-                        dtype.into(),
-                    ));
-                }
-                out
+                AdamUpdated { value: empty(shape.clone()), moment_1: empty(shape.clone()), moment_2: empty(shape) }
             })
             .collect();
+        let mut i = 0;
+        while i < params.len() {
+            let j = if i + 1 < params.len() && params[i + 1].time == params[i].time { i + 1 } else { i };
+            let (ni, nj) = (sizes[i] as u32, if j > i { sizes[j] as u32 } else { 0 });
+            let widest = ni.max(nj) as usize;
+            if widest > 0 {
+                let (step_factor, eps_hat) = s.corrections(params[i].time);
+                let (a, b) = (&params[i], &params[j]);
+                let (oa, ob) = (&outs[i], &outs[j]);
+                let arg = |t: &CubeTensor<R>| t.clone().into_tensor_arg();
+                crate::launch!(adam_update_kernel::<R>(
+                    &client,
+                    CubeCount::Static(widest.div_ceil(THREADS) as u32, 2, 1),
+                    CubeDim::new_1d(THREADS as u32),
+                    arg(&a.value),
+                    arg(&a.grad),
+                    arg(&a.moment_1),
+                    arg(&a.moment_2),
+                    arg(&oa.value),
+                    arg(&oa.moment_1),
+                    arg(&oa.moment_2),
+                    arg(&b.value),
+                    arg(&b.grad),
+                    arg(&b.moment_1),
+                    arg(&b.moment_2),
+                    arg(&ob.value),
+                    arg(&ob.moment_1),
+                    arg(&ob.moment_2),
+                    arg(&coef),
+                    ni,
+                    nj,
+                    AdamScalarsLaunch::new(s.lr, s.beta_1, 1.0 - s.beta_1, s.beta_2, 1.0 - s.beta_2, step_factor, eps_hat),
+                    dtype.into(),
+                ));
+            }
+            i = j + 1;
+        }
+        let updated = outs;
         (updated, norm)
     }
 }

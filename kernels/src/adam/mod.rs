@@ -1,5 +1,7 @@
 //! Adam with clipping by the global gradient norm, for all of a model's parameters in one
-//! operation: `2·P + 1` kernel launches and, under burn-fusion, one recorded operation,
+//! operation: `⌈P/4⌉ + ⌈P/2⌉ + 1` kernel launches for `P` parameters (sums of squares four
+//! gradients a launch, updates two parameters a launch) and, under burn-fusion, one recorded
+//! operation,
 //! where burn's `Adam` after the tensor-op clipping records about 18 operations per
 //! parameter (the host's work per operation, not the GPU's, bounds our small models' steps).
 //!
