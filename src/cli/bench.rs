@@ -686,9 +686,78 @@ fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u6
     Ok(if failed { ExitCode::from(super::exit::FAILED) } else { ExitCode::SUCCESS })
 }
 
+/// The error table of a `--check`: a row per shape with our kernel's largest errors beside a
+/// reference form's (for scale), the verdict on ours, and the rows as JSON. Each method gives
+/// a line to print.
+pub struct CheckTable {
+    /// The compared values, in the order of a row's errors.
+    names: &'static [&'static str],
+    /// The JSON key of the reference's errors (`burn_errors`, `tensor_op_errors`).
+    other_key: &'static str,
+    shape_width: usize,
+    tolerance: f64,
+    passed: bool,
+    rows: Vec<serde_json::Value>,
+}
+
+impl CheckTable {
+    pub fn new(names: &'static [&'static str], other_key: &'static str, shape_width: usize, tolerance: f64) -> Self {
+        CheckTable { names, other_key, shape_width, tolerance, passed: true, rows: Vec::new() }
+    }
+
+    /// The column heads: the shape's, ours, then the reference's.
+    pub fn header(&self, shape: &str, ours: &[&str], other: &[&str]) -> String {
+        let heads = |h: &[&str]| h.iter().map(|c| format!("{c:>9}")).collect::<String>();
+        format!("{shape:>w$} {}   {}", heads(ours), heads(other), w = self.shape_width)
+    }
+
+    /// One shape's errors, ours and the reference's; ours count towards the verdict.
+    pub fn row(&mut self, shape: &[usize], ours: &[f64], other: &[f64]) -> String {
+        self.passed &= ours.iter().all(|&e| e <= self.tolerance);
+        let cols = |v: &[f64]| v.iter().map(|e| format!("{e:>9.1e}")).collect::<String>();
+        let named = |v: &[f64]| self.names.iter().zip(v).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>();
+        self.rows.push(json!({ "shape": shape, "errors": named(ours), self.other_key: named(other) }));
+        format!("{:>w$} {}   {}", format!("{shape:?}"), cols(ours), cols(other), w = self.shape_width)
+    }
+
+    pub fn passed(&self) -> bool {
+        self.passed
+    }
+
+    /// `check: all within …` or `check: FAILED: …`.
+    pub fn verdict(&self) -> String {
+        let tol = format!("{:.0e}", self.tolerance);
+        format!("check: {}", if self.passed { format!("all within {tol}") } else { format!("FAILED: some error above {tol}") })
+    }
+
+    /// `{passed, tolerance, shapes: [{shape, errors, <other_key>}]}`.
+    pub fn into_json(self) -> serde_json::Value {
+        json!({ "passed": self.passed, "tolerance": self.tolerance, "shapes": self.rows })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_table_lines_verdict_and_json() {
+        let mut table = CheckTable::new(&["y", "dx"], "burn_errors", 16, 1e-4);
+        assert_eq!(table.header("[b, t, e]", &["y", "dx"], &["burn y", "burn dx"]), "       [b, t, e]         y       dx      burn y  burn dx");
+        assert_eq!(table.row(&[1, 1, 32], &[2.0e-6, 0.0], &[3.5e-6, 3.3e-7]), "      [1, 1, 32]    2.0e-6    0.0e0      3.5e-6   3.3e-7");
+        assert!(table.passed());
+        assert_eq!(table.verdict(), "check: all within 1e-4");
+        // The reference's errors never fail the check; ours above the tolerance do.
+        table.row(&[2, 3, 64], &[1e-5, 2e-4], &[1.0, 1.0]);
+        assert!(!table.passed());
+        assert_eq!(table.verdict(), "check: FAILED: some error above 1e-4");
+        let json = table.into_json();
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["shapes"][1]["shape"], json!([2, 3, 64]));
+        assert_eq!(json["shapes"][1]["errors"]["dx"], json!(2e-4));
+        assert_eq!(json["shapes"][0]["burn_errors"]["y"], json!(3.5e-6));
+        assert_eq!(CheckTable::new(&["y"], "x", 4, 2e-3).verdict(), "check: all within 2e-3");
+    }
 
     #[test]
     fn run_counts_parse_and_name_a_bad_entry() {

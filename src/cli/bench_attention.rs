@@ -60,20 +60,17 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
     let mut passed = true;
     if args.check {
         println!("against tensor-op attention in f64 on the CPU, max relative error:");
-        println!("{:>22} {:>9}{:>9}   {:>9}{:>9}", "[b, t, e, heads]", "fused y", "dqkv", "tensor y", "dqkv");
-        let mut rows = Vec::new();
+        let mut table = super::bench::CheckTable::new(&COMPARED, "tensor_op_errors", 22, 1e-4);
+        println!("{}", table.header("[b, t, e, heads]", &["fused y", "dqkv"], &["tensor y", "dqkv"]));
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
             let fused = compare_attention::<B>(dims, seed as u64, &device, AttentionMode::Fused);
             // The tensor-op form on the same GPU, for scale: its matmuls round to TF32.
             let tensor = compare_attention::<B>(dims, seed as u64, &device, AttentionMode::Tensor);
-            passed &= fused.iter().all(|&e| e <= 1e-4);
-            let cols = |v: [f64; 2]| v.map(|e| format!("{e:>9.1e}")).join("");
-            println!("{:>22} {}   {}", format!("{dims:?}"), cols(fused), cols(tensor));
-            let named = |v: [f64; 2]| COMPARED.iter().zip(v).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>();
-            rows.push(json!({ "shape": dims, "errors": named(fused), "tensor_op_errors": named(tensor) }));
+            println!("{}", table.row(&dims, &fused, &tensor));
         }
-        println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
-        report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));
+        println!("{}", table.verdict());
+        passed = table.passed();
+        report.insert("check".into(), table.into_json());
     }
 
     let sync = || <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");

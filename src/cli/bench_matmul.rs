@@ -140,20 +140,17 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
         use crate::models::dense::{compare_linear, CHECK_SHAPES, COMPARED, TF32_TOLERANCE};
         type Ad = crate::runtime::CudaBackend;
         println!("linear layers (chosen strategies | burn's) against burn's Linear in f64 on the CPU, max |error| / max |reference|:");
-        let header = |tag: &str| COMPARED.map(|c| format!("{:>9}", format!("{tag}{c}"))).join("");
-        println!("{:>20} {}   {}", "[b, t, in, out]", header(""), header("burn "));
-        let mut linear_rows = Vec::new();
+        let mut table = super::bench::CheckTable::new(&COMPARED, "burn_errors", 20, TF32_TOLERANCE);
+        let burn_heads = COMPARED.map(|c| format!("burn {c}"));
+        println!("{}", table.header("[b, t, in, out]", &COMPARED, &burn_heads.each_ref().map(String::as_str)));
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
             let chosen = compare_linear::<Ad>(dims, seed as u64, &device, true);
             let burn = compare_linear::<Ad>(dims, seed as u64, &device, false);
-            passed &= chosen.iter().all(|&e| e <= TF32_TOLERANCE);
-            let cols = |v: [f64; 4]| v.map(|e| format!("{e:>9.1e}")).join("");
-            println!("{:>20} {}   {}", format!("{dims:?}"), cols(chosen), cols(burn));
-            let named = |v: [f64; 4]| COMPARED.iter().zip(v).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>();
-            linear_rows.push(json!({ "shape": dims, "errors": named(chosen), "burn_errors": named(burn) }));
+            println!("{}", table.row(&dims, &chosen, &burn));
         }
-        println!("check: {}", if passed { format!("all within {TF32_TOLERANCE:.0e}") } else { format!("FAILED: some error above {TF32_TOLERANCE:.0e}") });
-        report.insert("linear_check".into(), json!({ "passed": passed, "tolerance": TF32_TOLERANCE, "shapes": linear_rows }));
+        println!("{}", table.verdict());
+        passed &= table.passed();
+        report.insert("linear_check".into(), table.into_json());
     }
 
     let sync = || C::sync(&device).expect("CUDA sync");

@@ -59,20 +59,17 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
     let mut passed = true;
     if args.check {
         println!("against burn's LayerNorm in f64 on the CPU, max relative error:");
-        let header = |tag: &str| COMPARED.map(|c| format!("{:>9}", format!("{tag}{c}"))).join("");
-        println!("{:>16} {}   {}", "[b, t, e]", header(""), header("burn "));
-        let mut rows = Vec::new();
+        let mut table = super::bench::CheckTable::new(&COMPARED, "burn_errors", 16, 1e-4);
+        let burn_heads = COMPARED.map(|c| format!("burn {c}"));
+        println!("{}", table.header("[b, t, e]", &COMPARED, &burn_heads.each_ref().map(String::as_str)));
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
             let fused = compare_layer_norm::<B>(dims, seed as u64, &device, true);
             let burn = compare_layer_norm::<B>(dims, seed as u64, &device, false);
-            passed &= fused.iter().all(|&e| e <= 1e-4);
-            let cols = |v: [f64; 4]| v.map(|e| format!("{e:>9.1e}")).join("");
-            println!("{:>16} {}   {}", format!("{dims:?}"), cols(fused), cols(burn));
-            let named = |v: [f64; 4]| COMPARED.iter().zip(v).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>();
-            rows.push(json!({ "shape": dims, "errors": named(fused), "burn_errors": named(burn) }));
+            println!("{}", table.row(&dims, &fused, &burn));
         }
-        println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
-        report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));
+        println!("{}", table.verdict());
+        passed = table.passed();
+        report.insert("check".into(), table.into_json());
     }
 
     let sync = || <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
