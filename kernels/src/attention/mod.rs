@@ -99,11 +99,11 @@ mod tests {
 
     #[test]
     fn head_sizes_fit_the_tile_loads() {
-        // load_tile has BLOCK threads copy BLOCK x d elements in d rounds.
         for d in HEAD_SIZES {
             assert!(supports_head_size(d));
-            assert_eq!((kernel::BLOCK * d) % kernel::BLOCK, 0);
         }
+        // A cube is whole warps (its threads are the tile's rows).
+        assert_eq!(kernel::BLOCK % 32, 0);
         assert!(!supports_head_size(12) && !supports_head_size(128) && !supports_head_size(0));
     }
 }
