@@ -448,10 +448,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         "timing".into(),
         json!({ "shape": dims, "kernel": timed_kernel, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": H200_BYTES_PER_S }),
     );
-    if json {
-        println!("{}", serde_json::Value::Object(report));
-    }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
+    finish_check(report, json, passed)
 }
 
 /// One config of the models matrix: linear-regression prompts of `points` (x, y) pairs in
@@ -684,6 +681,15 @@ fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u6
     let _ = std::fs::remove_dir_all(&tmp);
     let failed = rows.iter().any(|r| r.get("error").is_some());
     Ok(if failed { ExitCode::from(super::exit::FAILED) } else { ExitCode::SUCCESS })
+}
+
+/// The end of a GPU bench with a `--check`: the report as one JSON line when asked, and the
+/// exit code (FAILED when the check did not pass).
+pub fn finish_check(report: serde_json::Map<String, serde_json::Value>, json: bool, passed: bool) -> CliResult {
+    if json {
+        println!("{}", serde_json::Value::Object(report));
+    }
+    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
 }
 
 /// The error table of a `--check`: a row per shape with our kernel's largest errors beside a

@@ -2,8 +2,6 @@
 //! operation) against burn's tensor-op form: `--check` compares them first, then each form's
 //! step time on GPT-2 e256 L12's parameters.
 
-use std::process::ExitCode;
-
 use clap::Args;
 
 use super::CliResult;
@@ -79,8 +77,5 @@ pub fn bench_adam(args: AdamArgs) -> CliResult {
     let (fused, tensor) = (time(true), time(false));
     println!("optimiser step on GPT-2 e256 L12's parameters, median: fused {fused:.3} ms, burn's {tensor:.3} ms ({:.1}x)", tensor / fused);
     report.insert("timing".into(), json!({ "fused_ms": fused, "tensor_ms": tensor }));
-    if args.json {
-        println!("{}", serde_json::Value::Object(report));
-    }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
+    super::bench::finish_check(report, args.json, passed)
 }

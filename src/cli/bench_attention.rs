@@ -1,8 +1,6 @@
 //! `icl-lab bench attention`: the fused CUDA causal attention against the tensor-op form
 //! (errors with `--check`, then forward+backward and forward-only times).
 
-use std::process::ExitCode;
-
 use clap::Args;
 
 use super::{CliError, CliResult};
@@ -104,10 +102,7 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
         "timing".into(),
         json!({ "shape": dims, "fused_ms": fused, "fused_forward_ms": fused_fwd, "tensor_ms": tensor, "tensor_forward_ms": tensor_fwd }),
     );
-    if args.json {
-        println!("{}", serde_json::Value::Object(report));
-    }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
+    super::bench::finish_check(report, args.json, passed)
 }
 
 #[cfg(test)]

@@ -2,8 +2,6 @@
 //! `cubek-matmul`'s strategies (burn without autotune runs `auto` only), with errors against
 //! f64 on the CPU under `--check`.
 
-use std::process::ExitCode;
-
 use clap::Args;
 
 use super::{CliError, CliResult};
@@ -192,10 +190,7 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
         rows.push(json!({ "strategy": name, "ms": Form::ALL.iter().zip(&times).map(|(f, v)| (f.name().to_string(), json!(v))).collect::<serde_json::Map<_, _>>(), "layer_ms": layer }));
     }
     report.insert("timing".into(), json!({ "shape": [b, t, e], "reps": args.reps, "strategies": rows }));
-    if args.json {
-        println!("{}", serde_json::Value::Object(report));
-    }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
+    super::bench::finish_check(report, args.json, passed)
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! `icl-lab bench layer-norm`: the fused CUDA LayerNorm against burn's (errors with
 //! `--check`, then forward+backward times).
 
-use std::process::ExitCode;
-
 use clap::Args;
 
 use super::{CliError, CliResult};
@@ -91,10 +89,7 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
     let (fused, burn) = (time(true), time(false));
     println!("layer norm forward+backward at [b, t, e] = {dims:?}, median: fused {fused:.3} ms, burn's {burn:.3} ms ({:.1}x)", burn / fused);
     report.insert("timing".into(), json!({ "shape": dims, "fused_ms": fused, "burn_ms": burn }));
-    if args.json {
-        println!("{}", serde_json::Value::Object(report));
-    }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::from(super::exit::FAILED) })
+    super::bench::finish_check(report, args.json, passed)
 }
 
 #[cfg(test)]
