@@ -9,8 +9,8 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
-use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel, BLOCK as STATE_BLOCK};
-use super::{layout_of, FusedScan, Layout, Scan, ScanKernels, CHUNK};
+use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
+use super::{chosen_tile, layout_of, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
 
 /// Threads per cube (4 warps of channels of one batch row).
 const BLOCK: usize = 128;
@@ -28,20 +28,19 @@ fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
     (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, 1), CubeDim::new_1d(BLOCK as u32))
 }
 
-/// Cubes along the channels and the grid of the per-state kernels (`STATE_BLOCK / n`
-/// channels a cube).
-fn state_grid(nb: usize, e: usize, n: usize) -> (usize, CubeCount, CubeDim) {
-    let cubes = e.div_ceil(STATE_BLOCK / n);
-    (cubes, CubeCount::Static(cubes as u32, nb as u32, 1), CubeDim::new_1d(STATE_BLOCK as u32))
+/// Cubes along the channels and the grid of the per-state kernels (`block / n` channels a
+/// cube).
+fn state_grid(nb: usize, e: usize, n: usize, tile: StateTile) -> (usize, CubeCount, CubeDim) {
+    let cubes = e.div_ceil(tile.block / n);
+    (cubes, CubeCount::Static(cubes as u32, nb as u32, 1), CubeDim::new_1d(tile.block as u32))
 }
 
 /// The saved states' shape: rank 4 for the per-channel kernels (`[chunks, n, b, e]`), rank 5
 /// for the per-state ones (`[chunks, b, e, n, 1]`), so the backward knows which ran.
-pub(super) fn states_shape(layout: Layout, [nb, l, e, n]: [usize; 4]) -> Shape {
-    let chunks = l.div_ceil(CHUNK);
+pub(super) fn states_shape(layout: Layout, [nb, l, e, n]: [usize; 4], tile: StateTile) -> Shape {
     match layout {
-        Layout::PerChannel => Shape::new([chunks, n, nb, e]),
-        Layout::PerState => Shape::new([chunks, nb, e, n, 1]),
+        Layout::PerChannel => Shape::new([l.div_ceil(CHUNK), n, nb, e]),
+        Layout::PerState => Shape::new([l.div_ceil(tile.chunk), nb, e, n, 1]),
     }
 }
 
@@ -55,9 +54,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         // (CubeCL's default allocation pads rows, e.g. for e = 40 or 70).
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let y = empty(Shape::new([nb, l, e]));
-        let states = empty(if save { states_shape(layout, [nb, l, e, n]) } else { Shape::new([1]) });
+        let tile = chosen_tile();
+        let states = empty(if save { states_shape(layout, [nb, l, e, n], tile) } else { Shape::new([1]) });
         if layout == Layout::PerState {
-            let (_, count, dim) = state_grid(nb, e, n);
+            let (_, count, dim) = state_grid(nb, e, n, tile);
             crate::launch!(scan_forward_state_kernel::<R>(
                 &client,
                 count,
@@ -74,7 +74,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 l as u32,
                 e as u32,
                 n,
-                CHUNK,
+                tile.chunk,
+                tile.block,
                 save,
                 dtype.into(),
             ));
@@ -114,7 +115,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let per_state = states.shape().num_dims() == 5;
         // ∂B and ∂C come back per group of channels: per cube (per state) or per warp (per
         // channel); ∂A and ∂D per batch row. One `sum_dim` each finishes them.
-        let groups = if per_state { state_grid(nb, e, n).0 } else { e.div_ceil(WARP) };
+        let tile = chosen_tile();
+        let groups = if per_state { state_grid(nb, e, n, tile).0 } else { e.div_ceil(WARP) };
         let dx = empty(Shape::new([nb, l, e]));
         let ddelta = empty(Shape::new([nb, l, e]));
         let da_part = empty(Shape::new([nb, e, n]));
@@ -122,7 +124,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let dc_part = empty(Shape::new([nb, l, groups, n]));
         let dd_part = empty(Shape::new([nb, e]));
         if per_state {
-            let (_, count, dim) = state_grid(nb, e, n);
+            assert_eq!(states.shape().dims::<5>()[0], l.div_ceil(tile.chunk), "selective scan backward: states saved with another chunk");
+            let (_, count, dim) = state_grid(nb, e, n, tile);
             crate::launch!(scan_backward_state_kernel::<R>(
                 &client,
                 count,
@@ -145,7 +148,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 l as u32,
                 e as u32,
                 n,
-                CHUNK,
+                tile.chunk,
+                tile.block,
                 dtype.into(),
             ));
         } else {

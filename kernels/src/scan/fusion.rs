@@ -65,7 +65,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
         let dtype = inp.x.dtype;
         let mut shapes = vec![Shape::new([nb, l, e])];
         if save {
-            shapes.push(states_shape(layout, [nb, l, e, n]));
+            shapes.push(states_shape(layout, [nb, l, e, n], super::chosen_tile()));
         }
         let inputs = inp.into_array().to_vec();
         let mut out = register::<B, _>("icl_lab_selective_scan_forward", inputs, &shapes, dtype, |desc| ForwardOp::<B> {

@@ -5,11 +5,13 @@
 //!
 //! Two layouts of the same computation ([`Layout`]). Per state (the default,
 //! [`state_kernel`]): one GPU thread per (batch, channel, state entry), a channel's `N` threads
-//! in one warp, sums over the state by xor shuffles, the chunk's states and decays in
-//! registers, and ∂B, ∂C summed over a cube's channels in shared memory once per chunk. Per
+//! in one warp, sums over the state by xor shuffles, each step's inputs loaded one step
+//! ahead, the chunk's states and decays in registers, and ∂B, ∂C summed over a cube's
+//! channels in shared memory once per chunk. Per
 //! channel ([`kernel`]): one GPU thread per (batch, channel) runs over time with its `N` state
-//! entries in registers. In both, the forward saves the state entering every chunk of [`CHUNK`] steps; the
-//! backward walks the chunks last to first, recomputes the chunk's states from its saved start
+//! entries in registers. In both, the forward saves the state entering every chunk of steps
+//! ([`CHUNK`] per channel, [`StateTile`]'s chunk per state); the backward walks the chunks
+//! last to first, recomputes the chunk's states from its saved start
 //! (per channel: into a per-thread scratch that stays in L2), and runs the adjoint recurrence
 //! `g_t = C_t ∂y_t + exp(Δ_{t+1} A) g_{t+1}` back through the chunk. Sums over channels
 //! (∂B, ∂C) are warp reductions; sums over batch (∂A, ∂D) are per-thread accumulators
@@ -36,7 +38,8 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorPrimitive;
 
-/// Steps between the states the forward saves for the backward. The backward's scratch is
+/// Steps between the states the per-channel forward saves for the backward (the per-state
+/// kernels take theirs from [`StateTile`]). The per-channel backward's scratch is
 /// `b·E·N·CHUNK` floats and the saved states `b·E·N·⌈L/CHUNK⌉`.
 pub const CHUNK: usize = 16;
 
@@ -104,6 +107,64 @@ pub fn chosen_layout() -> Layout {
             Layout::DEFAULT
         }),
         Err(_) => Layout::DEFAULT,
+    })
+}
+
+/// The per-state kernels' tiling: threads per cube and the steps between the states the
+/// forward saves (the backward's chunk, held in registers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateTile {
+    pub block: usize,
+    pub chunk: usize,
+}
+
+/// `ICL_LAB_SCAN_TILE`: `block,chunk` for the per-state kernels (default `1024,8`).
+pub const TILE_ENV: &str = "ICL_LAB_SCAN_TILE";
+
+impl StateTile {
+    /// Cubes of 1,024 threads cap the backward at 64 registers a thread (CubeCL declares the
+    /// cube size as the kernel's launch bound), which doubles its occupancy against cubes of
+    /// 512 (128 registers, 25 %); chunks of 8 keep its per-thread chunk within those 64.
+    /// Fastest of five tilings on the H200 (docs/performance.md, session 10).
+    pub const DEFAULT: StateTile = StateTile { block: 1024, chunk: 8 };
+
+    /// `block,chunk`, checked to fit every state size the kernels take (up to 16): a chunk's
+    /// `chunk·n` (step, entry) pairs need one thread each at the chunk's end, and the backward's
+    /// per-warp sums `(block/32)·chunk·n` floats of ∂B and of ∂C must fit 48 KB of shared memory.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        let [block, chunk] = parts[..] else {
+            return Err(format!("{text:?}: expected block,chunk (e.g. 512,16)"));
+        };
+        let num = |what: &str, v: &str, allowed: &[usize]| match v.parse::<usize>() {
+            Ok(x) if allowed.contains(&x) => Ok(x),
+            _ => Err(format!("{text:?}: {what} {v:?} is not one of {allowed:?}")),
+        };
+        let tile = StateTile { block: num("block", block, &[128, 256, 512, 1024])?, chunk: num("chunk", chunk, &[4, 8, 16, 32])? };
+        let n = *CHECKED_STATE_SIZES.iter().max().expect("state sizes");
+        if tile.chunk * n > tile.block {
+            return Err(format!("{text:?}: chunk·16 = {} exceeds the block of {}", tile.chunk * n, tile.block));
+        }
+        let shared = 2 * (tile.block / 32) * tile.chunk * n * 4;
+        if shared > 48 * 1024 {
+            return Err(format!("{text:?}: the backward's sums would take {} KB of shared memory (at most 48)", shared / 1024));
+        }
+        Ok(tile)
+    }
+}
+
+static TILE: OnceLock<StateTile> = OnceLock::new();
+
+/// The process's per-state tiling: `ICL_LAB_SCAN_TILE` (a bad value is reported once on
+/// stderr and ignored), else [`StateTile::DEFAULT`]. Fixed at the first scan, so a forward's
+/// saved states always match the backward that reads them.
+pub fn chosen_tile() -> StateTile {
+    *TILE.get_or_init(|| match std::env::var(TILE_ENV) {
+        Ok(v) => StateTile::parse(&v).unwrap_or_else(|why| {
+            eprintln!("{TILE_ENV}={why}: using {},{}", StateTile::DEFAULT.block, StateTile::DEFAULT.chunk);
+            StateTile::DEFAULT
+        }),
+        Err(_) => StateTile::DEFAULT,
     })
 }
 
@@ -253,9 +314,27 @@ mod tests {
         // The backward tells the layouts apart by rank; both hold one float per state entry
         // entering each chunk.
         let dims = [3, 100, 70, 16];
-        let (per_channel, per_state) = (cube::states_shape(Layout::PerChannel, dims), cube::states_shape(Layout::PerState, dims));
+        // (The per-channel kernels save every CHUNK steps whatever the tile; the per-state ones
+        // every tile.chunk steps.)
+        let tile = StateTile { block: 512, chunk: CHUNK };
+        let (per_channel, per_state) = (cube::states_shape(Layout::PerChannel, dims, tile), cube::states_shape(Layout::PerState, dims, tile));
         assert_eq!((per_channel.num_dims(), per_state.num_dims()), (4, 5));
         assert_eq!(per_channel.num_elements(), per_state.num_elements());
         assert_eq!(per_state.num_elements(), 100usize.div_ceil(CHUNK) * 3 * 70 * 16);
+        let short = StateTile { block: 1024, chunk: 8 };
+        assert_eq!(cube::states_shape(Layout::PerState, dims, short).num_elements(), 100usize.div_ceil(8) * 3 * 70 * 16);
+        assert_eq!(cube::states_shape(Layout::PerChannel, dims, short), per_channel.clone());
+    }
+
+    #[test]
+    fn state_tiles_parse_and_refuse_what_does_not_fit() {
+        assert_eq!(StateTile::parse("512,16"), Ok(StateTile { block: 512, chunk: 16 }));
+        assert_eq!(StateTile::parse(" 1024 , 8 "), Ok(StateTile::DEFAULT));
+        let err = |t: &str| StateTile::parse(t).unwrap_err();
+        assert!(err("512").contains("expected block,chunk"), "{}", err("512"));
+        assert!(err("500,16").contains("block \"500\""), "{}", err("500,16"));
+        assert!(err("512,x").contains("chunk \"x\""), "{}", err("512,x"));
+        assert!(err("128,16").contains("exceeds the block"), "{}", err("128,16"));
+        assert!(err("1024,16").contains("64 KB of shared memory"), "{}", err("1024,16"));
     }
 }

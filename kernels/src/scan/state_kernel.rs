@@ -1,5 +1,5 @@
 //! The per-state kernels ([`super::Layout::PerState`]): thread (bi, ei, j) owns one state
-//! entry h[bi, ei, j]. A cube of [`BLOCK`] threads holds `BLOCK / n` channels of one batch
+//! entry h[bi, ei, j]. A cube of `block` threads ([`super::StateTile`]) holds `block / n` channels of one batch
 //! row, `n` consecutive lanes per channel, so a channel's lanes sit in one warp (`n` divides
 //! 32) and sums over the state (y, ∂x, ∂Δ) are `log2 n` xor shuffles. That is `n` times the
 //! threads of the per-channel kernels, each with one exponential per step instead of `n`.
@@ -14,9 +14,6 @@
 //! lane takes part in the shuffles and every thread in the cube's barriers.
 
 use cubecl::prelude::*;
-
-/// Threads per cube.
-pub const BLOCK: usize = 512;
 
 /// Σ over the `n` lanes of this lane's channel (aligned groups of `n` lanes); every lane of
 /// the group gets the sum.
@@ -80,6 +77,7 @@ pub fn scan_forward_state_kernel<F: Float>(
     width: u32,
     #[comptime] n: usize,
     #[comptime] k: usize,
+    #[comptime] block: usize,
     #[comptime] save: bool,
     #[define(F)] _dtype: StorageType,
 ) {
@@ -87,7 +85,7 @@ pub fn scan_forward_state_kernel<F: Float>(
     let l = len as usize;
     let e = width as usize;
     let u = UNIT_POS as usize;
-    let own = CUBE_POS_X as usize * comptime!(BLOCK / n) + u / n;
+    let own = CUBE_POS_X as usize * comptime!(block / n) + u / n;
     let j = u % n;
     let bi = CUBE_POS_Y as usize;
     let active = own < e;
@@ -97,21 +95,39 @@ pub fn scan_forward_state_kernel<F: Float>(
     let av = a[ei * n + j];
     let skip = d[ei];
     let mut h = F::new(0.0);
+    // Each step's inputs are loaded one step ahead: the loads of step t + 1 are in flight
+    // while step t computes (the scan is otherwise bound by their latency).
+    let first_row = bi * l * e + ei;
+    let first_bc = bi * l * n + j;
+    let mut xv = x[first_row];
+    let mut dt = delta[first_row];
+    let mut bv = b_in[first_bc];
+    let mut cv = c[first_bc];
     for t in 0..l {
         if save {
             if t % k == 0 && active {
                 states[(((t / k) * nb + bi) * e + ei) * n + j] = h;
             }
         }
-        let row = (bi * l + t) * e + ei;
-        let xv = x[row];
-        let dt = delta[row];
-        let bc = (bi * l + t) * n + j;
-        h = (dt * av).exp() * h + dt * xv * b_in[bc];
-        let out = sum_over_state::<F>(c[bc] * h, n);
+        // The last step reloads its own inputs (a valid address; unused). (A first version
+        // advanced a mutable row index by `if t + 1 < l { 1 } else { 0 }` rows and computed
+        // wrong states on the H200; this form, the backward's, checks.)
+        let next_t = if t + 1 < l { t + 1 } else { t };
+        let next_row = (bi * l + next_t) * e + ei;
+        let next_bc = (bi * l + next_t) * n + j;
+        let next_x = x[next_row];
+        let next_dt = delta[next_row];
+        let next_b = b_in[next_bc];
+        let next_c = c[next_bc];
+        h = (dt * av).exp() * h + dt * xv * bv;
+        let out = sum_over_state::<F>(cv * h, n);
         if writes_y {
-            y[row] = out + skip * xv;
+            y[(bi * l + t) * e + ei] = out + skip * xv;
         }
+        xv = next_x;
+        dt = next_dt;
+        bv = next_b;
+        cv = next_c;
     }
 }
 
@@ -137,6 +153,7 @@ pub fn scan_backward_state_kernel<F: Float>(
     width: u32,
     #[comptime] n: usize,
     #[comptime] k: usize,
+    #[comptime] block: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let nb = batch as usize;
@@ -145,7 +162,7 @@ pub fn scan_backward_state_kernel<F: Float>(
     let u = UNIT_POS as usize;
     let cube = CUBE_POS_X as usize;
     let cubes = CUBE_COUNT_X as usize;
-    let own = cube * comptime!(BLOCK / n) + u / n;
+    let own = cube * comptime!(block / n) + u / n;
     let j = u % n;
     let bi = CUBE_POS_Y as usize;
     let active = own < e;
@@ -157,8 +174,8 @@ pub fn scan_backward_state_kernel<F: Float>(
 
     // Per warp and chunk step, the warp's sums over its channels of ∂B and ∂C for each state
     // entry; summed over the cube's warps at the end of every chunk.
-    let mut sum_b = SharedMemory::<F>::new(comptime!((BLOCK / 32) * k * n));
-    let mut sum_c = SharedMemory::<F>::new(comptime!((BLOCK / 32) * k * n));
+    let mut sum_b = SharedMemory::<F>::new(comptime!((block / 32) * k * n));
+    let mut sum_c = SharedMemory::<F>::new(comptime!((block / 32) * k * n));
 
     let av = a[ei * n + j];
     let skip = d[ei];
@@ -189,22 +206,42 @@ pub fn scan_backward_state_kernel<F: Float>(
         }
 
         // The adjoint recurrence back through the chunk (t < l is the same for the whole cube).
+        // Each step's inputs are loaded one step ahead, as in the forward; steps past the end
+        // (t ≥ l, last chunk only) read step l - 1's (valid addresses; unused).
+        let last = if t0 + k - 1 < l { t0 + k - 1 } else { l - 1 };
+        let last_row = (bi * l + last) * e + ei;
+        let last_bc = (bi * l + last) * n + j;
+        let mut xv = x[last_row];
+        let mut dt = delta[last_row];
+        let mut gy = dy[last_row];
+        let mut bj = b_in[last_bc];
+        let mut cj = c[last_bc];
         #[unroll]
         for r in 0..k {
             let s = k - 1 - r;
             let t = t0 + s;
+            let mut next_x = xv;
+            let mut next_dt = dt;
+            let mut next_gy = gy;
+            let mut next_b = bj;
+            let mut next_c = cj;
+            if comptime!(r + 1 < k) {
+                let pt = if t - 1 < l { t - 1 } else { l - 1 };
+                let prow = (bi * l + pt) * e + ei;
+                let pbc = (bi * l + pt) * n + j;
+                next_x = x[prow];
+                next_dt = delta[prow];
+                next_gy = dy[prow];
+                next_b = b_in[pbc];
+                next_c = c[pbc];
+            }
             let mut part_b = zero;
             let mut part_c = zero;
             if t < l {
                 let row = (bi * l + t) * e + ei;
-                let xv = x[row];
-                let dt = delta[row];
-                let gy = dy[row];
-                let bc = (bi * l + t) * n + j;
-                let bj = b_in[bc];
                 let hp = h_in[s];
                 let dec = decay[s];
-                let g = carry + gy * c[bc];
+                let g = carry + gy * cj;
                 let gdt = sum_over_state::<F>(g * (bj * xv + av * dec * hp), n);
                 let gx = sum_over_state::<F>(g * dt * bj, n);
                 da_acc += g * dec * dt * hp;
@@ -219,6 +256,11 @@ pub fn scan_backward_state_kernel<F: Float>(
                     dd_acc += gy * xv;
                 }
             }
+            xv = next_x;
+            dt = next_dt;
+            gy = next_gy;
+            bj = next_b;
+            cj = next_c;
             let warp_b = sum_over_channels::<F>(part_b, n);
             let warp_c = sum_over_channels::<F>(part_c, n);
             if lane < n {
@@ -227,7 +269,7 @@ pub fn scan_backward_state_kernel<F: Float>(
             }
         }
         sync_cube();
-        // k·n ≤ BLOCK: one thread per (step, state entry) sums the cube's warps.
+        // k·n ≤ block: one thread per (step, state entry) sums the cube's warps.
         if u < k * n {
             let s = u / n;
             let jj = u % n;
@@ -236,7 +278,7 @@ pub fn scan_backward_state_kernel<F: Float>(
                 let mut tb = zero;
                 let mut tc = zero;
                 #[unroll]
-                for w in 0..comptime!(BLOCK / 32) {
+                for w in 0..comptime!(block / 32) {
                     tb += sum_b[(w * k + s) * n + jj];
                     tc += sum_c[(w * k + s) * n + jj];
                 }
