@@ -17,6 +17,7 @@ pub mod adam;
 pub mod attention;
 pub mod column_sum;
 mod fusion_op;
+mod lanes;
 pub mod layer_norm;
 pub mod linear;
 pub mod matmul;

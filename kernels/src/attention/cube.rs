@@ -8,7 +8,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 
 use super::kernel::{attention_backward_key_kernel, attention_backward_query_kernel, attention_forward_kernel, BLOCK};
-use super::{supports_head_size, AttentionKernels, FusedAttention};
+use super::{chosen_lanes, supports_head_size, AttentionKernels, FusedAttention};
 
 /// `[b, t, e]` and the head size of a packed `qkv`, checked.
 fn sizes<R: CubeRuntime>(qkv: &CubeTensor<R>, heads: usize) -> ([usize; 3], usize) {
@@ -20,9 +20,9 @@ fn sizes<R: CubeRuntime>(qkv: &CubeTensor<R>, heads: usize) -> ([usize; 3], usiz
     ([nb, t, e], e / heads)
 }
 
-/// A cube per (batch row x head, tile of rows).
-fn grid(nb: usize, t: usize, heads: usize) -> (CubeCount, CubeDim) {
-    (CubeCount::Static((nb * heads) as u32, t.div_ceil(BLOCK) as u32, 1), CubeDim::new_1d(BLOCK as u32))
+/// A cube per (batch row x head, tile of rows), `lanes` threads a row.
+fn grid(nb: usize, t: usize, heads: usize, lanes: usize) -> (CubeCount, CubeDim) {
+    (CubeCount::Static((nb * heads) as u32, t.div_ceil(BLOCK) as u32, 1), CubeDim::new_1d((BLOCK * lanes) as u32))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AttentionKernels for CubeBackend<R, F, I, BT> {
@@ -34,7 +34,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AttentionK
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let y = empty(Shape::new([nb, t, e]));
         let lse = empty(Shape::new([nb, heads, t]));
-        let (count, dim) = grid(nb, t, heads);
+        let lanes = chosen_lanes();
+        let (count, dim) = grid(nb, t, heads, lanes);
         crate::launch!(attention_forward_kernel::<R>(
             &client,
             count,
@@ -45,6 +46,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AttentionK
             t as u32,
             heads as u32,
             d,
+            lanes,
             dtype.into(),
         ));
         (y, lse)
@@ -58,7 +60,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AttentionK
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let dqkv = empty(Shape::new([nb, t, 3 * e]));
         let dsum = empty(Shape::new([nb, heads, t]));
-        let (count, dim) = grid(nb, t, heads);
+        let lanes = chosen_lanes();
+        let (count, dim) = grid(nb, t, heads, lanes);
         // Same stream: the key-side kernel reads the row sums the query-side one wrote.
         crate::launch!(attention_backward_query_kernel::<R>(
             &client,
@@ -73,6 +76,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AttentionK
             t as u32,
             heads as u32,
             d,
+            lanes,
             dtype.into(),
         ));
         crate::launch!(attention_backward_key_kernel::<R>(
@@ -87,6 +91,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AttentionK
             t as u32,
             heads as u32,
             d,
+            lanes,
             dtype.into(),
         ));
         dqkv

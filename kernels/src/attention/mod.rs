@@ -25,9 +25,36 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorPrimitive;
 
-/// Head sizes the kernels are compiled for (a thread keeps up to four rows of `d` floats in
+/// Head sizes the kernels are compiled for (a thread keeps up to four rows of `d / lanes` floats in
 /// registers). Other sizes take the tensor-op attention.
 pub const HEAD_SIZES: [usize; 4] = [8, 16, 32, 64];
+
+/// Threads per row the kernels may use (`ICL_LAB_ATTENTION_LANES`); each divides every head
+/// size, and a row's threads stay within one warp.
+pub const LANES: [usize; 3] = [1, 2, 4];
+
+/// `ICL_LAB_ATTENTION_LANES`: threads per row, 1, 2 or 4.
+pub const LANES_ENV: &str = "ICL_LAB_ATTENTION_LANES";
+
+/// Threads per row by default: two halve a thread's registers against one (which spilled in
+/// the key-side backward at head size 32).
+pub const DEFAULT_LANES: usize = 2;
+
+/// The process's threads per row: `ICL_LAB_ATTENTION_LANES` (another value is reported once
+/// on stderr and ignored), else [`DEFAULT_LANES`].
+pub fn chosen_lanes() -> usize {
+    static LANES_CHOSEN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LANES_CHOSEN.get_or_init(|| match std::env::var(LANES_ENV) {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if LANES.contains(&n) => n,
+            _ => {
+                eprintln!("{LANES_ENV}={v:?} is not one of {LANES:?}: using {DEFAULT_LANES}");
+                DEFAULT_LANES
+            }
+        },
+        Err(_) => DEFAULT_LANES,
+    })
+}
 
 /// Whether the fused kernels take heads of `d` columns.
 pub fn supports_head_size(d: usize) -> bool {
@@ -102,8 +129,13 @@ mod tests {
         for d in HEAD_SIZES {
             assert!(supports_head_size(d));
         }
-        // A cube is whole warps (its threads are the tile's rows).
+        // A cube is whole warps (its threads are the tile's rows, `lanes` a row), a row's
+        // threads split every head size evenly and sit in one warp.
         assert_eq!(kernel::BLOCK % 32, 0);
+        for lanes in LANES {
+            assert!(HEAD_SIZES.iter().all(|d| d % lanes == 0) && 32 % lanes == 0, "lanes {lanes}");
+        }
+        assert!(LANES.contains(&DEFAULT_LANES));
         assert!(!supports_head_size(12) && !supports_head_size(128) && !supports_head_size(0));
     }
 }

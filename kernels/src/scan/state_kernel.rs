@@ -15,28 +15,7 @@
 
 use cubecl::prelude::*;
 
-/// Σ over the `n` lanes of this lane's channel (aligned groups of `n` lanes); every lane of
-/// the group gets the sum.
-#[cube]
-fn sum_over_state<F: Float>(v: F, #[comptime] n: usize) -> F {
-    let mut s = v;
-    if comptime!(n >= 2) {
-        s += plane_shuffle_xor(s, 1u32);
-    }
-    if comptime!(n >= 4) {
-        s += plane_shuffle_xor(s, 2u32);
-    }
-    if comptime!(n >= 8) {
-        s += plane_shuffle_xor(s, 4u32);
-    }
-    if comptime!(n >= 16) {
-        s += plane_shuffle_xor(s, 8u32);
-    }
-    if comptime!(n >= 32) {
-        s += plane_shuffle_xor(s, 16u32);
-    }
-    s
-}
+use crate::lanes::sum_over_lanes;
 
 /// Σ over the warp's channels of this lane's state entry (lanes equal modulo `n`); every
 /// lane gets the sum for its entry.
@@ -120,7 +99,7 @@ pub fn scan_forward_state_kernel<F: Float>(
         let next_b = b_in[next_bc];
         let next_c = c[next_bc];
         h = (dt * av).exp() * h + dt * xv * bv;
-        let out = sum_over_state::<F>(cv * h, n);
+        let out = sum_over_lanes::<F>(cv * h, n);
         if writes_y {
             y[(bi * l + t) * e + ei] = out + skip * xv;
         }
@@ -242,8 +221,8 @@ pub fn scan_backward_state_kernel<F: Float>(
                 let hp = h_in[s];
                 let dec = decay[s];
                 let g = carry + gy * cj;
-                let gdt = sum_over_state::<F>(g * (bj * xv + av * dec * hp), n);
-                let gx = sum_over_state::<F>(g * dt * bj, n);
+                let gdt = sum_over_lanes::<F>(g * (bj * xv + av * dec * hp), n);
+                let gx = sum_over_lanes::<F>(g * dt * bj, n);
                 da_acc += g * dec * dt * hp;
                 carry = g * dec;
                 if active {
