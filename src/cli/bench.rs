@@ -64,7 +64,8 @@ pub enum BenchWhat {
     /// tensor-op form; `--check` compares them first.
     Adam(super::bench_adam::AdamArgs),
     /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
-    /// 512, d_state 16) against the tensor-op scan and the memory-bandwidth floor.
+    /// 512, d_state 16), of the kernels alone and through autodiff, against the tensor-op scan
+    /// and the memory-bandwidth floor.
     Scan {
         /// First compare the fused forward and gradients with the tensor-op scan on several
         /// shapes (fails when any relative error exceeds 1e-4).
@@ -436,6 +437,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     };
     // The kernels alone: the forward saving its states, then the backward given ∂y = 1 (the
     // autodiff time above adds the loss's sum over y and the graph's own work).
+    let run_layout = layout.for_state_size(dims[3]);
     let kernels = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;
@@ -447,7 +449,6 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
         let scan = Scan { x: prim(inp.x), delta: prim(inp.delta), a: prim(inp.a), b: prim(inp.b_in), c: prim(inp.c), d: prim(inp.d) };
         let dy = Tensor::<Inner, 3>::ones([dims[0], dims[1], dims[2]], &device).into_primitive().tensor();
-        let run_layout = layout.for_state_size(dims[3]);
         let once = || {
             let start = Instant::now();
             let (y, states) = Inner::scan_forward(scan.clone(), true, run_layout);
@@ -459,9 +460,9 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         once();
         median((0..reps.max(1)).map(|_| once()).collect())
     };
-    let timed_kernel = layout.for_state_size(dims[3]).name();
+    let timed_kernel = run_layout.name();
     let tile = icl_lab_kernels::scan::chosen_tile();
-    let tiling = if timed_kernel == "state" { format!(" (cubes of {}, chunks of {})", tile.block, tile.chunk) } else { String::new() };
+    let tiling = if run_layout == Layout::PerState { format!(" (cubes of {}, chunks of {})", tile.block, tile.chunk) } else { String::new() };
     println!("forward+backward at [b, l, e, n] = {dims:?}, {timed_kernel} kernels{tiling}, median:");
     println!("  kernels              {kernels:>10.3} ms   ({:.1}x the H200 bandwidth floor of {floor_ms:.3} ms)", kernels / floor_ms);
     println!("  through autodiff     {fused:>10.3} ms   (Σ y as the loss)");
