@@ -35,6 +35,20 @@ pub fn bounds_checked() -> bool {
     *CHECKED.get_or_init(|| std::env::var("ICL_LAB_KERNEL_CHECKS").is_ok_and(|v| matches!(v.trim(), "1" | "true")))
 }
 
+/// A process-wide setting from the environment variable `name`: what `parse` makes of its
+/// value, or `default` when it is unset. A value `parse` refuses is reported on stderr (the
+/// variable, the value, why) and `default` is used. Callers keep the result in a `OnceLock`,
+/// so the choice is made, and reported, once per process.
+pub(crate) fn env_choice<T: Copy + std::fmt::Display>(name: &str, default: T, parse: impl FnOnce(&str) -> Result<T, String>) -> T {
+    match std::env::var(name) {
+        Ok(v) => parse(&v).unwrap_or_else(|why| {
+            eprintln!("{name}={v:?}: {why}; using {default}");
+            default
+        }),
+        Err(_) => default,
+    }
+}
+
 /// `kernel::launch` with bounds checks when [`bounds_checked`], else `kernel::launch_unchecked`
 /// (kernels declared `#[cube(launch, launch_unchecked)]`).
 macro_rules! launch {
@@ -48,3 +62,17 @@ macro_rules! launch {
     };
 }
 pub(crate) use launch;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn env_choices_take_a_good_value_and_fall_back_on_a_bad_or_missing_one() {
+        // Variable names used by no other test.
+        let parse = |v: &str| v.trim().parse::<u32>().map_err(|e| e.to_string());
+        std::env::set_var("ICL_LAB_TEST_ENV_CHOICE_GOOD", " 7 ");
+        assert_eq!(super::env_choice("ICL_LAB_TEST_ENV_CHOICE_GOOD", 3, parse), 7);
+        std::env::set_var("ICL_LAB_TEST_ENV_CHOICE_BAD", "seven");
+        assert_eq!(super::env_choice("ICL_LAB_TEST_ENV_CHOICE_BAD", 3, parse), 3);
+        assert_eq!(super::env_choice("ICL_LAB_TEST_ENV_CHOICE_UNSET", 3, parse), 3);
+    }
+}

@@ -414,9 +414,11 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     };
     let floor_ms = scan_floor_bytes(dims) / H200_BYTES_PER_S * 1e3;
     let fused = time(ScanMode::Fused, reps);
-    // The forward alone: the same inputs detached, so the kernel runs without saving states.
+    // The forward alone and the kernels alone share one set of inputs (the same as `time`'s).
+    let inputs = crate::models::scan::random_inputs::<B>(dims, 0, &device);
+    // The forward alone: the inputs detached, so the kernel runs without saving states.
     let forward = {
-        let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
+        let inp = inputs.clone();
         let inp = crate::models::scan::ScanInputs {
             x: inp.x.detach(),
             delta: inp.delta.detach(),
@@ -446,7 +448,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         fn prim<const D: usize>(t: Tensor<B, D>) -> FloatTensor<Inner> {
             t.inner().into_primitive().tensor()
         }
-        let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
+        let inp = inputs;
         let scan = Scan { x: prim(inp.x), delta: prim(inp.delta), a: prim(inp.a), b: prim(inp.b_in), c: prim(inp.c), d: prim(inp.d) };
         let dy = Tensor::<Inner, 3>::ones([dims[0], dims[1], dims[2]], &device).into_primitive().tensor();
         let once = || {

@@ -44,15 +44,11 @@ pub const DEFAULT_LANES: usize = 2;
 /// on stderr and ignored), else [`DEFAULT_LANES`].
 pub fn chosen_lanes() -> usize {
     static LANES_CHOSEN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *LANES_CHOSEN.get_or_init(|| match std::env::var(LANES_ENV) {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if LANES.contains(&n) => n,
-            _ => {
-                eprintln!("{LANES_ENV}={v:?} is not one of {LANES:?}: using {DEFAULT_LANES}");
-                DEFAULT_LANES
-            }
-        },
-        Err(_) => DEFAULT_LANES,
+    *LANES_CHOSEN.get_or_init(|| {
+        crate::env_choice(LANES_ENV, DEFAULT_LANES, |v| match v.trim().parse::<usize>() {
+            Ok(n) if LANES.contains(&n) => Ok(n),
+            _ => Err(format!("not one of {LANES:?}")),
+        })
     })
 }
 

@@ -86,6 +86,12 @@ impl Layout {
     }
 }
 
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The state sizes the per-state kernels were checked with on the H200 (`icl-lab bench scan
 /// --check --kernel state`, session 6). Any N dividing 32 fits their thread layout.
 const CHECKED_STATE_SIZES: [usize; 3] = [4, 8, 16];
@@ -101,12 +107,8 @@ pub fn choose_layout(layout: Layout) -> Result<(), Layout> {
 /// The process's layout: [`choose_layout`]'s, else `ICL_LAB_SCAN_KERNEL` (`channel` or
 /// `state`; another value is reported once on stderr and ignored), else [`Layout::DEFAULT`].
 pub fn chosen_layout() -> Layout {
-    *CHOSEN.get_or_init(|| match std::env::var("ICL_LAB_SCAN_KERNEL") {
-        Ok(v) => Layout::parse(&v).unwrap_or_else(|| {
-            eprintln!("ICL_LAB_SCAN_KERNEL={v:?} is neither `channel` nor `state`: using `{}`", Layout::DEFAULT.name());
-            Layout::DEFAULT
-        }),
-        Err(_) => Layout::DEFAULT,
+    *CHOSEN.get_or_init(|| {
+        crate::env_choice("ICL_LAB_SCAN_KERNEL", Layout::DEFAULT, |v| Layout::parse(v).ok_or_else(|| "expected channel or state".to_string()))
     })
 }
 
@@ -134,22 +136,29 @@ impl StateTile {
     pub fn parse(text: &str) -> Result<Self, String> {
         let parts: Vec<&str> = text.split(',').map(str::trim).collect();
         let [block, chunk] = parts[..] else {
-            return Err(format!("{text:?}: expected block,chunk (e.g. 512,16)"));
+            return Err("expected block,chunk (e.g. 512,16)".to_string());
         };
         let num = |what: &str, v: &str, allowed: &[usize]| match v.parse::<usize>() {
             Ok(x) if allowed.contains(&x) => Ok(x),
-            _ => Err(format!("{text:?}: {what} {v:?} is not one of {allowed:?}")),
+            _ => Err(format!("{what} {v:?} is not one of {allowed:?}")),
         };
         let tile = StateTile { block: num("block", block, &[128, 256, 512, 1024])?, chunk: num("chunk", chunk, &[4, 8, 16, 32])? };
         let n = *CHECKED_STATE_SIZES.iter().max().expect("state sizes");
         if tile.chunk * n > tile.block {
-            return Err(format!("{text:?}: chunk·16 = {} exceeds the block of {}", tile.chunk * n, tile.block));
+            return Err(format!("chunk·16 = {} exceeds the block of {}", tile.chunk * n, tile.block));
         }
         let shared = 2 * (tile.block / 32) * tile.chunk * n * 4;
         if shared > 48 * 1024 {
-            return Err(format!("{text:?}: the backward's sums would take {} KB of shared memory (at most 48)", shared / 1024));
+            return Err(format!("the backward's sums would take {} KB of shared memory (at most 48)", shared / 1024));
         }
         Ok(tile)
+    }
+}
+
+/// `block,chunk`, as [`StateTile::parse`] reads it.
+impl std::fmt::Display for StateTile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.block, self.chunk)
     }
 }
 
@@ -159,13 +168,7 @@ static TILE: OnceLock<StateTile> = OnceLock::new();
 /// stderr and ignored), else [`StateTile::DEFAULT`]. Fixed at the first scan, so a forward's
 /// saved states always match the backward that reads them.
 pub fn chosen_tile() -> StateTile {
-    *TILE.get_or_init(|| match std::env::var(TILE_ENV) {
-        Ok(v) => StateTile::parse(&v).unwrap_or_else(|why| {
-            eprintln!("{TILE_ENV}={why}: using {},{}", StateTile::DEFAULT.block, StateTile::DEFAULT.chunk);
-            StateTile::DEFAULT
-        }),
-        Err(_) => StateTile::DEFAULT,
-    })
+    *TILE.get_or_init(|| crate::env_choice(TILE_ENV, StateTile::DEFAULT, StateTile::parse))
 }
 
 /// The six operands of a scan (or their six gradients), in this order everywhere.
@@ -330,6 +333,7 @@ mod tests {
     fn state_tiles_parse_and_refuse_what_does_not_fit() {
         assert_eq!(StateTile::parse("512,16"), Ok(StateTile { block: 512, chunk: 16 }));
         assert_eq!(StateTile::parse(" 1024 , 8 "), Ok(StateTile::DEFAULT));
+        assert_eq!(StateTile::parse(&StateTile::DEFAULT.to_string()), Ok(StateTile::DEFAULT));
         let err = |t: &str| StateTile::parse(t).unwrap_err();
         assert!(err("512").contains("expected block,chunk"), "{}", err("512"));
         assert!(err("500,16").contains("block \"500\""), "{}", err("500,16"));
