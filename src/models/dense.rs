@@ -23,6 +23,10 @@ fn chosen_allowed() -> bool {
 /// `lin` applied to `x`: with the chosen matmul strategies when `B` is the CUDA backend (and
 /// `chosen` is set), else burn's `Linear::forward`. The same map either way.
 pub fn linear_with<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>, chosen: bool) -> Tensor<B, D> {
+    let members = super::members::count(lin.weight.dims()[0], x.dims()[D - 1]);
+    if members > 1 {
+        return stacked_linear(lin, x, members);
+    }
     if !(chosen && fused_available::<B>()) {
         return lin.forward(x);
     }
@@ -30,6 +34,22 @@ pub fn linear_with<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>,
         Ok(y) => y,
         Err(x) => lin.forward(x),
     }
+}
+
+/// The linear maps of a stacked model's members (`models::members`) as one batched matmul:
+/// x `[K·b, ..., in]` with weight `[K·in, out]` and bias `[K·out]`.
+fn stacked_linear<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>, members: usize) -> Tensor<B, D> {
+    let dims = x.dims();
+    let [d_in, d_out] = [dims[D - 1], lin.weight.dims()[1]];
+    let rows = dims.iter().product::<usize>() / d_in / members;
+    let y = x.reshape([members, rows, d_in]).matmul(lin.weight.val().reshape([members, d_in, d_out]));
+    let y = match &lin.bias {
+        Some(b) => y + b.val().reshape([members, 1, d_out]),
+        None => y,
+    };
+    let mut out = dims;
+    out[D - 1] = d_out;
+    y.reshape(out)
 }
 
 /// [`linear_with`] with the process's choice (`ICL_LAB_MATMUL`).

@@ -8,6 +8,7 @@ use burn::tensor::activation::silu;
 
 use super::dense::dense;
 use super::init::{Dist, Init};
+use super::members::{channels_of, members_of};
 use super::scan::{selective_scan, ScanInputs, ScanMode};
 
 /// Sizes of one Mamba mixer (defaults of `mamba_ssm`).
@@ -60,7 +61,13 @@ impl<B: Backend> CausalConv1d<B> {
     /// # Shapes
     /// - x: `[b, l, c]` -> `[b, l, c]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, l, c] = x.dims();
+        let [kb, l, c] = x.dims();
+        let members = super::members::count(self.weight.dims()[0], c);
+        if members > 1 {
+            // Depthwise: a stacked model's members are K·c channels over b sequences.
+            return members_of(self.forward(channels_of(x, members)), members);
+        }
+        let b = kb;
         let k = self.weight.dims()[1];
         let padded = Tensor::cat(vec![Tensor::zeros([b, k - 1, c], &x.device()), x], 1);
         let w = self.weight.val();

@@ -8,6 +8,7 @@ use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use super::init::{Dist, Init};
+use super::members::add_positions;
 use super::norm::norm;
 use super::mamba::{Mamba, MambaDims};
 use super::s4::{S4Mamba, S4};
@@ -70,9 +71,9 @@ impl<B: Backend> MixerModel<B> {
     /// # Shapes
     /// - x: `[b, t, e]` -> `[b, t, e]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, t, e] = x.dims();
+        let members = super::members::count(self.norm_f.gamma.dims()[0], x.dims()[2]);
         let mut h = match &self.wpe {
-            Some(wpe) => x + wpe.val().slice([0..t, 0..e]).unsqueeze::<3>(),
+            Some(wpe) => add_positions(x, wpe.val(), members),
             None => x,
         };
         for block in &self.blocks {

@@ -12,6 +12,7 @@ pub(crate) use fused::cast;
 pub use fused::fused_available;
 pub mod init;
 pub mod mamba;
+pub mod members;
 pub mod mixer;
 pub mod norm;
 pub mod s4;
@@ -109,8 +110,29 @@ impl<B: Backend> IclModel<B> {
     /// # Shapes
     /// - tokens: `[b, t, d_in]` -> `[b, t, d_out]`
     pub fn forward(&self, tokens: Tensor<B, 3>) -> Tensor<B, 3> {
+        if self.members() > 1 {
+            let h = self.backbone.forward(dense::dense(&self.read_in, tokens));
+            return dense::dense(&self.read_out, h);
+        }
         let h = self.backbone.forward(self.read_in.forward(tokens));
         self.read_out.forward(h)
+    }
+
+    /// The models of `spec` drawn from `seeds`, stacked into one ([`members`]): `forward`
+    /// takes their batches one after another, `[K·b, t, d_in]` -> `[K·b, t, d_out]`.
+    pub fn stacked(spec: &ModelSpec, d_in: usize, d_out: usize, seeds: &[u64], device: &B::Device) -> Self {
+        let models = seeds.iter().map(|&seed| Self::new(spec, d_in, d_out, seed, device)).collect();
+        members::stack(models, device)
+    }
+
+    /// How many models this one stacks (1 for a plain model).
+    pub fn members(&self) -> usize {
+        members::count(self.read_out.weight.dims()[0], self.read_in.weight.dims()[1])
+    }
+
+    /// Member `k` of a stacked model, as a plain model.
+    pub fn member(&self, k: usize) -> Self {
+        members::member(self, k, self.members())
     }
 }
 

@@ -25,6 +25,10 @@ fn fused_allowed() -> bool {
 /// come from `Init::layer_norm` (epsilon [`LAYER_NORM_EPS`], with a bias).
 pub fn layer_norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>, fused: bool) -> Tensor<B, D> {
     let e = x.dims()[D - 1];
+    let members = super::members::count(ln.gamma.dims()[0], e);
+    if members > 1 {
+        return stacked_layer_norm(ln, x, members);
+    }
     match &ln.beta {
         Some(beta) if fused && fused_available::<B>() && icl_lab_kernels::layer_norm::supports_width(e) => {
             match fused_layer_norm(x, ln.gamma.val(), beta.val()) {
@@ -34,6 +38,22 @@ pub fn layer_norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>
         }
         _ => ln.forward(x),
     }
+}
+
+/// The LayerNorms of a stacked model's members (`models::members`) in tensor ops: x
+/// `[K·b, ..., e]` with γ and β `[K·e]`.
+fn stacked_layer_norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>, members: usize) -> Tensor<B, D> {
+    let dims = x.dims();
+    let e = dims[D - 1];
+    let rows = dims.iter().product::<usize>() / e / members;
+    let x = x.reshape([members, rows, e]);
+    let (var, mean) = x.clone().var_mean_bias(2);
+    let y = (x - mean) / (var + LAYER_NORM_EPS).sqrt() * ln.gamma.val().reshape([members, 1, e]);
+    let y = match &ln.beta {
+        Some(beta) => y + beta.val().reshape([members, 1, e]),
+        None => y,
+    };
+    y.reshape(dims)
 }
 
 /// [`layer_norm`] with the process's choice (`ICL_LAB_LAYER_NORM`).

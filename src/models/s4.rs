@@ -10,6 +10,7 @@ use burn::tensor::activation::{gelu, sigmoid, silu};
 use super::dense::dense;
 use super::init::{Dist, Init};
 use super::mamba::CausalConv1d;
+use super::members::{channels_of, members_of, scale_channels};
 
 /// The S4D convolution kernel of H channels with N/2 complex modes.
 #[derive(Module, Debug)]
@@ -76,6 +77,11 @@ impl<B: Backend> S4dKernel<B> {
 /// - u: `[b, l, h]`, k: `[h, l]` -> `[b, l, h]`
 pub fn causal_conv<B: Backend>(u: Tensor<B, 3>, k: Tensor<B, 2>) -> Tensor<B, 3> {
     let [_, l, h] = u.dims();
+    let members = super::members::count(k.dims()[0], h);
+    if members > 1 {
+        // Per channel: a stacked model's members are K·h channels over b sequences.
+        return members_of(causal_conv(channels_of(u, members), k), members);
+    }
     let device = u.device();
     // index of k for (t, s): t − s, clamped at 0 where s > t (then masked).
     let idx: Vec<i64> = (0..l).flat_map(|t| (0..l).map(move |s| t.saturating_sub(s) as i64)).collect();
@@ -109,7 +115,7 @@ impl<B: Backend> S4<B> {
     /// - u: `[b, l, H]` -> `[b, l, H]`
     pub fn forward(&self, u: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, l, h] = u.dims();
-        let y = causal_conv(u.clone(), self.kernel.kernel(l)) + u * self.d.val().reshape([1, 1, h]);
+        let y = causal_conv(u.clone(), self.kernel.kernel(l)) + scale_channels(u, self.d.val());
         let y = dense(&self.output_linear, gelu(y)); // (b, l, 2H)
         y.clone().slice([0..b, 0..l, 0..h]) * sigmoid(y.slice([0..b, 0..l, h..2 * h])) // GLU
     }
@@ -151,7 +157,7 @@ impl<B: Backend> S4Mamba<B> {
         let e = xz.dims()[2] / 2;
         let x = silu(self.conv1d.forward(xz.clone().slice([0..b, 0..l, 0..e])));
         let z = xz.slice([0..b, 0..l, e..2 * e]);
-        let mut y = causal_conv(x.clone(), self.kernel.kernel(l)) + x * self.d.val().reshape([1, 1, e]);
+        let mut y = causal_conv(x.clone(), self.kernel.kernel(l)) + scale_channels(x, self.d.val());
         if B::ad_enabled(&y.device()) && self.dropout > 0.0 {
             let keep = 1.0 - self.dropout;
             let mask = Tensor::<B, 3>::random([b, 1, e], burn::tensor::Distribution::Bernoulli(keep), &y.device());

@@ -106,8 +106,33 @@ fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs
     Err(inp)
 }
 
-/// Returns y, shape `[b, l, e]`.
+/// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
+/// with A `[K·e, n]` and D `[K·e]`) are scanned one after another, each on its own rows.
 pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
+    let [kb, _, e] = inp.x.dims();
+    let members = super::members::count(inp.a.dims()[0], e);
+    if members == 1 {
+        return scan_one(inp, mode);
+    }
+    let b = kb / members;
+    let rows = |t: &Tensor<B, 3>, k: usize| t.clone().narrow(0, k * b, b);
+    let ys = (0..members)
+        .map(|k| {
+            let member = ScanInputs {
+                x: rows(&inp.x, k),
+                delta: rows(&inp.delta, k),
+                a: inp.a.clone().narrow(0, k * e, e),
+                b_in: rows(&inp.b_in, k),
+                c: rows(&inp.c, k),
+                d: inp.d.clone().narrow(0, k * e, e),
+            };
+            scan_one(member, mode)
+        })
+        .collect();
+    Tensor::cat(ys, 0)
+}
+
+fn scan_one<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
     match mode {
         ScanMode::Chunked(chunk) => chunked_scan(inp, chunk.max(1)),
         ScanMode::Sequential => sequential_scan(inp),

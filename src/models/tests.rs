@@ -125,3 +125,65 @@ fn hybrid_position_table_counts_tokens() {
     let Backbone::Mixer(mm) = &m.backbone else { panic!() };
     assert_eq!(mm.wpe.as_ref().unwrap().dims(), [12, 16]);
 }
+
+/// A stacked model's member k computes exactly what the plain model of seed k computes, on
+/// its own rows of the batch, and gets the plain model's gradients: for every architecture.
+#[test]
+fn stacked_members_equal_their_plain_models_forward_and_backward() {
+    use burn::backend::Autodiff;
+    use burn::module::{ModuleVisitor, Param};
+    type Ad = Autodiff<NdArray<f64>>;
+    let dev = NdArrayDevice::Cpu;
+    let seeds = [4u64, 9, 2];
+    let (b, t, d) = (2, 7, 3);
+    /// Gradients of every parameter, host values in visiting order.
+    struct Grads<'a>(&'a <Ad as burn::tensor::backend::AutodiffBackend>::Gradients, Vec<Vec<f64>>);
+    impl ModuleVisitor<Ad> for Grads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Ad, D>>) {
+            let g = param.val().grad(self.0).expect("every parameter has a gradient");
+            self.1.push(g.into_data().iter::<f64>().collect());
+        }
+    }
+    let grads_of = |m: &IclModel<Ad>, x: Tensor<Ad, 3>, proj: Tensor<Ad, 3>| {
+        let out = m.forward(x);
+        let g = (out.clone() * proj).sum().backward();
+        let mut v = Grads(&g, Vec::new());
+        m.visit(&mut v);
+        (out.into_data().iter::<f64>().collect::<Vec<f64>>(), v.1)
+    };
+    for text in [
+        "arch = 'gpt2'\nn_embd = 16\nn_layer = 2\nn_head = 2\nn_positions = 8",
+        "arch = 'mamba'\nn_embd = 8\nn_layer = 2",
+        "arch = 's4'\nn_embd = 8\nn_layer = 2",
+        "arch = 's4_mamba'\nn_embd = 8\nn_layer = 2\ndropout = 0.0",
+        "arch = 'mambaformer'\nn_embd = 8\nn_layer = 2\nn_head = 2",
+        "arch = 'hybrid'\nn_embd = 8\nn_layer = 2\nn_head = 2\nn_positions = 8",
+    ] {
+        let spec = spec(text);
+        let stacked = IclModel::<Ad>::stacked(&spec, d, 1, &seeds, &dev);
+        assert_eq!(stacked.members(), 3, "{text}");
+        let k = seeds.len();
+        let x = Tensor::<Ad, 3>::random([k * b, t, d], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let proj = Tensor::<Ad, 3>::random([k * b, t, 1], burn::tensor::Distribution::Normal(0.0, 1.0), &dev);
+        let (out, grads) = grads_of(&stacked, x.clone(), proj.clone());
+        for (m, &seed) in seeds.iter().enumerate() {
+            let plain = IclModel::<Ad>::new(&spec, d, 1, seed, &dev);
+            assert_eq!(plain.members(), 1);
+            let rows = |v: Tensor<Ad, 3>| v.narrow(0, m * b, b);
+            let (want_out, want_grads) = grads_of(&plain, rows(x.clone()), rows(proj.clone()));
+            let got_out = &out[m * b * t..(m + 1) * b * t];
+            let close = |g: &[f64], w: &[f64]| g.iter().zip(w).all(|(g, w)| (g - w).abs() <= 1e-9 * (1.0 + w.abs()));
+            assert!(close(got_out, &want_out), "{text}: member {m}'s outputs");
+            for (i, (g, w)) in grads.iter().zip(&want_grads).enumerate() {
+                let n = w.len();
+                assert_eq!(g.len(), k * n, "{text}: parameter {i} rows");
+                assert!(close(&g[m * n..(m + 1) * n], w), "{text}: member {m}'s gradient of parameter {i}");
+            }
+            // Taking the member back out gives the plain model's parameters.
+            let back = stacked.member(m);
+            assert_eq!(back.members(), 1);
+            let y = Tensor::<Ad, 3>::ones([1, t, d], &dev);
+            assert_eq!(back.forward(y.clone()).into_data(), plain.forward(y).into_data(), "{text}: member {m} taken out");
+        }
+    }
+}

@@ -9,6 +9,7 @@ use burn::prelude::*;
 use super::attention::{causal_attention, AttentionMode};
 use super::dense::dense;
 use super::init::{Dist, Init};
+use super::members::add_positions;
 use super::norm::norm;
 
 /// HF `initializer_range`.
@@ -101,9 +102,8 @@ impl<B: Backend> Gpt2<B> {
     /// # Shapes
     /// - x: `[b, t, e]` with t <= 2 * n_positions -> `[b, t, e]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, t, e] = x.dims();
-        let pos = self.wpe.val().slice([0..t, 0..e]).unsqueeze::<3>();
-        let mut h = x + pos;
+        let members = super::members::count(self.ln_f.gamma.dims()[0], x.dims()[2]);
+        let mut h = add_positions(x, self.wpe.val(), members);
         for block in &self.blocks {
             h = block.forward(h);
         }

@@ -8,15 +8,23 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+/// Σ g² over every gradient, per member of a stacked model (`models::members`): `[K]`.
 struct SquaredNorm<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
+    members: usize,
     total: Option<Tensor<B::InnerBackend, 1>>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let sq = (g.clone() * g).sum();
+            let sq = match self.members {
+                1 => (g.clone() * g).sum(),
+                k => {
+                    let g = g.reshape([k as i32, -1]);
+                    (g.clone() * g).sum_dim(1).reshape([k])
+                }
+            };
             self.total = Some(match self.total.take() {
                 Some(t) => t + sq,
                 None => sq,
@@ -33,20 +41,29 @@ struct Scale<'a, B: AutodiffBackend> {
 impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            let coef = self.coef.clone().reshape([1usize; D]);
-            self.grads.register::<B::InnerBackend, D>(param.id, g * coef);
+            let k = self.coef.dims()[0];
+            let scaled = if k == 1 {
+                g * self.coef.clone().reshape([1usize; D])
+            } else {
+                let shape = g.shape();
+                (g.reshape([k as i32, -1]) * self.coef.clone().reshape([k, 1])).reshape(shape)
+            };
+            self.grads.register::<B::InnerBackend, D>(param.id, scaled);
         }
     }
 }
 
 /// Scales all gradients by `min(1, max_norm / (norm + 1e-6))` and returns the norm before
-/// clipping, as a one-element device tensor (read it only when you log it).
+/// clipping, as a device tensor (read it only when you log it). With `members` > 1 the
+/// module is a stacked model (`models::members`): each member is clipped by its own norm,
+/// as its own run would be, and the norms come back as `[members]`.
 pub fn clip_global_norm<B: AutodiffBackend, M: burn::module::AutodiffModule<B>>(
     module: &M,
     grads: &mut GradientsParams,
     max_norm: f64,
+    members: usize,
 ) -> Option<Tensor<B::InnerBackend, 1>> {
-    let mut sq = SquaredNorm::<B> { grads, total: None };
+    let mut sq = SquaredNorm::<B> { grads, members, total: None };
     module.visit(&mut sq);
     let norm = sq.total?.sqrt();
     let coef = (norm.clone().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
@@ -103,7 +120,7 @@ mod tests {
         let (model, mut grads) = grads();
         let (before, count) = host_norm(&model, &grads);
         assert_eq!(count, model.num_params_tensors());
-        let reported: f32 = clip_global_norm::<B, _>(&model, &mut grads, before / 4.0).unwrap().into_scalar();
+        let reported: f32 = clip_global_norm::<B, _>(&model, &mut grads, before / 4.0, 1).unwrap().into_scalar();
         assert!(((reported as f64) - before).abs() < 1e-3 * before, "{reported} vs {before}");
         let (after, _) = host_norm(&model, &grads);
         assert!((after - before / 4.0).abs() < 1e-3 * before, "{after} vs {}", before / 4.0);
@@ -113,7 +130,7 @@ mod tests {
     fn leaves_small_gradients_alone() {
         let (model, mut grads) = grads();
         let (before, _) = host_norm(&model, &grads);
-        clip_global_norm::<B, _>(&model, &mut grads, before * 2.0);
+        clip_global_norm::<B, _>(&model, &mut grads, before * 2.0, 1);
         let (after, _) = host_norm(&model, &grads);
         assert!((after - before).abs() < 1e-5 * before);
     }

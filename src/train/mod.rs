@@ -106,7 +106,7 @@ fn save_checkpoint<B: AutodiffBackend>(
     root: &Path,
     step: usize,
     model: &IclModel<B>,
-    optim: &TrainOptim<B>,
+    optim: optim::OptimRecord<B>,
     data_word_pos: u128,
 ) -> Result<SavedCheckpoint, CheckpointError> {
     let dir = root.join(format!("step-{step}"));
@@ -115,7 +115,7 @@ fn save_checkpoint<B: AutodiffBackend>(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| err(&e))?;
     model.clone().save_file(tmp.join("model"), &recorder()).map_err(|e| err(&e))?;
-    Recorder::<B>::record(&recorder(), optim.to_record(), tmp.join("optim")).map_err(|e| err(&e))?;
+    Recorder::<B>::record(&recorder(), optim, tmp.join("optim")).map_err(|e| err(&e))?;
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&tmp, &dir).map_err(|e| err(&e))?;
     Ok(SavedCheckpoint { step, dir, data_word_pos })
@@ -164,12 +164,18 @@ pub struct RunSummary {
     pub checkpoint_error: Option<String>,
 }
 
-/// `Σ weights · ℓ(outputs, target)` for the task's loss ℓ (the weights hold the mean).
+/// `Σ weights · ℓ(outputs, target)` for the task's loss ℓ (the weights hold the mean), per
+/// member of a stacked model (`models::members`: the members' batches one after another,
+/// each with its own weights): `[members]`.
 ///
 /// # Shapes
 /// - out: `[b, t, d_out]`; dense targets `[b, t, d_out]`, classes `[b, t]`
-pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, device: &B::Device) -> Tensor<B, 1> {
+pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, device: &B::Device, members: usize) -> Tensor<B, 1> {
     let dims = out.dims();
+    let per_member = |weighted: Tensor<B, 3>| match members {
+        1 => weighted.sum(),
+        k => weighted.reshape([k as i32, -1]).sum_dim(1).reshape([k]),
+    };
     match (target, layout.loss) {
         (Target::Dense { values, weights }, loss) => {
             let v = Tensor::<B, 3>::from_data(TensorData::new(values, dims), device);
@@ -184,16 +190,41 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
                     diff.clone() * diff
                 }
             };
-            (per_entry * w).sum()
+            per_member(per_entry * w)
         }
         (Target::Classes { classes, weights }, _) => {
             let [b, t, _] = dims;
             let idx = Tensor::<B, 3, Int>::from_data(TensorData::new(classes, [b, t, 1]), device);
             let w = Tensor::<B, 3>::from_data(TensorData::new(weights, [b, t, 1]), device);
             let log_p = burn::tensor::activation::log_softmax(out, 2).gather(2, idx);
-            (log_p * w).sum().neg()
+            per_member(log_p * w).neg()
         }
     }
+}
+
+/// The members' samples as one batch, one after another (`models::members`).
+fn concat_samples(samples: Vec<tasks::Sample>) -> (Vec<f32>, Target, usize, usize) {
+    let (b, t) = (samples.iter().map(|s| s.b()).sum(), samples[0].t);
+    let mut tokens = Vec::new();
+    let mut target = None::<Target>;
+    for s in samples {
+        tokens.extend(s.tokens);
+        target = Some(match (target, s.target) {
+            (None, first) => first,
+            (Some(Target::Dense { mut values, mut weights }), Target::Dense { values: v, weights: w }) => {
+                values.extend(v);
+                weights.extend(w);
+                Target::Dense { values, weights }
+            }
+            (Some(Target::Classes { mut classes, mut weights }), Target::Classes { classes: c, weights: w }) => {
+                classes.extend(c);
+                weights.extend(w);
+                Target::Classes { classes, weights }
+            }
+            _ => unreachable!("members share one task"),
+        });
+    }
+    (tokens, target.expect("at least one member"), b, t)
 }
 
 /// Trains the model of `spec` on `device` until done, diverged or `ctl.cancel` is set.
@@ -203,26 +234,67 @@ pub fn train<B: AutodiffBackend>(
     ctl: &TrainControl,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> RunSummary {
-    let cancel = ctl.cancel;
+    let mut summaries = train_members::<B>(std::slice::from_ref(spec), device, std::slice::from_ref(ctl), &mut |_, event| on_event(event));
+    summaries.remove(0)
+}
+
+/// Whether two runs can train as members of one stacked model: the same spec but for name
+/// and seed.
+pub fn same_but_seed(a: &ExperimentSpec, b: &ExperimentSpec) -> bool {
+    let plain = |s: &ExperimentSpec| ExperimentSpec { name: String::new(), seed: 0, ..s.clone() };
+    plain(a) == plain(b)
+}
+
+/// One member's own state in [`train_members`].
+struct Member {
+    data_rng: ChaCha8Rng,
+    eval_set: EvalSet,
+    last: Option<StepMetrics>,
+    /// Set once the member has stopped; its summary is then final.
+    summary: Option<RunSummary>,
+}
+
+/// Trains the runs of `specs` (the same but for seed and name: [`same_but_seed`]) as the
+/// members of one stacked model (`models::members`): one forward, backward and optimiser step
+/// a step for all, each member with its own weights, data, clipping, metrics, evaluations and
+/// checkpoints, exactly as if it ran alone (up to float rounding). Events come as
+/// `on_event(member, event)`; `ctls[k]` steers member k. A member that is stopped or diverges
+/// gets its summary at once and reports no more (its rows are computed until every member has
+/// stopped). Only a lone run resumes from a checkpoint.
+pub fn train_members<B: AutodiffBackend>(
+    specs: &[ExperimentSpec],
+    device: &B::Device,
+    ctls: &[TrainControl],
+    on_event: &mut dyn FnMut(usize, TrainEvent),
+) -> Vec<RunSummary> {
     let started = Instant::now();
+    let spec = &specs[0];
+    let count = specs.len();
+    assert!(count == ctls.len() && specs.iter().all(|s| same_but_seed(spec, s)), "members share one spec and have a control each");
+    assert!(count == 1 || ctls.iter().all(|c| c.resume.is_none()), "only a lone run resumes");
     let task = tasks::build(&spec.task);
     let t = &spec.train;
     let layout = task.layout();
-    let mut model = IclModel::<B>::new(&spec.model, layout.d_in, layout.d_out, spec.seed, device);
-    let mut optim = TrainOptim::<B>::new();
+    let seeds: Vec<u64> = specs.iter().map(|s| s.seed).collect();
+    let mut model = IclModel::<B>::stacked(&spec.model, layout.d_in, layout.d_out, &seeds, device);
+    let mut optim = TrainOptim::<B>::for_members(count);
     let mut curriculum = Curriculum::new(&t.curriculum);
-    let mut data_rng = ChaCha8Rng::seed_from_u64(spec.seed);
-    let mut eval_set = EvalSet::new(spec.seed, t.eval_prompts);
+    let mut members: Vec<Member> = seeds
+        .iter()
+        .map(|&seed| Member { data_rng: ChaCha8Rng::seed_from_u64(seed), eval_set: EvalSet::new(seed, t.eval_prompts), last: None, summary: None })
+        .collect();
+    let params = model.num_params() / count;
+    let final_points = t.curriculum.points.end;
+    let stats = ModelStats { params, flops_per_token: flops_per_token(&spec.model, params, spec.task.tokens(final_points)) };
 
     let mut step = 0;
-    let mut checkpoint_error = None;
-    if let Some(ckpt) = &ctl.resume {
+    if let Some(ckpt) = &ctls[0].resume {
         match load_checkpoint(ckpt, model.clone(), optim, device) {
             Ok((m, o)) => (model, optim) = (m, o),
             Err(e) => {
-                let stats = ModelStats { params: model.num_params(), flops_per_token: 0.0 };
                 let wall_s = started.elapsed().as_secs_f64();
-                return RunSummary {
+                let stats = ModelStats { params, flops_per_token: 0.0 };
+                return vec![RunSummary {
                     outcome: Outcome::Interrupted,
                     steps: 0,
                     stats,
@@ -232,115 +304,247 @@ pub fn train<B: AutodiffBackend>(
                     first_step_s: None,
                     wall_s,
                     checkpoint_error: Some(e.to_string()),
-                };
+                }];
             }
         }
         step = ckpt.step;
         for _ in 0..step {
             curriculum.advance();
         }
-        data_rng.set_word_pos(ckpt.data_word_pos);
+        members[0].data_rng.set_word_pos(ckpt.data_word_pos);
     }
-    let save = |step: usize, model: &IclModel<B>, optim: &_, rng: &ChaCha8Rng, on_event: &mut dyn FnMut(TrainEvent)| {
-        let Some(root) = &ctl.checkpoints else { return Ok(()) };
-        let ckpt = save_checkpoint::<B>(root, step, model, optim, rng.get_word_pos())?;
-        on_event(TrainEvent::Checkpoint(ckpt));
+    // Member k's weights and optimiser state as a lone run's checkpoint.
+    let save = |k: usize, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, rng: &ChaCha8Rng, on_event: &mut dyn FnMut(usize, TrainEvent)| {
+        let Some(root) = &ctls[k].checkpoints else { return Ok(()) };
+        let ckpt = if count == 1 {
+            save_checkpoint::<B>(root, step, model, optim.to_record(), rng.get_word_pos())?
+        } else {
+            let record = optim::member_record(&optim.to_record(), model, k);
+            save_checkpoint::<B>(root, step, &model.member(k), record, rng.get_word_pos())?
+        };
+        on_event(k, TrainEvent::Checkpoint(ckpt));
         Ok::<(), CheckpointError>(())
     };
-    let params = model.num_params();
-    let final_points = t.curriculum.points.end;
-    let stats = ModelStats { params, flops_per_token: flops_per_token(&spec.model, params, spec.task.tokens(final_points)) };
+    // A member's end: the checkpoint a stop always leaves (so it can be resumed or extended),
+    // then the evaluation at the final prompt length.
+    let finish = |k: usize, member: &mut Member, outcome: Outcome, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, timing: (f64, Option<f64>), on_event: &mut dyn FnMut(usize, TrainEvent)| {
+        let mut checkpoint_error = None;
+        let diverged = matches!(outcome, Outcome::Diverged { .. });
+        if !diverged && step > 0 {
+            if let Err(e) = save(k, step, model, optim, &member.data_rng, on_event) {
+                checkpoint_error = Some(e.to_string());
+            }
+        }
+        let final_eval = (!diverged && step > 0 && checkpoint_error.is_none()).then(|| {
+            let curve = member.eval_set.evaluate(&model.valid().member(k), task.as_ref(), final_points, step, device);
+            on_event(k, TrainEvent::Eval(curve.clone()));
+            curve
+        });
+        member.summary = Some(RunSummary {
+            outcome,
+            steps: step,
+            stats,
+            last: member.last.clone(),
+            final_eval,
+            setup_s: timing.0,
+            first_step_s: timing.1,
+            wall_s: started.elapsed().as_secs_f64(),
+            checkpoint_error,
+        });
+    };
     let setup_s = started.elapsed().as_secs_f64();
-    on_event(TrainEvent::Started { stats, total_steps: t.steps, setup_s });
+    for k in 0..count {
+        on_event(k, TrainEvent::Started { stats, total_steps: t.steps, setup_s });
+    }
 
     let loop_start = Instant::now();
     let (mut window_start, mut window_step) = (Instant::now(), step);
-    let mut last: Option<StepMetrics> = None;
-    let mut outcome = Outcome::Done;
     let first_done = step + 1;
     let mut first_step_s = None;
     let checkpoint_every = t.checkpoint_every();
+    let active = |members: &[Member]| (0..count).filter(|&k| members[k].summary.is_none()).collect::<Vec<_>>();
     while step < t.steps {
-        if cancel.load(Ordering::Relaxed) {
-            outcome = Outcome::Interrupted;
+        for k in active(&members) {
+            if ctls[k].cancel.load(Ordering::Relaxed) {
+                finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), on_event);
+            }
+        }
+        if active(&members).is_empty() {
             break;
         }
-        let (n, active) = (curriculum.n_points(), curriculum.n_dims());
-        let sample = task.sample(&mut data_rng, t.batch_size, n, active);
-        let shape = [sample.b(), sample.t, layout.d_in];
-        let tokens = Tensor::<B, 3>::from_data(TensorData::new(sample.tokens, shape), device);
-        let loss = task_loss(model.forward(tokens), sample.target, layout, device);
+        let (n, dims) = (curriculum.n_points(), curriculum.n_dims());
+        let samples = members.iter_mut().map(|m| task.sample(&mut m.data_rng, t.batch_size, n, dims)).collect();
+        let (tokens, target, b, tokens_per_prompt) = concat_samples(samples);
+        let tokens = Tensor::<B, 3>::from_data(TensorData::new(tokens, [b, tokens_per_prompt, layout.d_in]), device);
+        let losses = task_loss(model.forward(tokens), target, layout, device, count);
+        let loss = if count == 1 { losses.clone() } else { losses.clone().sum() };
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let grad_norm;
         (model, grad_norm) = optim.step(t.lr, model, grads, t.grad_clip);
         step += 1;
         curriculum.advance();
         if step == first_done {
-            let _: f32 = loss.clone().into_scalar().elem(); // one sync, to time the cold start
+            let _: f32 = loss.into_scalar().elem(); // one sync, to time the cold start
             first_step_s = Some(started.elapsed().as_secs_f64());
         }
-        on_event(TrainEvent::Progress { step });
+        for k in active(&members) {
+            on_event(k, TrainEvent::Progress { step });
+        }
 
         if step % t.log_every == 0 || step == t.steps {
-            let loss: f32 = loss.into_scalar().elem();
-            let grad_norm: f32 = grad_norm.map_or(0.0, |g| g.into_scalar().elem());
+            let host = |v: Tensor<B::InnerBackend, 1>| v.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+            let losses = host(losses.inner());
+            let norms = grad_norm.map_or_else(|| vec![0.0; count], host);
             let now = Instant::now();
             let window = now.duration_since(window_start).as_secs_f64();
-            let metrics = StepMetrics {
-                step,
-                loss,
-                grad_norm,
-                lr: t.lr,
-                n_points: n,
-                n_dims: active,
-                wall_s: ctl.wall_offset_s + now.duration_since(loop_start).as_secs_f64(),
-                steps_per_s: if window > 0.0 { (step - window_step) as f64 / window } else { 0.0 },
-            };
+            let steps_per_s = if window > 0.0 { (step - window_step) as f64 / window } else { 0.0 };
             (window_start, window_step) = (now, step);
-            on_event(TrainEvent::Step(metrics.clone()));
-            last = Some(metrics);
-            if !loss.is_finite() {
-                outcome = Outcome::Diverged { loss };
-                break;
+            for k in active(&members) {
+                let metrics = StepMetrics {
+                    step,
+                    loss: losses[k],
+                    grad_norm: norms[k],
+                    lr: t.lr,
+                    n_points: n,
+                    n_dims: dims,
+                    wall_s: ctls[k].wall_offset_s + now.duration_since(loop_start).as_secs_f64(),
+                    steps_per_s,
+                };
+                on_event(k, TrainEvent::Step(metrics.clone()));
+                members[k].last = Some(metrics);
+                if !losses[k].is_finite() {
+                    let outcome = Outcome::Diverged { loss: losses[k] };
+                    finish(k, &mut members[k], outcome, step, &model, &optim, (setup_s, first_step_s), on_event);
+                }
             }
         }
         if step % t.eval_every == 0 && step < t.steps {
-            let curve = eval_set.evaluate(&model.valid(), task.as_ref(), curriculum.n_points(), step, device);
-            on_event(TrainEvent::Eval(curve));
+            let valid = model.valid();
+            for k in active(&members) {
+                let curve = members[k].eval_set.evaluate(&valid.member(k), task.as_ref(), curriculum.n_points(), step, device);
+                on_event(k, TrainEvent::Eval(curve));
+            }
         }
         if step % checkpoint_every == 0 && step < t.steps {
-            if let Err(e) = save(step, &model, &optim, &data_rng, on_event) {
-                checkpoint_error = Some(e.to_string());
-                outcome = Outcome::Interrupted;
-                break;
+            for k in active(&members) {
+                if let Err(e) = save(k, step, &model, &optim, &members[k].data_rng, on_event) {
+                    // A run whose checkpoint cannot be written stops: it could not be resumed.
+                    let member = &mut members[k];
+                    member.summary = Some(RunSummary {
+                        outcome: Outcome::Interrupted,
+                        steps: step,
+                        stats,
+                        last: member.last.clone(),
+                        final_eval: None,
+                        setup_s,
+                        first_step_s,
+                        wall_s: started.elapsed().as_secs_f64(),
+                        checkpoint_error: Some(e.to_string()),
+                    });
+                }
             }
         }
     }
-    // The end (or a stop) always leaves a checkpoint, so the run can be resumed or extended.
-    if checkpoint_error.is_none() && !matches!(outcome, Outcome::Diverged { .. }) && step > 0 {
-        if let Err(e) = save(step, &model, &optim, &data_rng, on_event) {
-            checkpoint_error = Some(e.to_string());
+    for k in active(&members) {
+        finish(k, &mut members[k], Outcome::Done, step, &model, &optim, (setup_s, first_step_s), on_event);
+    }
+    members.into_iter().map(|m| m.summary.expect("every member finished")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use burn::backend::ndarray::NdArrayDevice;
+
+    use super::*;
+    use crate::runtime::CpuBackend;
+
+    fn spec(seed: u64, steps: usize, grad_clip: f64, arch: &str) -> ExperimentSpec {
+        let text = format!(
+            "name = 'm'\nseed = {seed}\n[task]\nkind = 'linear_regression'\nn_dims = 3\n[model]\n{arch}\n\
+             [train]\nsteps = {steps}\nbatch_size = 8\nlr = 1e-2\ngrad_clip = {grad_clip:?}\neval_every = 3\neval_prompts = 16\nlog_every = 1\n\
+             [train.curriculum]\ndims = {{ start = 2, end = 3, inc = 1, interval = 3 }}\npoints = {{ start = 4, end = 6, inc = 2, interval = 3 }}\n"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    /// Everything a run reports, in order.
+    fn lone(spec: &ExperimentSpec, ctl: &TrainControl) -> (Vec<TrainEvent>, RunSummary) {
+        let mut events = Vec::new();
+        let summary = train::<CpuBackend>(spec, &NdArrayDevice::Cpu, ctl, &mut |e| events.push(e));
+        (events, summary)
+    }
+
+    fn steps_of(events: &[TrainEvent]) -> Vec<(usize, f32, f32, usize, usize)> {
+        events.iter().filter_map(|e| if let TrainEvent::Step(m) = e { Some((m.step, m.loss, m.grad_norm, m.n_points, m.n_dims)) } else { None }).collect()
+    }
+
+    fn evals_of(events: &[TrainEvent]) -> Vec<EvalCurve> {
+        events.iter().filter_map(|e| if let TrainEvent::Eval(c) = e { Some(c.clone()) } else { None }).collect()
+    }
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() <= 1e-4 * (1.0 + b.abs())
+    }
+
+    #[test]
+    fn members_train_as_their_lone_runs_would() {
+        let no = AtomicBool::new(false);
+        let dir = tempfile::tempdir().unwrap();
+        for (arch, clip) in [("arch = 'gpt2'\nn_embd = 16\nn_layer = 1\nn_head = 2\nn_positions = 6", 0.05), ("arch = 'mamba'\nn_embd = 8\nn_layer = 1", 10.0)] {
+            let specs = [spec(5, 7, clip, arch), spec(11, 7, clip, arch)];
+            let roots: Vec<PathBuf> = (0..2).map(|k| dir.path().join(format!("{k}"))).collect();
+            let ctls: Vec<TrainControl> = roots.iter().map(|r| TrainControl { checkpoints: Some(r.clone()), ..TrainControl::new(&no) }).collect();
+            let mut events: Vec<Vec<TrainEvent>> = vec![Vec::new(), Vec::new()];
+            let summaries = train_members::<CpuBackend>(&specs, &NdArrayDevice::Cpu, &ctls, &mut |k, e| events[k].push(e));
+            for k in 0..2 {
+                let (want, want_summary) = lone(&specs[k], &TrainControl::new(&no));
+                let (got, want) = (steps_of(&events[k]), steps_of(&want));
+                assert_eq!(got.len(), 7, "{arch}: member {k} logs every step");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(g.0 == w.0 && g.3 == w.3 && g.4 == w.4 && close(g.1, w.1) && close(g.2, w.2), "{arch}: member {k}: {g:?} against alone {w:?}");
+                }
+                let (got_evals, want_evals) = (evals_of(&events[k]), evals_of(&lone(&specs[k], &TrainControl::new(&no)).0));
+                assert_eq!(got_evals.len(), want_evals.len());
+                for (g, w) in got_evals.iter().zip(&want_evals) {
+                    assert_eq!(g.step, w.step);
+                    let (a, b) = (&g.model.mean, &w.model.mean);
+                    assert!(a.len() == b.len() && a.iter().zip(b).all(|(a, b)| (a.is_nan() && b.is_nan()) || close(*a, *b)), "{arch}: member {k} eval at {}", g.step);
+                }
+                let summary = &summaries[k];
+                assert_eq!((summary.outcome.clone(), summary.steps), (Outcome::Done, 7));
+                assert!(close(summary.last.as_ref().unwrap().loss, want_summary.last.as_ref().unwrap().loss));
+                assert!(summary.final_eval.is_some() && summary.checkpoint_error.is_none());
+            }
+            // Each member's checkpoint is a lone run's: resuming member 1 alone for two more
+            // steps continues exactly as its lone run of 9 steps does.
+            let ckpt = events[1].iter().rev().find_map(|e| if let TrainEvent::Checkpoint(c) = e { Some(c.clone()) } else { None }).unwrap();
+            assert_eq!(ckpt.step, 7);
+            let longer = spec(11, 9, clip, arch);
+            let resumed = TrainControl { resume: Some(ckpt), ..TrainControl::new(&no) };
+            let (resumed, _) = lone(&longer, &resumed);
+            let (straight, _) = lone(&longer, &TrainControl::new(&no));
+            let (r, s) = (steps_of(&resumed), steps_of(&straight));
+            assert_eq!(r.len(), 2);
+            for (g, w) in r.iter().zip(&s[7..]) {
+                assert!(g.0 == w.0 && close(g.1, w.1), "{arch}: resumed member {g:?} against straight {w:?}");
+            }
         }
     }
 
-    let final_eval = match outcome {
-        Outcome::Diverged { .. } => None,
-        _ if step == 0 || checkpoint_error.is_some() => None,
-        _ => {
-            let curve = eval_set.evaluate(&model.valid(), task.as_ref(), final_points, step, device);
-            on_event(TrainEvent::Eval(curve.clone()));
-            Some(curve)
-        }
-    };
-    RunSummary {
-        outcome,
-        steps: step,
-        stats,
-        last,
-        final_eval,
-        setup_s,
-        first_step_s,
-        wall_s: started.elapsed().as_secs_f64(),
-        checkpoint_error,
+    #[test]
+    fn a_stopped_member_ends_alone_and_the_others_go_on() {
+        let (go, stop) = (AtomicBool::new(false), AtomicBool::new(true));
+        let arch = "arch = 'gpt2'\nn_embd = 16\nn_layer = 1\nn_head = 2\nn_positions = 6";
+        let specs = [spec(1, 4, 10.0, arch), spec(2, 4, 10.0, arch)];
+        let ctls = [TrainControl::new(&stop), TrainControl::new(&go)];
+        let mut events: Vec<Vec<TrainEvent>> = vec![Vec::new(), Vec::new()];
+        let summaries = train_members::<CpuBackend>(&specs, &NdArrayDevice::Cpu, &ctls, &mut |k, e| events[k].push(e));
+        assert_eq!((summaries[0].outcome.clone(), summaries[0].steps), (Outcome::Interrupted, 0));
+        assert!(steps_of(&events[0]).is_empty());
+        assert_eq!((summaries[1].outcome.clone(), summaries[1].steps), (Outcome::Done, 4));
+        assert_eq!(steps_of(&events[1]).len(), 4);
+        assert!(!same_but_seed(&specs[0], &spec(1, 5, 10.0, arch)), "a different step count is another spec");
     }
 }

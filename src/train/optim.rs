@@ -49,6 +49,13 @@ impl<B: AutodiffBackend> TrainOptim<B> {
         Self::with_fused(fused_allowed())
     }
 
+    /// The optimiser for a stacked model of `members` members (`models::members`): burn's
+    /// form when there are several, which clips each member by its own norm (the fused step
+    /// clips by one norm over all parameters).
+    pub fn for_members(members: usize) -> Self {
+        Self::with_fused(members == 1 && fused_allowed())
+    }
+
     /// The fused form when `fused` and `B` has it, else burn's.
     pub fn with_fused(fused: bool) -> Self {
         if fused && crate::models::fused_available::<B>() {
@@ -64,13 +71,16 @@ impl<B: AutodiffBackend> TrainOptim<B> {
 
     /// Clips `grads` to global norm `max_norm`, then takes one Adam step of `model` at
     /// learning rate `lr`. Also returns the norm before clipping, on the device (read it only
-    /// when you log it); `None` when no parameter has a gradient.
+    /// when you log it); `None` when no parameter has a gradient. A stacked model's members
+    /// are clipped each by its own norm, returned as `[members]`.
     pub fn step(&mut self, lr: f64, model: IclModel<B>, mut grads: GradientsParams, max_norm: f64) -> (IclModel<B>, Option<Tensor<B::InnerBackend, 1>>) {
+        let members = model.members();
         match self {
             Self::Tensor(adam) => {
-                let norm = clip_global_norm::<B, _>(&model, &mut grads, max_norm);
+                let norm = clip_global_norm::<B, _>(&model, &mut grads, max_norm, members);
                 (adam.step(lr, model, grads), norm)
             }
+            Self::Fused(_) if members > 1 => unreachable!("a stacked model's optimiser comes from TrainOptim::for_members"),
             Self::Fused(records) => fused_step(records, lr, model, &grads, max_norm),
         }
     }
@@ -94,6 +104,34 @@ impl<B: AutodiffBackend> Default for TrainOptim<B> {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Member `k`'s part of a stacked model's optimiser state (`models::members`), keyed as
+/// `model.member(k)`'s parameters are: what a lone run of that member would hold.
+pub fn member_record<B: AutodiffBackend>(record: &OptimRecord<B>, model: &IclModel<B>, k: usize) -> OptimRecord<B> {
+    struct Rows<'a, B: AutodiffBackend> {
+        record: &'a OptimRecord<B>,
+        out: OptimRecord<B>,
+        member: usize,
+        members: usize,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Rows<'_, B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let Some(record) = self.record.get(&param.id) else { return };
+            let state: AdamState<B::InnerBackend, D> = record.clone().into_state();
+            let (k, n) = (self.member, self.members);
+            let rows = |t: Tensor<B::InnerBackend, D>| {
+                let r = crate::models::members::count(t.dims()[0], n);
+                t.narrow(0, k * r, r)
+            };
+            let m = state.momentum;
+            let momentum = AdaptiveMomentumState::new(m.time, rows(m.moment_1), rows(m.moment_2));
+            self.out.insert(param.id, AdaptorRecord::from_state(AdamState::new(momentum)));
+        }
+    }
+    let mut rows = Rows::<B> { record, out: OptimRecord::<B>::default(), member: k, members: model.members() };
+    model.visit(&mut rows);
+    rows.out
 }
 
 fn float<B: Backend, const D: usize>(t: Tensor<B, D>) -> burn::tensor::ops::FloatTensor<B> {
