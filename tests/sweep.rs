@@ -173,15 +173,18 @@ fn runs_in_child_processes_land_in_the_store_as_runs_in_threads_do() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "tiny.toml", &sweep_text(40));
     let mut finals = Vec::new();
-    for mode in ["processes", "threads"] {
-        let store = dir.path().join(mode);
+    // Then each arch's two seeds as the members of one stacked model, in a child process and
+    // in a thread: the same runs again, each as if it had trained alone.
+    for (mode, members) in [("processes", "1"), ("threads", "1"), ("processes", "2"), ("threads", "2")] {
+        let store = dir.path().join(format!("{mode}-{members}"));
         let out = Command::new(env!("CARGO_BIN_EXE_icl-lab"))
             .env("ICL_LAB_SLOTS", mode)
             .arg("--store")
             .arg(&store)
-            .args(["sweep", spec.to_str().unwrap(), "--devices", "cpu,cpu", "--json"])
+            .args(["sweep", spec.to_str().unwrap(), "--devices", "cpu,cpu", "--members", members, "--json"])
             .output()
             .unwrap();
+        let mode = format!("{mode}, {members} per slot");
         assert!(out.status.success(), "{mode}: {}", text(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["counts"]["done"], 4, "{mode}: {v:#}");
@@ -206,12 +209,14 @@ fn runs_in_child_processes_land_in_the_store_as_runs_in_threads_do() {
     }
     // The same runs, steps and losses; the CPU backend's parallel sums may differ in the last
     // bits from one process to another (seen: 1 in 1e7 after 25 steps).
-    let (procs, threads) = (&finals[0], &finals[1]);
-    assert_eq!(procs.iter().map(|r| &r.0).collect::<Vec<_>>(), threads.iter().map(|r| &r.0).collect::<Vec<_>>());
-    for ((name, a), (_, b)) in procs.iter().zip(threads) {
-        assert_eq!(a.iter().map(|p| p.0).collect::<Vec<_>>(), b.iter().map(|p| p.0).collect::<Vec<_>>(), "{name}: the same steps");
-        for (&(step, x), &(_, y)) in a.iter().zip(b) {
-            assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{name} step {step}: loss {x} in a child process, {y} in a thread");
+    let threads = &finals[1];
+    for (other, how) in [(&finals[0], "in a child process"), (&finals[2], "a member in a child process"), (&finals[3], "a member in a thread")] {
+        assert_eq!(other.iter().map(|r| &r.0).collect::<Vec<_>>(), threads.iter().map(|r| &r.0).collect::<Vec<_>>());
+        for ((name, a), (_, b)) in other.iter().zip(threads) {
+            assert_eq!(a.iter().map(|p| p.0).collect::<Vec<_>>(), b.iter().map(|p| p.0).collect::<Vec<_>>(), "{name}: the same steps");
+            for (&(step, x), &(_, y)) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{name} step {step}: loss {x} {how}, {y} alone in a thread");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `--check`, forward+backward time, and the memory-bandwidth floor).
 //! `icl-lab bench models`: the model matrix of issue 7, each config trained in a fresh process.
 //! `icl-lab bench slots`: N runs of one config at once in one pool, against one run.
+//! `icl-lab bench members`: N seeds of one config as one stacked model, against one run.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -63,6 +64,9 @@ pub enum BenchWhat {
     /// The fused optimiser step (global-norm clipping + Adam) on CUDA against burn's
     /// tensor-op form; `--check` compares them first.
     Adam(super::bench_adam::AdamArgs),
+    /// Several seeds of one config trained as one stacked model in this process (`models::members`),
+    /// for each number of members: steps/s per member and together, against one run.
+    Members(super::bench_members::MembersArgs),
     /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
     /// 512, d_state 16), of the kernels alone and through autodiff, against the tensor-op scan
     /// and the memory-bandwidth floor.
@@ -172,6 +176,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::LayerNorm(a) => super::bench_norm::bench_layer_norm(a),
         BenchWhat::Matmul(a) => super::bench_matmul::bench_matmul(a),
         BenchWhat::Adam(a) => super::bench_adam::bench_adam(a),
+        BenchWhat::Members(a) => super::bench_members::bench_members(a),
         BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
         BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),
@@ -484,8 +489,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
 
 /// One config of the models matrix: linear-regression prompts of `points` (x, y) pairs in
 /// `n_dims` dimensions (2·points tokens), batch 64.
-struct ModelCase {
-    label: &'static str,
+pub(super) struct ModelCase {
+    pub(super) label: &'static str,
     model: &'static str,
     n_dims: usize,
     points: usize,
@@ -504,7 +509,7 @@ const MODEL_MATRIX: [ModelCase; 6] = [
 
 impl ModelCase {
     /// The experiment file: fixed prompt length, no evaluation before the end.
-    fn spec(&self, steps: usize) -> String {
+    pub(super) fn spec(&self, steps: usize) -> String {
         let (d, p) = (self.n_dims, self.points);
         format!(
             "name = \"bench-{}\"\nseed = 0\n[task]\nkind = \"linear_regression\"\nn_dims = {d}\n[model]\n{}\n\
@@ -632,21 +637,27 @@ fn wait_or_kill(
 }
 
 /// `--runs 1,4,8`: each a count of concurrent runs, 1 to 64.
-fn parse_run_counts(list: &str) -> Result<Vec<usize>, CliError> {
+/// A comma-separated list of run counts (1 to 64), as option `flag` gave it.
+pub(super) fn parse_run_counts(flag: &str, list: &str) -> Result<Vec<usize>, CliError> {
     list.split(',')
         .map(|n| match n.trim().parse::<usize>() {
             Ok(k) if (1..=64).contains(&k) => Ok(k),
-            _ => Err(CliError::bad_input(format!("--runs: {:?} is not a number of runs from 1 to 64", n.trim()))),
+            _ => Err(CliError::bad_input(format!("{flag}: {:?} is not a number of runs from 1 to 64", n.trim()))),
         })
         .collect()
 }
 
-fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u64, json: bool) -> CliResult {
-    let counts = parse_run_counts(runs)?;
-    let Some(case) = MODEL_MATRIX.iter().find(|c| c.label == config) else {
+/// The config of the models matrix labelled `label` (option `--config`).
+pub(super) fn model_case(label: &str) -> Result<&'static ModelCase, CliError> {
+    MODEL_MATRIX.iter().find(|c| c.label == label).ok_or_else(|| {
         let labels: Vec<_> = MODEL_MATRIX.iter().map(|c| c.label).collect();
-        return Err(CliError::bad_input(format!("--config {config}: not a config; the configs are {}", labels.join(", "))));
-    };
+        CliError::bad_input(format!("--config {label}: not a config; the configs are {}", labels.join(", ")))
+    })
+}
+
+fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u64, json: bool) -> CliResult {
+    let counts = parse_run_counts("--runs", runs)?;
+    let case = model_case(config)?;
     let exe = std::env::current_exe().map_err(CliError::failed)?;
     let tmp = std::env::temp_dir().join(format!("icl-lab-bench-slots-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(CliError::failed)?;
@@ -798,9 +809,9 @@ mod tests {
 
     #[test]
     fn run_counts_parse_and_name_a_bad_entry() {
-        assert_eq!(parse_run_counts("1, 4,16").ok(), Some(vec![1, 4, 16]));
+        assert_eq!(parse_run_counts("--runs", "1, 4,16").ok(), Some(vec![1, 4, 16]));
         for bad in ["0", "1,x", "65", "1,,2"] {
-            let Err(e) = parse_run_counts(bad) else { panic!("{bad} parsed") };
+            let Err(e) = parse_run_counts("--runs", bad) else { panic!("{bad} parsed") };
             let e = e.message;
             assert!(e.starts_with("--runs: ") && e.contains("is not a number of runs from 1 to 64"), "{bad}: {e}");
         }

@@ -4,6 +4,7 @@ mod bench;
 mod bench_adam;
 mod bench_attention;
 mod bench_matmul;
+mod bench_members;
 mod bench_norm;
 mod bench_baselines;
 mod browse;

@@ -38,6 +38,11 @@ pub struct SweepArgs {
     /// per slot; 1 on the CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64), conflicts_with = "slurm")]
     pub slots_per_device: Option<u32>,
+    /// Train up to N runs of one model that differ only in seed as one stacked model per slot
+    /// (one forward and backward a step for all of them: on a GPU, several runs for little more
+    /// than the cost of one; `icl-lab bench members`). Default: 1, or `ICL_LAB_MEMBERS`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64), conflicts_with = "slurm")]
+    pub members: Option<u32>,
     /// Tag every run (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -134,7 +139,7 @@ pub fn sweep(store_path: &Option<PathBuf>, args: SweepArgs) -> CliResult {
             Pool::describe(&slots)
         )));
     }
-    run_here(store_path, expanded.specs, slots, &tags, &args.files, args.json)
+    run_here(store_path, expanded.specs, slots, args.members.map(|n| n as usize), &tags, &args.files, args.json)
 }
 
 fn print_plan(specs: &[ExperimentSpec], json: bool) {
@@ -179,6 +184,7 @@ fn run_here(
     store_path: &Option<PathBuf>,
     specs: Vec<ExperimentSpec>,
     slots: Vec<(device::Device, usize)>,
+    members: Option<usize>,
     tags: &BTreeSet<String>,
     files: &[PathBuf],
     json: bool,
@@ -186,6 +192,9 @@ fn run_here(
     let store = open_store(store_path)?;
     let store_dir = store.path();
     let lab = Arc::new(Lab::open(store, slots.clone()));
+    if let Some(n) = members {
+        lab.set_members(n);
+    }
     let events = lab.events().ok_or_else(|| CliError::failed("the notebook has no worker pool"))?;
     let weak = Arc::downgrade(&lab);
     on_ctrl_c(move || {

@@ -19,7 +19,7 @@ use burn::prelude::*;
 /// Members in a tensor whose first axis holds `rows` rows per member: `total / rows`.
 /// Panics (a model bug, never user input) if `total` is not a multiple of `rows`.
 pub fn count(total: usize, rows: usize) -> usize {
-    assert!(rows > 0 && total % rows == 0, "stacked tensor of {total} rows is not a multiple of {rows}");
+    assert!(rows > 0 && total.is_multiple_of(rows), "stacked tensor of {total} rows is not a multiple of {rows}");
     total / rows
 }
 

@@ -8,10 +8,12 @@
 //! process share one host thread's throughput; separate processes each get their own
 //! (`docs/performance.md`, "Several runs on one GPU").
 //!
-//! The protocol, one JSON value a line: the pool writes a [`ChildJob`] on the child's stdin,
-//! then `stop` when the run is to stop after its current step; a closed stdin (the pool's
-//! process died) stops it too, as does SIGINT. The child writes a [`Message`] per training
-//! event on its stdout, then `done` with the summary or `failed` with the reason. Everything
+//! The protocol, one JSON value a line: the pool writes a [`ChildJob`] on the child's stdin
+//! (one run, or several seeds of one spec as the members of one stacked model), then `stop K`
+//! when member K (0 for a lone run) is to stop after its current step; a closed stdin (the
+//! pool's process died) stops them all, as does SIGINT. The child writes a [`Message`] per
+//! training event on its stdout, tagged with its member, then `done` with the summaries or
+//! `failed` with the reason. Everything
 //! else the child prints goes to its stderr, of which the pool keeps the tail: a child that ends
 //! without `done` or `failed` (a crash, a kill) fails its run with that tail. The child writes
 //! checkpoints into the store's checkpoint directory, as a thread would; only the pool's
@@ -30,7 +32,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 use serde::{Deserialize, Serialize};
 
-use super::{train_on, Device, RunError};
+use super::{train_members_on, Device, RunError};
 use crate::spec::ExperimentSpec;
 use crate::train::{RunSummary, SavedCheckpoint, TrainControl, TrainEvent};
 
@@ -96,22 +98,28 @@ fn choose(mode: &str, program: Option<&WorkerCommand>, slots: &[(Device, usize)]
         .collect()
 }
 
-/// What a child trains: the parts of a job and its `TrainControl` that cross the pipe.
+/// What a child trains: the parts of its jobs and their `TrainControl`s that cross the pipe.
+/// Several specs are the members of one stacked model (`train::train_members`), one per run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChildJob {
-    pub spec: ExperimentSpec,
+    pub specs: Vec<ExperimentSpec>,
     pub device: Device,
-    pub checkpoints: Option<PathBuf>,
+    /// Per member.
+    pub checkpoints: Vec<Option<PathBuf>>,
+    /// A lone run only.
     pub resume: Option<SavedCheckpoint>,
-    pub wall_offset_s: f64,
+    /// Per member.
+    pub wall_offset_s: Vec<f64>,
 }
 
 /// A line of a child's stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Message {
-    Event(TrainEvent),
-    Done(Box<RunSummary>),
+    /// An event of member `.0`.
+    Event(usize, Box<TrainEvent>),
+    /// Every member's summary, in order.
+    Done(Vec<RunSummary>),
     Failed(String),
 }
 
@@ -192,6 +200,19 @@ pub fn train_in_child(
     ctl: &TrainControl,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, RunError> {
+    let mut summaries = train_members_in_child(cmd, device, std::slice::from_ref(spec), std::slice::from_ref(ctl), &mut |_, event| on_event(event))?;
+    Ok(summaries.remove(0))
+}
+
+/// [`train_in_child`] for the members of one stacked model (`runtime::train_members_on`):
+/// `ctls[k].cancel` stops member k, events come as `on_event(member, event)`.
+pub fn train_members_in_child(
+    cmd: &WorkerCommand,
+    device: Device,
+    specs: &[ExperimentSpec],
+    ctls: &[TrainControl],
+    on_event: &mut dyn FnMut(usize, TrainEvent),
+) -> Result<Vec<RunSummary>, RunError> {
     let fail = |reason: String| RunError::Backend { device, reason };
     let mut command = Command::new(&cmd.program);
     command.args(&cmd.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -210,11 +231,11 @@ pub fn train_in_child(
     let stderr = child.stderr.take().expect("stderr is piped");
 
     let job = ChildJob {
-        spec: spec.clone(),
+        specs: specs.to_vec(),
         device,
-        checkpoints: ctl.checkpoints.clone(),
-        resume: ctl.resume.clone(),
-        wall_offset_s: ctl.wall_offset_s,
+        checkpoints: ctls.iter().map(|c| c.checkpoints.clone()).collect(),
+        resume: ctls[0].resume.clone(),
+        wall_offset_s: ctls.iter().map(|c| c.wall_offset_s).collect(),
     };
     let line = serde_json::to_string(&job).expect("a job serialises");
     // A child that cannot read it has died: that is reported below, from its exit status.
@@ -239,19 +260,26 @@ pub fn train_in_child(
     });
 
     let (mut summary, mut failure) = (None, None);
-    let mut asked_to_stop: Option<Instant> = None;
+    // When each member was asked to stop; the child is killed once every member has been
+    // asked and the last of them did not stop in time.
+    let mut asked_to_stop: Vec<Option<Instant>> = vec![None; ctls.len()];
     let mut killed = false;
     loop {
-        if asked_to_stop.is_none() && ctl.cancel.load(Ordering::SeqCst) {
-            let _ = stdin.write_all(b"stop\n").and_then(|_| stdin.flush());
-            asked_to_stop = Some(Instant::now());
+        for (k, ctl) in ctls.iter().enumerate() {
+            if asked_to_stop[k].is_none() && ctl.cancel.load(Ordering::SeqCst) {
+                let _ = writeln!(stdin, "stop {k}").and_then(|_| stdin.flush());
+                asked_to_stop[k] = Some(Instant::now());
+            }
         }
-        if !killed && asked_to_stop.is_some_and(|at| at.elapsed() > STOP_GRACE) {
+        let all_asked = asked_to_stop.iter().map(|a| a.map(|at| at.elapsed())).collect::<Option<Vec<_>>>();
+        if !killed && all_asked.is_some_and(|waited| waited.iter().min().is_some_and(|w| *w > STOP_GRACE)) {
             killed = child.kill().is_ok();
         }
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(Ok(Message::Event(ev))) => on_event(ev),
-            Ok(Ok(Message::Done(s))) => summary = Some(*s),
+            Ok(Ok(Message::Event(k, ev))) if k < ctls.len() => on_event(k, *ev),
+            Ok(Ok(Message::Event(k, _))) => failure = Some(format!("the worker process reported member {k} of {}", ctls.len())),
+            Ok(Ok(Message::Done(s))) if s.len() == ctls.len() => summary = Some(s),
+            Ok(Ok(Message::Done(s))) => failure = Some(format!("the worker process reported {} summaries for {} runs", s.len(), ctls.len())),
             Ok(Ok(Message::Failed(reason))) => failure = Some(reason),
             Ok(Err(line)) => tail.lock().unwrap_or_else(|p| p.into_inner()).push(line),
             Err(RecvTimeoutError::Timeout) => {}
@@ -321,44 +349,61 @@ pub fn serve() -> u8 {
             return 1;
         }
     };
-    let cancel = Arc::new(AtomicBool::new(false));
+    let members = job.specs.len();
+    if members == 0 || job.checkpoints.len() != members || job.wall_offset_s.len() != members {
+        eprintln!("slot-worker: the job lists {members} specs, {} checkpoint directories and {} wall offsets", job.checkpoints.len(), job.wall_offset_s.len());
+        return 1;
+    }
+    let cancels: Arc<Vec<AtomicBool>> = Arc::new((0..members).map(|_| AtomicBool::new(false)).collect());
+    let stop_all = |cancels: &[AtomicBool]| cancels.iter().for_each(|c| c.store(true, Ordering::SeqCst));
     {
-        let cancel = cancel.clone();
+        let cancels = cancels.clone();
         std::thread::spawn(move || {
-            lines_of(std::io::stdin(), |line| line.trim() != "stop");
-            cancel.store(true, Ordering::SeqCst); // `stop`, or the pool's end of the pipe closed
+            lines_of(std::io::stdin(), |line| {
+                // `stop K` stops member K; anything else that says stop stops them all.
+                if let Some(k) = line.trim().strip_prefix("stop").map(str::trim) {
+                    match k.parse::<usize>().ok().and_then(|k| cancels.get(k)) {
+                        Some(c) => c.store(true, Ordering::SeqCst),
+                        None => stop_all(&cancels),
+                    }
+                }
+                true
+            });
+            stop_all(&cancels); // the pool's end of the pipe closed
         });
     }
     {
-        let cancel = cancel.clone();
-        let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
+        let cancels = cancels.clone();
+        let _ = ctrlc::set_handler(move || stop_all(&cancels));
     }
     // burn's autodiff graphs recurse deeply on long prompts: the stack a pool's thread has.
     let trainer = std::thread::Builder::new().name("slot-worker".into()).stack_size(64 << 20).spawn(move || {
         let send = |m: &Message, out: &mut std::io::BufWriter<std::fs::File>| {
             let ok = serde_json::to_writer(&mut *out, m).is_ok() && out.write_all(b"\n").is_ok() && out.flush().is_ok();
             if !ok {
-                cancel.store(true, Ordering::SeqCst); // nobody listens: stop (a checkpoint is saved)
+                stop_all(&cancels); // nobody listens: stop (a checkpoint is saved)
             }
         };
-        let ctl = TrainControl {
-            cancel: &cancel,
-            checkpoints: job.checkpoints.clone(),
-            resume: job.resume.clone(),
-            wall_offset_s: job.wall_offset_s,
-        };
-        let mut last_progress = Instant::now() - PROGRESS_EVERY;
-        let result = train_on(job.device, &job.spec, &ctl, &mut |ev| {
+        let ctls: Vec<TrainControl> = (0..members)
+            .map(|k| TrainControl {
+                cancel: &cancels[k],
+                checkpoints: job.checkpoints[k].clone(),
+                resume: if k == 0 { job.resume.clone() } else { None },
+                wall_offset_s: job.wall_offset_s[k],
+            })
+            .collect();
+        let mut last_progress = vec![Instant::now() - PROGRESS_EVERY; members];
+        let result = train_members_on(job.device, &job.specs, &ctls, &mut |k, ev| {
             if let TrainEvent::Progress { .. } = ev {
-                if last_progress.elapsed() < PROGRESS_EVERY {
+                if last_progress[k].elapsed() < PROGRESS_EVERY {
                     return;
                 }
-                last_progress = Instant::now();
+                last_progress[k] = Instant::now();
             }
-            send(&Message::Event(ev), &mut out);
+            send(&Message::Event(k, Box::new(ev)), &mut out);
         });
         let message = match result {
-            Ok(summary) => Message::Done(Box::new(summary)),
+            Ok(summaries) => Message::Done(summaries),
             Err(e) => Message::Failed(e.to_string()),
         };
         send(&message, &mut out);
@@ -379,14 +424,14 @@ mod tests {
     #[test]
     fn messages_round_trip_through_a_line_of_json() {
         let ckpt = SavedCheckpoint { step: 7, dir: PathBuf::from("/s/checkpoints/u/step-7"), data_word_pos: u128::MAX - 3 };
-        let line = serde_json::to_string(&Message::Event(TrainEvent::Checkpoint(ckpt.clone()))).unwrap();
+        let line = serde_json::to_string(&Message::Event(2, Box::new(TrainEvent::Checkpoint(ckpt.clone())))).unwrap();
         assert!(!line.contains('\n'));
         match serde_json::from_str::<Message>(&line).unwrap() {
-            Message::Event(TrainEvent::Checkpoint(back)) => assert_eq!(back, ckpt),
+            Message::Event(2, ev) => assert!(matches!(*ev, TrainEvent::Checkpoint(ref back) if *back == ckpt), "{ev:?}"),
             other => panic!("{other:?}"),
         }
-        let line = serde_json::to_string(&Message::Event(TrainEvent::Progress { step: 3 })).unwrap();
-        assert!(matches!(serde_json::from_str::<Message>(&line).unwrap(), Message::Event(TrainEvent::Progress { step: 3 })));
+        let line = serde_json::to_string(&Message::Event(0, Box::new(TrainEvent::Progress { step: 3 }))).unwrap();
+        assert!(matches!(serde_json::from_str::<Message>(&line).unwrap(), Message::Event(0, ev) if matches!(*ev, TrainEvent::Progress { step: 3 })));
     }
 
     #[test]

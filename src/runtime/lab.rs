@@ -69,6 +69,14 @@ impl Lab {
         }
     }
 
+    /// Lets each slot train up to `n` runs that differ only in seed as one stacked model
+    /// (`Pool::set_members`).
+    pub fn set_members(&self, n: usize) {
+        if let Some(pool) = &self.pool {
+            pool.set_members(n);
+        }
+    }
+
     /// A lab that only browses: no pool, no edits.
     pub fn read_only(store: SledStore) -> Lab {
         Lab {
@@ -141,21 +149,24 @@ impl Lab {
     /// their ids. `git_dir`: where to look up the commit the runs were made from.
     pub fn launch_tagged(&self, specs: Vec<ExperimentSpec>, tags: &BTreeSet<String>, git_dir: &Path) -> Result<Vec<RunId>, String> {
         let pool = self.pool.as_ref().ok_or("read-only: launching is off")?;
-        let mut ids = Vec::new();
-        let git_commit = store::git_commit(git_dir);
-        for spec in specs {
+        for spec in &specs {
             spec.validate().map_err(|e| e.to_string())?;
+        }
+        if let Some(spec) = specs.iter().find(|s| !Pool::serves(pool.slots(), s.device)) {
+            return Err(format!("{} asks for device {}, but this notebook trains on {}", spec.name, spec.device, Pool::describe(pool.slots())));
+        }
+        let git_commit = store::git_commit(git_dir);
+        let mut jobs = Vec::new();
+        for spec in specs {
             let rec = self
                 .store()
                 .create_run(NewRun { spec: spec.clone(), git_commit: git_commit.clone(), tags: tags.clone() })
                 .map_err(|e| e.to_string())?;
-            let job = Job { run: rec.id, uid: rec.uid, spec, resume: None, train_s: 0.0 };
-            if let Err(e) = pool.submit(job) {
-                let _ = self.store().update(rec.id, &mut |r| r.status = store::Status::Failed { reason: e.to_string() });
-                return Err(e.to_string());
-            }
-            ids.push(rec.id);
+            jobs.push(Job { run: rec.id, uid: rec.uid, spec, resume: None, train_s: 0.0 });
         }
+        let ids = jobs.iter().map(|j| j.run).collect();
+        // All at once: a slot that trains several seeds as one model finds them all queued.
+        pool.submit_all(jobs).map_err(|e| e.to_string())?;
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(ids)
     }

@@ -37,12 +37,24 @@ pub fn train_on(
     ctl: &TrainControl,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<RunSummary, RunError> {
+    let mut summaries = train_members_on(device, std::slice::from_ref(spec), std::slice::from_ref(ctl), &mut |_, event| on_event(event))?;
+    Ok(summaries.remove(0))
+}
+
+/// Trains `specs` (the same but for seed and name) as the members of one stacked model on
+/// `device` (`train::train_members`), turning a backend panic into an error.
+pub fn train_members_on(
+    device: Device,
+    specs: &[ExperimentSpec],
+    ctls: &[TrainControl],
+    on_event: &mut dyn FnMut(usize, TrainEvent),
+) -> Result<Vec<RunSummary>, RunError> {
     let result = catch_unwind(AssertUnwindSafe(|| match device {
-        Device::Cpu => Ok(train::train::<CpuBackend>(spec, &burn::backend::ndarray::NdArrayDevice::Cpu, ctl, on_event)),
+        Device::Cpu => Ok(train::train_members::<CpuBackend>(specs, &burn::backend::ndarray::NdArrayDevice::Cpu, ctls, on_event)),
         #[cfg(feature = "cuda")]
         Device::Cuda(i) => {
             kernel_cache::configure();
-            Ok(train::train::<CudaBackend>(spec, &burn_cuda::CudaDevice::new(i), ctl, on_event))
+            Ok(train::train_members::<CudaBackend>(specs, &burn_cuda::CudaDevice::new(i), ctls, on_event))
         }
         #[cfg(not(feature = "cuda"))]
         Device::Cuda(_) => Err(RunError::Device(DeviceError::NotBuilt(device.to_string()))),

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,13 +21,32 @@ use chrono::Utc;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use super::child::{self, WorkerCommand};
-use super::{train_on, Device};
+use super::{train_members_on, Device};
 use crate::spec::{DeviceSpec, ExperimentSpec};
 use crate::store::{Checkpoint, RunId, Status, WriteOp};
-use crate::train::{Outcome, RunSummary, SavedCheckpoint, TrainControl, TrainEvent};
+use crate::train::{same_but_seed, Outcome, RunSummary, SavedCheckpoint, TrainControl, TrainEvent};
 
 /// Progress events are forwarded to subscribers at most this often per run.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// The environment variable that sets how many runs a slot may train as the members of one
+/// stacked model (`Pool::set_members`); unset: 1.
+pub const MEMBERS_ENV: &str = "ICL_LAB_MEMBERS";
+
+/// The members per slot that `ICL_LAB_MEMBERS` asks for (1 to 64); 1 when unset, and when
+/// set to anything else (with a note on stderr).
+fn members_from_env() -> usize {
+    match std::env::var(MEMBERS_ENV) {
+        Err(_) => 1,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=64).contains(&n) => n,
+            _ => {
+                eprintln!("{MEMBERS_ENV}={v}: not a number from 1 to 64; training one run per slot");
+                1
+            }
+        },
+    }
+}
 
 /// One run to execute.
 #[derive(Debug, Clone)]
@@ -108,6 +127,9 @@ struct Shared {
     /// The store directory (checkpoints go under it); `None`: no checkpoints.
     store_root: Option<PathBuf>,
     subscribers: Mutex<Vec<Sender<PoolEvent>>>,
+    /// Most runs a slot trains at once as one stacked model (`models::members`): queued runs
+    /// of one spec that differ only in seed.
+    members: AtomicUsize,
 }
 
 impl Shared {
@@ -172,6 +194,7 @@ impl Pool {
             children,
             store_root,
             subscribers: Mutex::new(Vec::new()),
+            members: AtomicUsize::new(members_from_env()),
         });
         let mut workers = Vec::new();
         for (group, &(device, count)) in slots.iter().enumerate() {
@@ -194,6 +217,14 @@ impl Pool {
         &self.slots
     }
 
+    /// Lets each slot train up to `n` queued runs at once as the members of one stacked model
+    /// (runs of one spec that differ only in seed, none resuming): one forward and backward a
+    /// step for all, which on a GPU costs little more than one run's (`bench members`). Runs
+    /// taken from now on; 1 (the default, or `ICL_LAB_MEMBERS`) trains one run per slot.
+    pub fn set_members(&self, n: usize) {
+        self.shared.members.store(n.clamp(1, 64), Ordering::SeqCst);
+    }
+
     /// Whether a pool of these slot groups can run a spec that asks for `wanted`.
     pub fn serves(slots: &[(Device, usize)], wanted: DeviceSpec) -> bool {
         slots.iter().any(|&(d, n)| n > 0 && accepts(d, wanted))
@@ -210,6 +241,17 @@ impl Pool {
             return Err(PoolError::NoSlot { run: job.run, wanted: job.spec.device, have: Pool::describe(&self.slots) });
         }
         self.shared.state().queue.push_back(job);
+        self.shared.changed.notify_all();
+        Ok(())
+    }
+
+    /// Queues several runs at once (no worker takes one before all are queued). Fails, queuing
+    /// none, if no slot of this pool can run one of them.
+    pub fn submit_all(&self, jobs: Vec<Job>) -> Result<(), PoolError> {
+        if let Some(job) = jobs.iter().find(|j| !Pool::serves(&self.slots, j.spec.device)) {
+            return Err(PoolError::NoSlot { run: job.run, wanted: job.spec.device, have: Pool::describe(&self.slots) });
+        }
+        self.shared.state().queue.extend(jobs);
         self.shared.changed.notify_all();
         Ok(())
     }
@@ -239,7 +281,9 @@ impl Pool {
         }
         match st.running.get_mut(&run) {
             Some(r) => {
-                r.reason = Some(reason);
+                // The first reason stands: a run cancelled, then caught by a stop of them all,
+                // stays cancelled.
+                r.reason.get_or_insert(reason);
                 r.stop.store(true, Ordering::SeqCst);
                 true
             }
@@ -297,9 +341,12 @@ impl Drop for Pool {
     }
 }
 
+/// A run taken by a worker, with the flag that stops it.
+type Taken = (Job, Arc<AtomicBool>);
+
 fn worker(shared: Arc<Shared>, group: usize, device: Device) {
     loop {
-        let (job, stop) = {
+        let taken = {
             let mut st = shared.state();
             loop {
                 if st.shutdown {
@@ -307,21 +354,30 @@ fn worker(shared: Arc<Shared>, group: usize, device: Device) {
                 }
                 if let Some(pos) = st.queue.iter().position(|j| st.takes(group, device, j, &shared.slots)) {
                     let job = st.queue.remove(pos).expect("position is valid");
-                    let stop = Arc::new(AtomicBool::new(false));
-                    st.running.insert(job.run, Running { device, group, stop: stop.clone(), reason: None });
+                    let mut taken = vec![take(&mut st, job, device, group)];
+                    // Runs that can share this one's model as members come along.
+                    let most = shared.members.load(Ordering::SeqCst);
+                    while taken.len() < most && taken[0].0.resume.is_none() {
+                        let first = &taken[0].0.spec;
+                        let Some(pos) = st.queue.iter().position(|j| j.resume.is_none() && same_but_seed(first, &j.spec) && accepts(device, j.spec.device)) else { break };
+                        let job = st.queue.remove(pos).expect("position is valid");
+                        taken.push(take(&mut st, job, device, group));
+                    }
                     st.idle[group] -= 1;
                     st.busy[group] += 1;
                     // Another group may have left a run to this one: let it look again.
                     shared.changed.notify_all();
-                    break (job, stop);
+                    break taken;
                 }
                 st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         };
-        execute(&shared, group, device, &job, &stop);
+        execute(&shared, group, device, &taken);
         {
             let mut st = shared.state();
-            st.running.remove(&job.run);
+            for (job, _) in &taken {
+                st.running.remove(&job.run);
+            }
             st.busy[group] -= 1;
             st.idle[group] += 1;
         }
@@ -329,33 +385,22 @@ fn worker(shared: Arc<Shared>, group: usize, device: Device) {
     }
 }
 
-fn execute(shared: &Shared, group: usize, device: Device, job: &Job, stop: &AtomicBool) {
-    let run = job.run;
-    let pid = std::process::id();
-    // What was recorded after the checkpoint is trained again: drop it (no stale points).
-    shared.write(WriteOp::Rewind(run, job.resume.as_ref().map_or(0, |c| c.step)));
-    shared.write(WriteOp::Update(
-        run,
-        Box::new(move |r| {
-            r.status = Status::Running;
-            r.started.get_or_insert_with(Utc::now);
-            r.finished = None;
-            r.device = Some(device.to_string());
-            r.pid = Some(pid);
-        }),
-    ));
-    shared.publish(PoolEvent::Started { run, device });
+/// Marks `job` running in `group`, with a fresh stop flag.
+fn take(st: &mut State, job: Job, device: Device, group: usize) -> Taken {
+    let stop = Arc::new(AtomicBool::new(false));
+    st.running.insert(job.run, Running { device, group, stop: stop.clone(), reason: None });
+    (job, stop)
+}
 
-    let ckpt_root = shared.store_root.as_ref().map(|root| root.join("checkpoints").join(&job.uid));
-    let resume = match (&job.resume, &shared.store_root) {
-        (Some(c), Some(root)) => {
-            Some(SavedCheckpoint { step: c.step, dir: root.join(&c.dir), data_word_pos: c.data_word_pos })
-        }
-        _ => None,
-    };
-    let ctl = TrainControl { cancel: stop, checkpoints: ckpt_root, resume, wall_offset_s: job.train_s };
-    let mut last_progress = Instant::now() - PROGRESS_EVERY;
-    let mut on_event = |ev: TrainEvent| {
+/// Writes one run's training events to the store and passes them on to subscribers.
+struct Reporter {
+    run: RunId,
+    last_progress: Instant,
+}
+
+impl Reporter {
+    fn report(&mut self, shared: &Shared, ev: TrainEvent) {
+        let run = self.run;
         match &ev {
             TrainEvent::Started { stats, .. } => {
                 let (params, flops) = (stats.params, stats.flops_per_token);
@@ -379,34 +424,74 @@ fn execute(shared: &Shared, group: usize, device: Device, job: &Job, stop: &Atom
                 }
             }
             TrainEvent::Progress { .. } => {
-                if last_progress.elapsed() < PROGRESS_EVERY {
+                if self.last_progress.elapsed() < PROGRESS_EVERY {
                     return;
                 }
-                last_progress = Instant::now();
+                self.last_progress = Instant::now();
             }
         }
         shared.publish(PoolEvent::Train { run, event: ev });
-    };
-    let result = match &shared.children[group] {
-        Some(cmd) => child::train_in_child(cmd, device, &job.spec, &ctl, &mut on_event),
-        None => train_on(device, &job.spec, &ctl, &mut on_event),
-    };
-    let reason = shared.state().running.get(&run).and_then(|r| r.reason);
-    let (status, train_s, summary) = match result {
-        Ok(s) => {
-            let status = match (&s.outcome, &s.checkpoint_error) {
-                (_, Some(e)) => Status::Failed { reason: e.clone() },
-                (Outcome::Done, _) => Status::Done,
-                (Outcome::Interrupted, _) if reason == Some(StopReason::Cancel) => Status::Cancelled,
-                (Outcome::Interrupted, _) => Status::Interrupted,
-                (Outcome::Diverged { loss }, _) => Status::Diverged { step: s.steps, loss: *loss },
+    }
+}
+
+/// Trains the runs a worker took: one run, or several as the members of one stacked model.
+fn execute(shared: &Shared, group: usize, device: Device, taken: &[Taken]) {
+    let pid = std::process::id();
+    for (job, _) in taken {
+        let run = job.run;
+        // What was recorded after the checkpoint is trained again: drop it (no stale points).
+        shared.write(WriteOp::Rewind(run, job.resume.as_ref().map_or(0, |c| c.step)));
+        shared.write(WriteOp::Update(
+            run,
+            Box::new(move |r| {
+                r.status = Status::Running;
+                r.started.get_or_insert_with(Utc::now);
+                r.finished = None;
+                r.device = Some(device.to_string());
+                r.pid = Some(pid);
+            }),
+        ));
+        shared.publish(PoolEvent::Started { run, device });
+    }
+
+    let ctls: Vec<TrainControl> = taken
+        .iter()
+        .map(|(job, stop)| {
+            let checkpoints = shared.store_root.as_ref().map(|root| root.join("checkpoints").join(&job.uid));
+            let resume = match (&job.resume, &shared.store_root) {
+                (Some(c), Some(root)) => Some(SavedCheckpoint { step: c.step, dir: root.join(&c.dir), data_word_pos: c.data_word_pos }),
+                _ => None,
             };
-            (status, s.wall_s - s.setup_s, Some(Box::new(s)))
-        }
-        Err(e) => (Status::Failed { reason: e.to_string() }, 0.0, None),
+            TrainControl { cancel: stop, checkpoints, resume, wall_offset_s: job.train_s }
+        })
+        .collect();
+    let specs: Vec<ExperimentSpec> = taken.iter().map(|(job, _)| job.spec.clone()).collect();
+    let mut reporters: Vec<Reporter> = taken.iter().map(|(job, _)| Reporter { run: job.run, last_progress: Instant::now() - PROGRESS_EVERY }).collect();
+    let mut on_event = |k: usize, ev: TrainEvent| reporters[k].report(shared, ev);
+    let result = match &shared.children[group] {
+        Some(cmd) => child::train_members_in_child(cmd, device, &specs, &ctls, &mut on_event),
+        None => train_members_on(device, &specs, &ctls, &mut on_event),
     };
-    shared.write(WriteOp::Finish { run, status: status.clone(), train_s: train_s.max(0.0) });
-    shared.publish(PoolEvent::Finished { run, status, summary });
+    for (k, (job, _)) in taken.iter().enumerate() {
+        let run = job.run;
+        let reason = shared.state().running.get(&run).and_then(|r| r.reason);
+        let (status, train_s, summary) = match &result {
+            Ok(summaries) => {
+                let s = summaries[k].clone();
+                let status = match (&s.outcome, &s.checkpoint_error) {
+                    (_, Some(e)) => Status::Failed { reason: e.clone() },
+                    (Outcome::Done, _) => Status::Done,
+                    (Outcome::Interrupted, _) if reason == Some(StopReason::Cancel) => Status::Cancelled,
+                    (Outcome::Interrupted, _) => Status::Interrupted,
+                    (Outcome::Diverged { loss }, _) => Status::Diverged { step: s.steps, loss: *loss },
+                };
+                (status, s.wall_s - s.setup_s, Some(Box::new(s)))
+            }
+            Err(e) => (Status::Failed { reason: e.to_string() }, 0.0, None),
+        };
+        shared.write(WriteOp::Finish { run, status: status.clone(), train_s: train_s.max(0.0) });
+        shared.publish(PoolEvent::Finished { run, status, summary });
+    }
 }
 
 #[cfg(test)]
@@ -511,6 +596,47 @@ mod tests {
                 assert!(reason.contains("cannot start a worker process (/nonexistent/icl-lab)"), "{reason}");
                 break;
             }
+        }
+    }
+
+    /// With members allowed, one slot takes the queued runs that differ only in seed together
+    /// (up to the limit) and leaves a run of another spec queued; a stop reaches each member.
+    #[test]
+    fn a_slot_takes_seeds_of_one_spec_together_as_members() {
+        let pool = Pool::new(vec![(Device::Cpu, 1)], None, None);
+        pool.set_members(3);
+        let events = pool.subscribe();
+        let mut jobs: Vec<Job> = (1..=4).map(|run| job(run, DeviceSpec::Auto, 100_000)).collect();
+        for (seed, j) in jobs.iter_mut().enumerate() {
+            j.spec.seed = seed as u64;
+        }
+        let mut other = job(5, DeviceSpec::Auto, 100_000);
+        other.spec.train.lr *= 2.0;
+        jobs.insert(1, other);
+        pool.submit_all(jobs).unwrap();
+        let mut started = Vec::new();
+        while started.len() < 3 {
+            if let PoolEvent::Started { run, .. } = events.recv_timeout(Duration::from_secs(30)).expect("runs start") {
+                started.push(run);
+            }
+        }
+        started.sort();
+        assert_eq!(started, [1, 2, 3], "the first run and the next two of its spec");
+        let snap = pool.snapshot();
+        assert_eq!(snap.group_runs, [vec![1, 2, 3]]);
+        assert_eq!(snap.queued, [5, 4], "another spec, and a seed beyond the limit, wait");
+        assert!(pool.stop(2, StopReason::Cancel));
+        pool.stop_all(StopReason::Interrupt);
+        pool.wait_idle();
+        let mut ended = std::collections::BTreeMap::new();
+        while let Ok(ev) = events.try_recv() {
+            if let PoolEvent::Finished { run, status, .. } = ev {
+                ended.insert(run, status);
+            }
+        }
+        assert_eq!(ended.get(&2), Some(&Status::Cancelled));
+        for run in [1, 3, 4, 5] {
+            assert_eq!(ended.get(&run), Some(&Status::Interrupted), "run {run}");
         }
     }
 
