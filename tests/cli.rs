@@ -213,6 +213,29 @@ fn bench_slots_measures_runs_together() {
     assert_bad_input(&run(&["bench", "slots", "--config", "nope"]), "--config nope: not a config; the configs are gpt2-e128-l2-t82");
 }
 
+/// `bench members` trains K seeds of one config as one stacked model and reports each member's
+/// rate and the members' together against one run (a few CPU steps here).
+#[test]
+fn bench_members_measures_seeds_as_one_model() {
+    let out = run(&["bench", "members", "--device", "cpu", "--members", "1,2", "--steps", "2", "--json"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("steps/s per member") && stdout.contains("vs one run"), "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["members"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    for r in rows {
+        let (each, together) = (r["steps_per_s_per_member"].as_f64().unwrap(), r["steps_per_s_together"].as_f64().unwrap());
+        assert!(each > 0.0 && (together - each * r["members"].as_f64().unwrap()).abs() < 1e-9, "{r}");
+    }
+    let want = rows[1]["steps_per_s_together"].as_f64().unwrap() / rows[0]["steps_per_s_together"].as_f64().unwrap();
+    assert!((rows[1]["vs_one_run"].as_f64().unwrap() - want).abs() < 1e-9, "{json}");
+
+    assert_bad_input(&run(&["bench", "members", "--members", "4,0"]), "--members: \"0\" is not a number of runs from 1 to 64");
+    assert_bad_input(&run(&["bench", "members", "--config", "nope"]), "--config nope: not a config");
+    assert_bad_input(&run(&["bench", "members", "--steps", "1"]), "--steps 1: at least 2");
+}
+
 /// `bench scan` names a bad `--against` or `--kernel` before it looks for a GPU; `--against
 /// none` is accepted (it then needs CUDA, which this machine may lack: either way no bad input).
 #[test]

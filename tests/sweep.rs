@@ -87,6 +87,7 @@ fn bad_flags_and_sweeps_name_what_is_wrong() {
     assert_bad_input(&sweep(&store, &[f, "--devices", "cuda:64"]), "--devices: entry \"cuda:64\"");
     assert_bad_input(&sweep(&store, &[f, "--scale", "1.5"]), "--scale must be in (0, 1], got 1.5");
     assert_bad_input(&sweep(&store, &[f, "--tag", "a b"]), "bad tag \"a b\"");
+    assert_bad_input(&sweep(&store, &[f, "--members", "0"]), "--members <N>");
     let bad = write(dir.path(), "bad.toml", &sweep_text(40).replace("arch = \"mamba\"\nn_embd = 16", "arch = \"mamba\"\nn_embd = 0"));
     assert_bad_input(&sweep(&store, &[bad.to_str().unwrap()]), "bad.toml: models[1].n_embd must be >= 1, got 0");
     // The same runs twice (one file given twice) would collide by name.

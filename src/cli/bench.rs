@@ -114,7 +114,8 @@ pub enum BenchWhat {
     },
     /// Several runs of one config at once in one notebook pool (`icl-lab sweep --devices DEV
     /// --slots-per-device N`: on CUDA each run in its own child process), for each N: steps/s
-    /// per run and together, against one run.
+    /// per run and together, against one run. With `--members M`, each slot trains up to M
+    /// seeds as one stacked model (`sweep --members M`, N/M slots).
     Slots {
         /// Device for the runs.
         #[arg(long, default_value = "cuda:0")]
@@ -128,6 +129,9 @@ pub enum BenchWhat {
         /// Steps per run; steps/s is each run's rate over its second half.
         #[arg(long, default_value_t = 300)]
         steps: usize,
+        /// Seeds per slot trained as one stacked model (`sweep --members`).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        members: u32,
         /// Seconds before a sweep is killed.
         #[arg(long, default_value_t = 600)]
         timeout: u64,
@@ -179,7 +183,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Members(a) => super::bench_members::bench_members(a),
         BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
-        BenchWhat::Slots { device, runs, config, steps, timeout, json } => bench_slots(&device, &runs, &config, steps, timeout, json),
+        BenchWhat::Slots { device, runs, config, steps, members, timeout, json } => bench_slots(&device, &runs, &config, steps, members as usize, timeout, json),
     }
 }
 
@@ -655,13 +659,13 @@ pub(super) fn model_case(label: &str) -> Result<&'static ModelCase, CliError> {
     })
 }
 
-fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u64, json: bool) -> CliResult {
+fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, members: usize, timeout: u64, json: bool) -> CliResult {
     let counts = parse_run_counts("--runs", runs)?;
     let case = model_case(config)?;
     let exe = std::env::current_exe().map_err(CliError::failed)?;
     let tmp = std::env::temp_dir().join(format!("icl-lab-bench-slots-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(CliError::failed)?;
-    println!("{config}, {steps} steps a run, on {device}");
+    println!("{config}, {steps} steps a run, on {device}, up to {members} seed(s) a slot as one model");
     println!("{:>5} {:>18} {:>10} {:>12} {:>8}", "runs", "steps/s per run", "together", "vs one run", "wall s");
     let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut one_run: Option<f64> = None;
@@ -679,7 +683,7 @@ fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, timeout: u6
             .arg(&store)
             .arg("sweep")
             .arg(&file)
-            .args(["--devices", device, "--slots-per-device", &n.to_string(), "--json"])
+            .args(["--devices", device, "--slots-per-device", &n.div_ceil(members).to_string(), "--members", &members.to_string(), "--json"])
             .stdout(out_file)
             .stderr(Stdio::null())
             .spawn()

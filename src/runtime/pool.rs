@@ -86,11 +86,16 @@ pub struct PoolSnapshot {
     pub running: Vec<(RunId, Device)>,
     /// The runs in each slot group's slots (same order as `slots`).
     pub group_runs: Vec<Vec<RunId>>,
+    /// Per slot group, its busy slots, each with the runs it trains (several: the members of
+    /// one stacked model, `Pool::set_members`).
+    pub group_slots: Vec<Vec<Vec<RunId>>>,
 }
 
 struct Running {
     device: Device,
     group: usize,
+    /// The first run its slot took: runs with the same lead train as one model.
+    lead: RunId,
     stop: Arc<AtomicBool>,
     reason: Option<StopReason>,
 }
@@ -307,11 +312,18 @@ impl Pool {
         let mut running: Vec<_> = st.running.iter().map(|(id, r)| (*id, r.device)).collect();
         running.sort();
         let mut group_runs = vec![Vec::new(); self.slots.len()];
+        let mut by_lead = vec![std::collections::BTreeMap::<RunId, Vec<RunId>>::new(); self.slots.len()];
         for (id, r) in &st.running {
             group_runs[r.group].push(*id);
+            by_lead[r.group].entry(r.lead).or_default().push(*id);
         }
         group_runs.iter_mut().for_each(|g| g.sort());
-        PoolSnapshot { slots: self.slots.clone(), queued: st.queue.iter().map(|j| j.run).collect(), running, group_runs }
+        let sorted = |mut runs: Vec<RunId>| {
+            runs.sort();
+            runs
+        };
+        let group_slots = by_lead.into_iter().map(|slots| slots.into_values().map(sorted).collect()).collect();
+        PoolSnapshot { slots: self.slots.clone(), queued: st.queue.iter().map(|j| j.run).collect(), running, group_runs, group_slots }
     }
 
     /// Queued plus running.
@@ -354,14 +366,15 @@ fn worker(shared: Arc<Shared>, group: usize, device: Device) {
                 }
                 if let Some(pos) = st.queue.iter().position(|j| st.takes(group, device, j, &shared.slots)) {
                     let job = st.queue.remove(pos).expect("position is valid");
-                    let mut taken = vec![take(&mut st, job, device, group)];
+                    let lead = job.run;
+                    let mut taken = vec![take(&mut st, job, device, group, lead)];
                     // Runs that can share this one's model as members come along.
                     let most = shared.members.load(Ordering::SeqCst);
                     while taken.len() < most && taken[0].0.resume.is_none() {
                         let first = &taken[0].0.spec;
                         let Some(pos) = st.queue.iter().position(|j| j.resume.is_none() && same_but_seed(first, &j.spec) && accepts(device, j.spec.device)) else { break };
                         let job = st.queue.remove(pos).expect("position is valid");
-                        taken.push(take(&mut st, job, device, group));
+                        taken.push(take(&mut st, job, device, group, lead));
                     }
                     st.idle[group] -= 1;
                     st.busy[group] += 1;
@@ -385,10 +398,10 @@ fn worker(shared: Arc<Shared>, group: usize, device: Device) {
     }
 }
 
-/// Marks `job` running in `group`, with a fresh stop flag.
-fn take(st: &mut State, job: Job, device: Device, group: usize) -> Taken {
+/// Marks `job` running in `group` (in the slot of run `lead`), with a fresh stop flag.
+fn take(st: &mut State, job: Job, device: Device, group: usize, lead: RunId) -> Taken {
     let stop = Arc::new(AtomicBool::new(false));
-    st.running.insert(job.run, Running { device, group, stop: stop.clone(), reason: None });
+    st.running.insert(job.run, Running { device, group, lead, stop: stop.clone(), reason: None });
     (job, stop)
 }
 
@@ -624,6 +637,7 @@ mod tests {
         assert_eq!(started, [1, 2, 3], "the first run and the next two of its spec");
         let snap = pool.snapshot();
         assert_eq!(snap.group_runs, [vec![1, 2, 3]]);
+        assert_eq!(snap.group_slots, [vec![vec![1, 2, 3]]], "one slot trains the three");
         assert_eq!(snap.queued, [5, 4], "another spec, and a seed beyond the limit, wait");
         assert!(pool.stop(2, StopReason::Cancel));
         pool.stop_all(StopReason::Interrupt);

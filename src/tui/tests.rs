@@ -108,7 +108,7 @@ impl Fake {
             record(5, "mamba", 1, Status::Running, None),
         ];
         f.runs.borrow_mut()[4].step = 700;
-        *f.queue.borrow_mut() = PoolSnapshot { slots: vec![(Device::Cpu, 1)], queued: vec![], running: vec![(5, Device::Cpu)], group_runs: vec![vec![5]] };
+        *f.queue.borrow_mut() = PoolSnapshot { slots: vec![(Device::Cpu, 1)], queued: vec![], running: vec![(5, Device::Cpu)], group_runs: vec![vec![5]], group_slots: vec![vec![vec![5]]] };
         f
     }
 }
@@ -374,8 +374,10 @@ fn queue_view_shows_each_slot_group_with_its_slots() {
     *nb.queue.borrow_mut() = PoolSnapshot {
         slots: vec![(Device::Cuda(0), 2), (Device::Cuda(0), 2), (Device::Cuda(1), 2)],
         queued: vec![],
-        running: vec![(3, Device::Cuda(0)), (4, Device::Cuda(0)), (5, Device::Cuda(1))],
-        group_runs: vec![vec![3, 4], vec![], vec![5]],
+        running: vec![(3, Device::Cuda(0)), (4, Device::Cuda(0)), (5, Device::Cuda(1)), (6, Device::Cuda(1)), (7, Device::Cuda(1))],
+        group_runs: vec![vec![3, 4], vec![], vec![5, 6, 7]],
+        // cuda:1's slot trains three seeds as one model.
+        group_slots: vec![vec![vec![3], vec![4]], vec![], vec![vec![5, 6, 7]]],
     };
     let mut a = app(&nb);
     a.view = View::Queue;
@@ -384,7 +386,7 @@ fn queue_view_shows_each_slot_group_with_its_slots() {
     assert_eq!(rows.len(), 3, "{screen}");
     assert!(rows[0].contains("cuda:0") && rows[0].contains("2/2 busy") && rows[0].contains("[#3] [#4]"), "{screen}");
     assert!(rows[1].contains("cuda:0") && rows[1].contains("0/2 busy") && rows[1].contains("[ ] [ ]"), "{screen}");
-    assert!(rows[2].contains("cuda:1") && rows[2].contains("1/2 busy") && rows[2].contains("[#5] [ ]"), "{screen}");
+    assert!(rows[2].contains("cuda:1") && rows[2].contains("1/2 busy") && rows[2].contains("[#5 #6 #7] [ ]"), "{screen}");
 }
 
 /// Two arrays as the Slurm watcher would report them: one half done with a failed task, one

@@ -607,17 +607,22 @@ fn draw_queue(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         None => [rest, Rect::default()],
     };
     // One row per slot group (a device may have several): its slots, each free or its run.
+    // A slot training several seeds as one model shows them all: `[#3 #4]`.
+    let slot_texts: Vec<String> = q
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(g, (_, n))| {
+            let busy = q.group_slots.get(g).map_or(&[][..], Vec::as_slice);
+            let slot = |i: usize| busy.get(i).map_or("[ ]".into(), |runs| format!("[{}]", runs.iter().map(|id| format!("#{id}")).collect::<Vec<_>>().join(" ")));
+            (0..*n).map(slot).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
     let dev_rows = q.slots.iter().enumerate().map(|(g, (d, n))| {
-        let runs = q.group_runs.get(g).map_or(&[][..], Vec::as_slice);
-        let slots: Vec<String> = (0..*n).map(|i| runs.get(i).map_or("[ ]".into(), |id| format!("[#{id}]"))).collect();
-        Row::new(vec![
-            d.to_string(),
-            format!("{}/{n} busy", runs.len()),
-            slots.join(" "),
-            app.gpu_info.get(d).cloned().unwrap_or_default(),
-        ])
+        let busy = q.group_slots.get(g).map_or(0, Vec::len);
+        Row::new(vec![d.to_string(), format!("{busy}/{n} busy"), slot_texts[g].clone(), app.gpu_info.get(d).cloned().unwrap_or_default()])
     });
-    let slots_width = q.slots.iter().map(|(_, n)| n * 7).max().unwrap_or(0).clamp(3, 60) as u16;
+    let slots_width = slot_texts.iter().map(|t| t.chars().count()).max().unwrap_or(0).clamp(3, 60) as u16;
     f.render_widget(
         Table::new(
             dev_rows,
