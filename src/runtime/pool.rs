@@ -409,12 +409,23 @@ fn take(st: &mut State, job: Job, device: Device, group: usize, lead: RunId) -> 
 struct Reporter {
     run: RunId,
     last_progress: Instant,
+    /// Its end is recorded (`TrainEvent::Ended`: a member may end before its group).
+    ended: bool,
 }
 
 impl Reporter {
     fn report(&mut self, shared: &Shared, ev: TrainEvent) {
         let run = self.run;
         match &ev {
+            TrainEvent::Ended(summary) => {
+                if !self.ended {
+                    self.ended = true;
+                    finish(shared, run, Ok((**summary).clone()));
+                    shared.state().running.remove(&run);
+                    shared.changed.notify_all();
+                }
+                return;
+            }
             TrainEvent::Started { stats, .. } => {
                 let (params, flops) = (stats.params, stats.flops_per_token);
                 shared.write(WriteOp::Update(
@@ -479,32 +490,39 @@ fn execute(shared: &Shared, group: usize, device: Device, taken: &[Taken]) {
         })
         .collect();
     let specs: Vec<ExperimentSpec> = taken.iter().map(|(job, _)| job.spec.clone()).collect();
-    let mut reporters: Vec<Reporter> = taken.iter().map(|(job, _)| Reporter { run: job.run, last_progress: Instant::now() - PROGRESS_EVERY }).collect();
+    let mut reporters: Vec<Reporter> = taken.iter().map(|(job, _)| Reporter { run: job.run, last_progress: Instant::now() - PROGRESS_EVERY, ended: false }).collect();
     let mut on_event = |k: usize, ev: TrainEvent| reporters[k].report(shared, ev);
     let result = match &shared.children[group] {
         Some(cmd) => child::train_members_in_child(cmd, device, &specs, &ctls, &mut on_event),
         None => train_members_on(device, &specs, &ctls, &mut on_event),
     };
-    for (k, (job, _)) in taken.iter().enumerate() {
-        let run = job.run;
-        let reason = shared.state().running.get(&run).and_then(|r| r.reason);
-        let (status, train_s, summary) = match &result {
-            Ok(summaries) => {
-                let s = summaries[k].clone();
-                let status = match (&s.outcome, &s.checkpoint_error) {
-                    (_, Some(e)) => Status::Failed { reason: e.clone() },
-                    (Outcome::Done, _) => Status::Done,
-                    (Outcome::Interrupted, _) if reason == Some(StopReason::Cancel) => Status::Cancelled,
-                    (Outcome::Interrupted, _) => Status::Interrupted,
-                    (Outcome::Diverged { loss }, _) => Status::Diverged { step: s.steps, loss: *loss },
-                };
-                (status, s.wall_s - s.setup_s, Some(Box::new(s)))
-            }
-            Err(e) => (Status::Failed { reason: e.to_string() }, 0.0, None),
-        };
-        shared.write(WriteOp::Finish { run, status: status.clone(), train_s: train_s.max(0.0) });
-        shared.publish(PoolEvent::Finished { run, status, summary });
+    // Runs whose end was not reported (a lone run's summary is also the result; a failed
+    // worker reports none).
+    for (k, reporter) in reporters.iter().enumerate() {
+        if !reporter.ended {
+            finish(shared, reporter.run, result.as_ref().map(|summaries| summaries[k].clone()).map_err(|e| e.to_string()));
+        }
     }
+}
+
+/// Records how `run` ended (its summary, or why it failed) and tells the subscribers.
+fn finish(shared: &Shared, run: RunId, result: Result<RunSummary, String>) {
+    let reason = shared.state().running.get(&run).and_then(|r| r.reason);
+    let (status, train_s, summary) = match result {
+        Ok(s) => {
+            let status = match (&s.outcome, &s.checkpoint_error) {
+                (_, Some(e)) => Status::Failed { reason: e.clone() },
+                (Outcome::Done, _) => Status::Done,
+                (Outcome::Interrupted, _) if reason == Some(StopReason::Cancel) => Status::Cancelled,
+                (Outcome::Interrupted, _) => Status::Interrupted,
+                (Outcome::Diverged { loss }, _) => Status::Diverged { step: s.steps, loss: *loss },
+            };
+            (status, s.wall_s - s.setup_s, Some(Box::new(s)))
+        }
+        Err(reason) => (Status::Failed { reason }, 0.0, None),
+    };
+    shared.write(WriteOp::Finish { run, status: status.clone(), train_s: train_s.max(0.0) });
+    shared.publish(PoolEvent::Finished { run, status, summary });
 }
 
 #[cfg(test)]
@@ -639,10 +657,18 @@ mod tests {
         assert_eq!(snap.group_runs, [vec![1, 2, 3]]);
         assert_eq!(snap.group_slots, [vec![vec![1, 2, 3]]], "one slot trains the three");
         assert_eq!(snap.queued, [5, 4], "another spec, and a seed beyond the limit, wait");
+        // A stopped member ends at once; its group goes on.
         assert!(pool.stop(2, StopReason::Cancel));
+        let mut ended = std::collections::BTreeMap::new();
+        while !ended.contains_key(&2) {
+            if let PoolEvent::Finished { run, status, .. } = events.recv_timeout(Duration::from_secs(30)).expect("run 2 ends") {
+                ended.insert(run, status);
+            }
+        }
+        assert_eq!(ended.len(), 1, "only run 2 ended: {ended:?}");
+        assert_eq!(pool.snapshot().group_slots, [vec![vec![1, 3]]]);
         pool.stop_all(StopReason::Interrupt);
         pool.wait_idle();
-        let mut ended = std::collections::BTreeMap::new();
         while let Ok(ev) = events.try_recv() {
             if let PoolEvent::Finished { run, status, .. } = ev {
                 ended.insert(run, status);

@@ -60,6 +60,9 @@ pub enum TrainEvent {
     Eval(EvalCurve),
     /// Weights and optimiser state were saved (complete: written, then renamed into place).
     Checkpoint(SavedCheckpoint),
+    /// The run's training is over, with its summary (the last event of a run; a member of a
+    /// stacked model may end while the others go on).
+    Ended(Box<RunSummary>),
 }
 
 /// A checkpoint on disk: `dir` holds `model.bin` and `optim.bin` (burn records).
@@ -294,7 +297,7 @@ pub fn train_members<B: AutodiffBackend>(
             Err(e) => {
                 let wall_s = started.elapsed().as_secs_f64();
                 let stats = ModelStats { params, flops_per_token: 0.0 };
-                return vec![RunSummary {
+                let summary = RunSummary {
                     outcome: Outcome::Interrupted,
                     steps: 0,
                     stats,
@@ -304,7 +307,9 @@ pub fn train_members<B: AutodiffBackend>(
                     first_step_s: None,
                     wall_s,
                     checkpoint_error: Some(e.to_string()),
-                }];
+                };
+                on_event(0, TrainEvent::Ended(Box::new(summary.clone())));
+                return vec![summary];
             }
         }
         step = ckpt.step;
@@ -340,7 +345,7 @@ pub fn train_members<B: AutodiffBackend>(
             on_event(k, TrainEvent::Eval(curve.clone()));
             curve
         });
-        member.summary = Some(RunSummary {
+        let summary = RunSummary {
             outcome,
             steps: step,
             stats,
@@ -350,7 +355,9 @@ pub fn train_members<B: AutodiffBackend>(
             first_step_s: timing.1,
             wall_s: started.elapsed().as_secs_f64(),
             checkpoint_error,
-        });
+        };
+        on_event(k, TrainEvent::Ended(Box::new(summary.clone())));
+        member.summary = Some(summary);
     };
     let setup_s = started.elapsed().as_secs_f64();
     for k in 0..count {
@@ -430,7 +437,7 @@ pub fn train_members<B: AutodiffBackend>(
                 if let Err(e) = save(k, step, &model, &optim, &members[k].data_rng, on_event) {
                     // A run whose checkpoint cannot be written stops: it could not be resumed.
                     let member = &mut members[k];
-                    member.summary = Some(RunSummary {
+                    let summary = RunSummary {
                         outcome: Outcome::Interrupted,
                         steps: step,
                         stats,
@@ -440,7 +447,9 @@ pub fn train_members<B: AutodiffBackend>(
                         first_step_s,
                         wall_s: started.elapsed().as_secs_f64(),
                         checkpoint_error: Some(e.to_string()),
-                    });
+                    };
+                    on_event(k, TrainEvent::Ended(Box::new(summary.clone())));
+                    member.summary = Some(summary);
                 }
             }
         }
