@@ -206,7 +206,12 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
 }
 
 /// The members' samples as one batch, one after another (`models::members`).
-fn concat_samples(samples: Vec<tasks::Sample>) -> (Vec<f32>, Target, usize, usize) {
+fn concat_samples(mut samples: Vec<tasks::Sample>) -> (Vec<f32>, Target, usize, usize) {
+    if samples.len() == 1 {
+        let s = samples.pop().expect("one sample");
+        let b = s.b();
+        return (s.tokens, s.target, b, s.t);
+    }
     let (b, t) = (samples.iter().map(|s| s.b()).sum(), samples[0].t);
     let mut tokens = Vec::new();
     let mut target = None::<Target>;
