@@ -230,6 +230,9 @@ fn bench_members_measures_seeds_as_one_model() {
     }
     let want = rows[1]["steps_per_s_together"].as_f64().unwrap() / rows[0]["steps_per_s_together"].as_f64().unwrap();
     assert!((rows[1]["vs_one_run"].as_f64().unwrap() - want).abs() < 1e-9, "{json}");
+    // Member 0 is seed 0, as the lone run: the same logged losses (CPU: equal up to rounding).
+    assert_eq!(rows[1]["seed0_losses"].as_array().unwrap().len(), 2, "{json}");
+    assert!(rows[1]["seed0_loss_rel_gap"].as_f64().unwrap() < 1e-4, "{json}");
 
     assert_bad_input(&run(&["bench", "members", "--members", "4,0"]), "--members: \"0\" is not a number of runs from 1 to 64");
     assert_bad_input(&run(&["bench", "members", "--config", "nope"]), "--config nope: not a config");

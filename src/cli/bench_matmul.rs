@@ -138,9 +138,9 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
         use crate::models::dense::{compare_linear, CHECK_SHAPES, COMPARED, TF32_TOLERANCE};
         type Ad = crate::runtime::CudaBackend;
         println!("linear layers (chosen strategies | burn's) against burn's Linear in f64 on the CPU, max |error| / max |reference|:");
-        let mut table = super::bench::CheckTable::new(&COMPARED, "burn_errors", 20, TF32_TOLERANCE);
+        let mut table = super::bench::CheckTable::new(&COMPARED, "burn_errors", 26, TF32_TOLERANCE);
         let burn_heads = COMPARED.map(|c| format!("burn {c}"));
-        println!("{}", table.header("[b, t, in, out]", &COMPARED, &burn_heads.each_ref().map(String::as_str)));
+        println!("{}", table.header("[members, b, t, in, out]", &COMPARED, &burn_heads.each_ref().map(String::as_str)));
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
             let chosen = compare_linear::<Ad>(dims, seed as u64, &device, true);
             let burn = compare_linear::<Ad>(dims, seed as u64, &device, false);

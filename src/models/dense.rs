@@ -24,15 +24,14 @@ fn chosen_allowed() -> bool {
 /// `chosen` is set), else burn's `Linear::forward`. The same map either way.
 pub fn linear_with<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>, chosen: bool) -> Tensor<B, D> {
     let members = super::members::count(lin.weight.dims()[0], x.dims()[D - 1]);
-    if members > 1 {
-        return stacked_linear(lin, x, members);
-    }
+    let plain = |x: Tensor<B, D>| if members > 1 { stacked_linear(lin, x, members) } else { lin.forward(x) };
     if !(chosen && fused_available::<B>()) {
-        return lin.forward(x);
+        return plain(x);
     }
+    // The kernels take a stacked layer's weights as they are (one matmul batched by member).
     match chosen_linear(x, lin.weight.val(), lin.bias.as_ref().map(|b| b.val())) {
         Ok(y) => y,
-        Err(x) => lin.forward(x),
+        Err(x) => plain(x),
     }
 }
 
@@ -105,25 +104,30 @@ pub fn max_scaled_error(got: &[f64], want: &[f64]) -> f64 {
 /// bits; burn's own default matmul measured 3e-4 on the H200).
 pub const TF32_TOLERANCE: f64 = 2e-3;
 
-/// Shapes `[b, t, d_in, d_out]` on which the chosen matmuls are checked: GPT-2's and Mamba's
-/// layers, a width TMA cannot take (the fallback), and one full GPT-2 e256 activation.
-pub const CHECK_SHAPES: [[usize; 4]; 5] = [[2, 82, 128, 384], [4, 70, 256, 1024], [3, 37, 1024, 256], [2, 11, 21, 128], [64, 280, 256, 768]];
+/// Shapes `[members, b, t, d_in, d_out]` on which the chosen matmuls are checked: GPT-2's and
+/// Mamba's layers, a width TMA cannot take (the fallback), one full GPT-2 e256 activation,
+/// and stacked layers of 4 and 16 members (`models::members`; `b` rows a member).
+pub const CHECK_SHAPES: [[usize; 5]; 7] =
+    [[1, 2, 82, 128, 384], [1, 4, 70, 256, 1024], [1, 3, 37, 1024, 256], [1, 2, 11, 21, 128], [1, 64, 280, 256, 768], [4, 2, 82, 128, 384], [16, 3, 37, 128, 512]];
 
 /// The values `compare_linear` reports, in order.
 pub const COMPARED: [&str; 4] = ["y", "dx", "dw", "db"];
 
-/// Largest errors relative to the reference's largest value ([`max_scaled_error`]) of a linear layer on backend `B`
-/// (`chosen`: the chosen strategies where `B` has them) against burn's `Linear` in f64 on the
-/// CPU, on x, w, b ~ U(-1, 1): y and the gradients of a fixed random projection of y.
-pub fn compare_linear<B: AutodiffBackend>([b, t, d_in, d_out]: [usize; 4], seed: u64, device: &B::Device, chosen: bool) -> [f64; 4] {
+/// Largest errors relative to the reference's largest value ([`max_scaled_error`]) of a linear
+/// layer of `members` stacked members (1: a plain layer) on backend `B` (`chosen`: the chosen
+/// strategies where `B` has them) against burn's `Linear` (a stacked layer: the tensor-op
+/// [`stacked_linear`]) in f64 on the CPU, on x, w, b ~ U(-1, 1): y and the gradients of a fixed
+/// random projection of y. `b` is the batch rows a member.
+pub fn compare_linear<B: AutodiffBackend>([members, b, t, d_in, d_out]: [usize; 5], seed: u64, device: &B::Device, chosen: bool) -> [f64; 4] {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
-    let (x, w, bias, proj) = (draw(b * t * d_in), draw(d_in * d_out), draw(d_out), draw(b * t * d_out));
-    fn run<K: AutodiffBackend>(data: [&[f32]; 4], [b, t, d_in, d_out]: [usize; 4], device: &K::Device, chosen: bool) -> [Vec<f64>; 4] {
+    let (b, d_rows, d_bias) = (members * b, members * d_in, members * d_out);
+    let (x, w, bias, proj) = (draw(b * t * d_in), draw(d_rows * d_out), draw(d_bias), draw(b * t * d_out));
+    fn run<K: AutodiffBackend>(data: [&[f32]; 4], [b, t, d_in, d_out, d_rows]: [usize; 5], device: &K::Device, chosen: bool) -> [Vec<f64>; 4] {
         let dtype = <K::FloatElem as burn::tensor::Element>::dtype();
         let vector = |v: &[f32]| Tensor::<K, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), (device, dtype));
         let lin = Linear {
-            weight: burn::module::Param::from_tensor(vector(data[1]).reshape([d_in, d_out]).require_grad()),
+            weight: burn::module::Param::from_tensor(vector(data[1]).reshape([d_rows, d_out]).require_grad()),
             bias: Some(burn::module::Param::from_tensor(vector(data[2]).require_grad())),
         };
         let x: Tensor<K, 3> = vector(data[0]).reshape([b, t, d_in]).require_grad();
@@ -135,13 +139,14 @@ pub fn compare_linear<B: AutodiffBackend>([b, t, d_in, d_out]: [usize; 4], seed:
         [
             host(y.into_data()),
             grad_of(x.grad(&grads).map(|g| g.into_data()), b * t * d_in),
-            grad_of(lin.weight.val().grad(&grads).map(|g| g.into_data()), d_in * d_out),
-            grad_of(lin.bias.as_ref().and_then(|p| p.val().grad(&grads)).map(|g| g.into_data()), d_out),
+            grad_of(lin.weight.val().grad(&grads).map(|g| g.into_data()), d_rows * d_out),
+            grad_of(lin.bias.as_ref().and_then(|p| p.val().grad(&grads)).map(|g| g.into_data()), data[2].len()),
         ]
     }
     let data = [&x[..], &w[..], &bias[..], &proj[..]];
-    let want = run::<burn::backend::Autodiff<burn::backend::NdArray<f64>>>(data, [b, t, d_in, d_out], &Default::default(), false);
-    let got = run::<B>(data, [b, t, d_in, d_out], device, chosen);
+    let dims = [b, t, d_in, d_out, d_rows];
+    let want = run::<burn::backend::Autodiff<burn::backend::NdArray<f64>>>(data, dims, &Default::default(), false);
+    let got = run::<B>(data, dims, device, chosen);
     std::array::from_fn(|i| max_scaled_error(&got[i], &want[i]))
 }
 
@@ -154,8 +159,9 @@ mod tests {
 
     #[test]
     fn off_cuda_the_linear_is_burns_and_the_comparison_sees_f32_rounding() {
-        assert_eq!(compare_linear::<Autodiff<NdArray<f64>>>([2, 5, 16, 24], 0, &NdArrayDevice::Cpu, true), [0.0; 4]);
-        let errors = compare_linear::<Autodiff<NdArray<f32>>>([2, 5, 16, 24], 0, &NdArrayDevice::Cpu, true);
+        assert_eq!(compare_linear::<Autodiff<NdArray<f64>>>([1, 2, 5, 16, 24], 0, &NdArrayDevice::Cpu, true), [0.0; 4]);
+        assert_eq!(compare_linear::<Autodiff<NdArray<f64>>>([3, 2, 5, 16, 24], 0, &NdArrayDevice::Cpu, true), [0.0; 4]);
+        let errors = compare_linear::<Autodiff<NdArray<f32>>>([1, 2, 5, 16, 24], 0, &NdArrayDevice::Cpu, true);
         // db sums ten products of f32 values, which can come out exact.
         assert!(errors.iter().all(|&e| e < 1e-6) && errors[..3].iter().all(|&e| e > 0.0), "{errors:?}");
         assert_eq!(max_scaled_error(&[1.0, -2.5], &[1.0, -2.0]), 0.25);

@@ -19,6 +19,7 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use clip::clip_global_norm;
@@ -385,7 +386,10 @@ pub fn train_members<B: AutodiffBackend>(
             break;
         }
         let (n, dims) = (curriculum.n_points(), curriculum.n_dims());
-        let samples = members.iter_mut().map(|m| task.sample(&mut m.data_rng, t.batch_size, n, dims)).collect();
+        // Each member draws from its own stream, so drawing them on rayon's threads gives the
+        // same batches as in turn (16 members' linear regression batches: ~6 ms on one core).
+        let draw = |m: &mut Member| task.sample(&mut m.data_rng, t.batch_size, n, dims);
+        let samples = if count == 1 { members.iter_mut().map(draw).collect() } else { members.par_iter_mut().map(draw).collect() };
         let (tokens, target, b, tokens_per_prompt) = concat_samples(samples);
         let tokens = Tensor::<B, 3>::from_data(TensorData::new(tokens, [b, tokens_per_prompt, layout.d_in]), device);
         let losses = task_loss(model.forward(tokens), target, layout, device, count);

@@ -12,9 +12,9 @@ BIN=/tmp/icl; gunzip -c $DIR/icl-lab.gz > $BIN && chmod +x $BIN
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} ICL_LAB_KERNEL_CACHE=/tmp/kc
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 step() { log "$*"; "$@" 2>> "$OUT/log.txt" | tee -a "$OUT/members.txt"; log "rc ${PIPESTATUS[0]}"; }
-step timeout 120 $BIN bench adam --check --reps 3
+step timeout 60 $BIN bench adam --check --reps 3
 for config in gpt2-e128-l2-t82 mamba-e128-l4-t82; do
-  step timeout 200 $BIN bench members --device cuda --config $config --members 1,4,8,16 --steps 200 --json
+  step timeout 150 $BIN bench members --device cuda --config $config --members 1,4,8,16 --steps 200 --json
 done
-step timeout 240 $BIN bench slots --device cuda:0 --runs 1,16 --members 16 --steps 300 --json
+step timeout 200 $BIN bench slots --device cuda:0 --runs 1,16 --members 16 --steps 300 --json
 log done

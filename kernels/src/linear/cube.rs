@@ -42,13 +42,25 @@ fn matmul<R: CubeRuntime>(name: &'static str, lhs: CubeTensor<R>, rhs: CubeTenso
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKernels for CubeBackend<R, F, I, BT> {
     fn linear_forward(x: CubeTensor<R>, w: CubeTensor<R>) -> CubeTensor<R> {
-        let [d_in, d_out] = w.shape().dims();
-        matmul(FORWARD, x, Self::float_reshape(w, Shape::new([1, d_in, d_out])))
+        let [nb, t, d_in] = x.shape().dims();
+        let [rows, d_out] = w.shape().dims();
+        let k = members(nb, d_in, rows);
+        if k == 1 {
+            return matmul(FORWARD, x, Self::float_reshape(w, Shape::new([1, d_in, d_out])));
+        }
+        // Member m's rows times member m's weight: one matmul batched over the members.
+        let x = Self::float_reshape(x, Shape::new([k, nb / k * t, d_in]));
+        let y = matmul(FORWARD, x, Self::float_reshape(w, Shape::new([k, d_in, d_out])));
+        Self::float_reshape(y, Shape::new([nb, t, d_out]))
     }
 
     fn linear_backward(x: CubeTensor<R>, w: CubeTensor<R>, dy: CubeTensor<R>, bias: bool) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
-        let [d_in, d_out] = w.shape().dims();
-        let [nb, t, _] = dy.shape().dims();
+        let [w_rows, d_out] = w.shape().dims();
+        let [nb, t, d_in] = x.shape().dims();
+        let k = members(nb, d_in, w_rows);
+        if k > 1 {
+            return stacked_backward::<R, F, I, BT>(k, x, w, dy, bias);
+        }
         let db = bias.then(|| column_sum(Self::float_reshape(dy.clone(), Shape::new([nb * t, d_out]))));
         let w_t = Self::float_swap_dims(Self::float_reshape(w, Shape::new([1, d_in, d_out])), 1, 2);
         let dx = matmul(INPUT_GRAD, dy.clone(), w_t);
@@ -57,6 +69,37 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         let dw = Self::float_reshape(column_sum(Self::float_reshape(per_batch, Shape::new([nb, d_in * d_out]))), Shape::new([d_in, d_out]));
         (dx, dw, db)
     }
+}
+
+/// How many members a weight of `w_rows` rows holds for inputs `d_in` wide (`x`'s `nb` batch
+/// rows split evenly among them); 1 for a plain layer.
+pub(super) fn members(nb: usize, d_in: usize, w_rows: usize) -> usize {
+    let k = w_rows / d_in;
+    assert!(k >= 1 && k * d_in == w_rows && nb % k == 0, "linear: weight rows {w_rows} are not whole members of width {d_in} over {nb} batch rows");
+    k
+}
+
+/// The backward of `k` > 1 members: member m's ∂x, ∂w and ∂b come from its own rows only.
+/// ∂w is one matmul over each member's `b·t` rows (the plain path's per-batch-row products and
+/// column sum would hold `nb·d_in·d_out` values: 268 MB at 16 members of GPT-2 e128's MLP).
+fn stacked_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    k: usize,
+    x: CubeTensor<R>,
+    w: CubeTensor<R>,
+    dy: CubeTensor<R>,
+    bias: bool,
+) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    let [nb, t, d_in] = x.shape().dims();
+    let d_out = w.shape()[1];
+    let rows = nb / k * t;
+    let dy = B::<R, F, I, BT>::float_reshape(dy, Shape::new([k, rows, d_out]));
+    let x = B::<R, F, I, BT>::float_reshape(x, Shape::new([k, rows, d_in]));
+    let db = bias.then(|| B::<R, F, I, BT>::float_reshape(B::<R, F, I, BT>::float_sum_dim(dy.clone(), 1), Shape::new([k * d_out])));
+    let w_t = B::<R, F, I, BT>::float_swap_dims(B::<R, F, I, BT>::float_reshape(w, Shape::new([k, d_in, d_out])), 1, 2);
+    let dx = B::<R, F, I, BT>::float_reshape(matmul(INPUT_GRAD, dy.clone(), w_t), Shape::new([nb, t, d_in]));
+    let dw = B::<R, F, I, BT>::float_reshape(matmul(WEIGHT_GRAD, B::<R, F, I, BT>::float_swap_dims(x, 1, 2), dy), Shape::new([k * d_in, d_out]));
+    (dx, dw, db)
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedLinear for CubeBackend<R, F, I, BT> {

@@ -58,7 +58,8 @@ impl<B: FusionBackend + LinearKernels> LinearKernels for Fusion<B> {
     ) -> (FusionTensor<B::FusionRuntime>, FusionTensor<B::FusionRuntime>, Option<FusionTensor<B::FusionRuntime>>) {
         let mut shapes = vec![x.shape.clone(), w.shape.clone()];
         if bias {
-            shapes.push(Shape::new([w.shape[1]]));
+            // One bias a member: w holds K = w rows / x's width members.
+            shapes.push(Shape::new([w.shape[0] / x.shape[2] * w.shape[1]]));
         }
         let dtype = x.dtype;
         let mut out = register::<B, _>("icl_lab_linear_backward", vec![x, w, dy], &shapes, dtype, |desc| BackwardOp::<B> { desc, _b: PhantomData }).into_iter();

@@ -21,7 +21,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{TensorMetadata, TensorPrimitive};
+use burn::tensor::{Shape, TensorMetadata, TensorPrimitive};
 
 /// The strategy of each matmul (names from [`crate::matmul::STRATEGIES`]).
 pub const FORWARD: &str = "simple-tma-cmma";
@@ -33,10 +33,11 @@ pub const WEIGHT_GRAD: &str = "simple-rows-mma";
 /// The raw matmuls on a backend's primitives; `x` is `[b, t, d_in]`, `w` is `[d_in, d_out]`.
 pub trait LinearKernels: Backend {
     /// `x w`: `[b, t, d_out]`.
+    /// A stacked `w` (`[K·d_in, d_out]`, see [`linear`]) maps each member's rows by its own.
     fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// ∂x (`[b, t, d_in]`), ∂w (`[d_in, d_out]`) and, when `bias`, ∂b (`[d_out]`, ∂y summed
-    /// over its b·t rows) given ∂y.
+    /// over its b·t rows) given ∂y; for a stacked `w`, ∂w `[K·d_in, d_out]` and ∂b `[K·d_out]`.
     fn linear_backward(x: FloatTensor<Self>, w: FloatTensor<Self>, dy: FloatTensor<Self>, bias: bool) -> (FloatTensor<Self>, FloatTensor<Self>, Option<FloatTensor<Self>>);
 }
 
@@ -47,16 +48,21 @@ pub trait FusedLinear: Backend {
 }
 
 /// `x w (+ b)` over the last dimension of `x` (any rank ≥ 2); `w` is `[d_in, d_out]`, `b` is
-/// `[d_out]`.
+/// `[d_out]`. A stacked layer of K members (the models' `members`: K layers' weights one
+/// above the other) has `w` `[K·d_in, d_out]` and `b` `[K·d_out]`, and `x`'s leading
+/// dimensions hold the members' rows in order: member m's rows meet member m's weights.
 pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Tensor<B, D> {
     let dims = x.dims();
-    let [d_in, d_out] = w.dims();
+    let [w_rows, d_out] = w.dims();
     assert!(D >= 2, "linear: x needs a token and a feature dimension");
-    assert_eq!(dims[D - 1], d_in, "linear: x's last dimension must be w's {d_in} inputs");
-    if let Some(b) = &b {
-        assert_eq!(b.dims(), [d_out], "linear: the bias must have w's {d_out} outputs");
-    }
+    let d_in = dims[D - 1];
+    let k = w_rows / d_in.max(1);
+    assert!(k >= 1 && k * d_in == w_rows, "linear: x's last dimension {d_in} must divide w's {w_rows} rows");
     let (t, nb) = (dims[D - 2], dims[..D - 2].iter().product::<usize>());
+    assert!(nb % k == 0, "linear: {k} members cannot split x's {nb} batch rows");
+    if let Some(b) = &b {
+        assert_eq!(b.dims(), [k * d_out], "linear: the bias must have w's {d_out} outputs a member");
+    }
     let x3: Tensor<B, 3> = x.reshape([nb, t, d_in]);
     let y = B::fused_linear(x3.into_primitive().tensor(), w.into_primitive().tensor(), b.map(|b| b.into_primitive().tensor()));
     let mut out = dims;
@@ -65,10 +71,17 @@ pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, 
 }
 
 /// `y + b` with `b` (`[d_out]`) broadcast over `y`'s `[b, t]` rows: an ordinary tensor op, so
-/// burn-fusion fuses it with the element-wise operations after it.
+/// burn-fusion fuses it with the element-wise operations after it. A stacked layer's bias
+/// (`[K·d_out]`) adds member m's part to member m's share of the `b` rows.
 pub(crate) fn add_bias<B: Backend>(y: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
-    let d_out = b.shape()[0];
-    B::float_add(y, B::float_reshape(b, burn::tensor::Shape::new([1, 1, d_out])))
+    let [nb, t, d_out] = y.shape().dims();
+    let k = b.shape()[0] / d_out;
+    if k == 1 {
+        return B::float_add(y, B::float_reshape(b, Shape::new([1, 1, d_out])));
+    }
+    let y = B::float_reshape(y, Shape::new([k, nb / k, t, d_out]));
+    let y = B::float_add(y, B::float_reshape(b, Shape::new([k, 1, 1, d_out])));
+    B::float_reshape(y, Shape::new([nb, t, d_out]))
 }
 
 impl<B: LinearKernels, C: CheckpointStrategy> FusedLinear for Autodiff<B, C> {
