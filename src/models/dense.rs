@@ -42,13 +42,14 @@ fn stacked_linear<B: Backend, const D: usize>(lin: &Linear<B>, x: Tensor<B, D>, 
     let [d_in, d_out] = [dims[D - 1], lin.weight.dims()[1]];
     let rows = dims.iter().product::<usize>() / d_in / members;
     let y = x.reshape([members, rows, d_in]).matmul(lin.weight.val().reshape([members, d_in, d_out]));
-    let y = match &lin.bias {
-        Some(b) => y + b.val().reshape([members, 1, d_out]),
-        None => y,
-    };
     let mut out = dims;
     out[D - 1] = d_out;
-    y.reshape(out)
+    let y = y.reshape(out);
+    match &lin.bias {
+        // Broadcast over [K, b, l, d_out] (`members::view_by_member`: ∂b in two cheap sums).
+        Some(b) => (super::members::view_by_member(y, members) + b.val().reshape([members, 1, 1, d_out])).reshape(out),
+        None => y,
+    }
 }
 
 /// [`linear_with`] with the process's choice (`ICL_LAB_MATMUL`).

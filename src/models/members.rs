@@ -29,6 +29,29 @@ pub fn by_member<B: Backend>(x: Tensor<B, 3>, members: usize) -> Tensor<B, 4> {
     x.reshape([members, count(kb, members), l, c])
 }
 
+/// `x` `[K·b, ..., c]` (any rank ≥ 2) as `[K, b, l, c]`, l the product of the middle sizes.
+/// Broadcasting a member's `[K, 1, 1, c]` over this view, rather than `[K, 1, c]` over
+/// `[K, b·l, c]`, matters on CUDA: autodiff then sums the broadcast's gradient over b and l in
+/// turn, each with many outputs, where one sum over b·l rows into K·c outputs runs on a
+/// couple of cubes (burn's reduce without autotune: 0.5 ms each at 16 members of GPT-2 e128).
+pub fn view_by_member<B: Backend, const D: usize>(x: Tensor<B, D>, members: usize) -> Tensor<B, 4> {
+    let dims = x.dims();
+    let (kb, c) = (dims[0], dims[D - 1]);
+    let l = dims.iter().product::<usize>() / kb / c;
+    x.reshape([members, count(kb, members), l, c])
+}
+
+/// The sum of each member's part of a stacked tensor (`[K·r, ...]`): `[K]`. In two sums, over
+/// each row and then over the rows, for the same reason as [`view_by_member`].
+pub fn sum_per_member<B: Backend, const D: usize>(x: Tensor<B, D>, members: usize) -> Tensor<B, 1> {
+    let dims = x.dims();
+    let rows = count(dims[0], members);
+    let rest = dims.iter().product::<usize>() / dims[0];
+    let x = x.reshape([members, rows, rest]);
+    let x = if rest > 1 { x.sum_dim(2) } else { x };
+    x.sum_dim(1).reshape([members])
+}
+
 /// `[K, b, l, c]` back to `[K·b, l, c]`.
 pub fn unstack<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     let [k, b, l, c] = x.dims();

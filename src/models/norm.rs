@@ -45,12 +45,11 @@ pub fn layer_norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>
 fn stacked_layer_norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>, members: usize) -> Tensor<B, D> {
     let dims = x.dims();
     let e = dims[D - 1];
-    let rows = dims.iter().product::<usize>() / e / members;
-    let x = x.reshape([members, rows, e]);
-    let (var, mean) = x.clone().var_mean_bias(2);
-    let y = (x - mean) / (var + LAYER_NORM_EPS).sqrt() * ln.gamma.val().reshape([members, 1, e]);
+    let x = super::members::view_by_member(x, members);
+    let (var, mean) = x.clone().var_mean_bias(3);
+    let y = (x - mean) / (var + LAYER_NORM_EPS).sqrt() * ln.gamma.val().reshape([members, 1, 1, e]);
     let y = match &ln.beta {
-        Some(beta) => y + beta.val().reshape([members, 1, e]),
+        Some(beta) => y + beta.val().reshape([members, 1, 1, e]),
         None => y,
     };
     y.reshape(dims)

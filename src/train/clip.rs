@@ -20,10 +20,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
             let sq = match self.members {
                 1 => (g.clone() * g).sum(),
-                k => {
-                    let g = g.reshape([k as i32, -1]);
-                    (g.clone() * g).sum_dim(1).reshape([k])
-                }
+                k => crate::models::members::sum_per_member(g.clone() * g, k),
             };
             self.total = Some(match self.total.take() {
                 Some(t) => t + sq,

@@ -178,7 +178,7 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
     let dims = out.dims();
     let per_member = |weighted: Tensor<B, 3>| match members {
         1 => weighted.sum(),
-        k => weighted.reshape([k as i32, -1]).sum_dim(1).reshape([k]),
+        k => crate::models::members::sum_per_member(weighted, k),
     };
     match (target, layout.loss) {
         (Target::Dense { values, weights }, loss) => {
