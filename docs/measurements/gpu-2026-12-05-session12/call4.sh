@@ -10,4 +10,3 @@ for cfg in gpt2-e128-l2-t82 mamba-e128-l4-t82; do
 done
 grep -v '^{' $OUT/members.txt
 timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip 4000 --launch-count 1200 --csv $BIN bench members --device cuda --config mamba-e128-l4-t82 --members 16 --steps 30 > $OUT/ncu_mamba_16.csv 2> $OUT/ncu_err.txt; echo "ncu rc $?"
-timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum --launch-skip 3000 --launch-count 800 --csv $BIN bench members --device cuda --config gpt2-e128-l2-t82 --members 16 --steps 40 > $OUT/ncu_gpt2_16.csv 2>> $OUT/ncu_err.txt; echo "ncu rc $?"
