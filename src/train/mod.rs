@@ -286,7 +286,7 @@ pub fn train_members<B: AutodiffBackend>(
     let layout = task.layout();
     let seeds: Vec<u64> = specs.iter().map(|s| s.seed).collect();
     let mut model = IclModel::<B>::stacked(&spec.model, layout.d_in, layout.d_out, &seeds, device);
-    let mut optim = TrainOptim::<B>::for_members(count);
+    let mut optim = TrainOptim::<B>::new();
     let mut curriculum = Curriculum::new(&t.curriculum);
     let mut members: Vec<Member> = seeds
         .iter()
@@ -337,11 +337,11 @@ pub fn train_members<B: AutodiffBackend>(
         Ok::<(), CheckpointError>(())
     };
     // A member's end: the checkpoint a stop always leaves (so it can be resumed or extended),
-    // then the evaluation at the final prompt length.
-    let finish = |k: usize, member: &mut Member, outcome: Outcome, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, timing: (f64, Option<f64>), on_event: &mut dyn FnMut(usize, TrainEvent)| {
-        let mut checkpoint_error = None;
+    // then the evaluation at the final prompt length; neither after a checkpoint has failed
+    // (`checkpoint_error`: the run stops, since it could not be resumed).
+    let finish = |k: usize, member: &mut Member, outcome: Outcome, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, timing: (f64, Option<f64>), mut checkpoint_error: Option<String>, on_event: &mut dyn FnMut(usize, TrainEvent)| {
         let diverged = matches!(outcome, Outcome::Diverged { .. });
-        if !diverged && step > 0 {
+        if !diverged && step > 0 && checkpoint_error.is_none() {
             if let Err(e) = save(k, step, model, optim, &member.data_rng, on_event) {
                 checkpoint_error = Some(e.to_string());
             }
@@ -379,7 +379,7 @@ pub fn train_members<B: AutodiffBackend>(
     while step < t.steps {
         for k in active(&members) {
             if ctls[k].cancel.load(Ordering::Relaxed) {
-                finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), on_event);
+                finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), None, on_event);
             }
         }
         if active(&members).is_empty() {
@@ -430,7 +430,7 @@ pub fn train_members<B: AutodiffBackend>(
                 members[k].last = Some(metrics);
                 if !losses[k].is_finite() {
                     let outcome = Outcome::Diverged { loss: losses[k] };
-                    finish(k, &mut members[k], outcome, step, &model, &optim, (setup_s, first_step_s), on_event);
+                    finish(k, &mut members[k], outcome, step, &model, &optim, (setup_s, first_step_s), None, on_event);
                 }
             }
         }
@@ -444,27 +444,13 @@ pub fn train_members<B: AutodiffBackend>(
         if step % checkpoint_every == 0 && step < t.steps {
             for k in active(&members) {
                 if let Err(e) = save(k, step, &model, &optim, &members[k].data_rng, on_event) {
-                    // A run whose checkpoint cannot be written stops: it could not be resumed.
-                    let member = &mut members[k];
-                    let summary = RunSummary {
-                        outcome: Outcome::Interrupted,
-                        steps: step,
-                        stats,
-                        last: member.last.clone(),
-                        final_eval: None,
-                        setup_s,
-                        first_step_s,
-                        wall_s: started.elapsed().as_secs_f64(),
-                        checkpoint_error: Some(e.to_string()),
-                    };
-                    on_event(k, TrainEvent::Ended(Box::new(summary.clone())));
-                    member.summary = Some(summary);
+                    finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), Some(e.to_string()), on_event);
                 }
             }
         }
     }
     for k in active(&members) {
-        finish(k, &mut members[k], Outcome::Done, step, &model, &optim, (setup_s, first_step_s), on_event);
+        finish(k, &mut members[k], Outcome::Done, step, &model, &optim, (setup_s, first_step_s), None, on_event);
     }
     members.into_iter().map(|m| m.summary.expect("every member finished")).collect()
 }
@@ -564,5 +550,28 @@ mod tests {
         assert_eq!((summaries[1].outcome.clone(), summaries[1].steps), (Outcome::Done, 4));
         assert_eq!(steps_of(&events[1]).len(), 4);
         assert!(!same_but_seed(&specs[0], &spec(1, 5, 10.0, arch)), "a different step count is another spec");
+    }
+
+    /// A member whose checkpoint cannot be written stops there (it could not be resumed), with
+    /// the reason, its last metrics and no final evaluation; the other member trains on.
+    #[test]
+    fn a_member_whose_checkpoint_fails_stops_with_the_reason() {
+        let no = AtomicBool::new(false);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, "").unwrap();
+        let arch = "arch = 'gpt2'\nn_embd = 16\nn_layer = 1\nn_head = 2\nn_positions = 6";
+        let specs = [spec(1, 7, 10.0, arch), spec(2, 7, 10.0, arch)];
+        let roots = [dir.path().join("ok"), file.join("under-a-file")];
+        let ctls: Vec<TrainControl> = roots.iter().map(|r| TrainControl { checkpoints: Some(r.clone()), ..TrainControl::new(&no) }).collect();
+        let mut events: Vec<Vec<TrainEvent>> = vec![Vec::new(), Vec::new()];
+        let summaries = train_members::<CpuBackend>(&specs, &NdArrayDevice::Cpu, &ctls, &mut |k, e| events[k].push(e));
+        let failed = &summaries[1];
+        assert_eq!((failed.outcome.clone(), failed.steps), (Outcome::Interrupted, 3), "the first checkpoint is at step 3 (eval_every)");
+        assert!(failed.checkpoint_error.as_deref().is_some_and(|e| e.contains("under-a-file")), "{:?}", failed.checkpoint_error);
+        assert!(failed.final_eval.is_none() && failed.last.as_ref().is_some_and(|m| m.step == 3));
+        assert!(matches!(events[1].last(), Some(TrainEvent::Ended(s)) if s.steps == 3));
+        assert_eq!(events[1].iter().filter(|e| matches!(e, TrainEvent::Ended(_))).count(), 1);
+        assert_eq!((summaries[0].outcome.clone(), summaries[0].steps, summaries[0].checkpoint_error.clone()), (Outcome::Done, 7, None));
     }
 }

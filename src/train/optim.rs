@@ -49,13 +49,6 @@ impl<B: AutodiffBackend> TrainOptim<B> {
         Self::with_fused(fused_allowed())
     }
 
-    /// The optimiser for a stacked model of `members` members (`models::members`): burn's
-    /// form when there are several, which clips each member by its own norm (the fused step
-    /// clips by one norm over all parameters).
-    pub fn for_members(members: usize) -> Self {
-        Self::with_fused(members == 1 && fused_allowed())
-    }
-
     /// The fused form when `fused` and `B` has it, else burn's.
     pub fn with_fused(fused: bool) -> Self {
         if fused && crate::models::fused_available::<B>() {
@@ -80,7 +73,12 @@ impl<B: AutodiffBackend> TrainOptim<B> {
                 let norm = clip_global_norm::<B, _>(&model, &mut grads, max_norm, members);
                 (adam.step(lr, model, grads), norm)
             }
-            Self::Fused(_) if members > 1 => unreachable!("a stacked model's optimiser comes from TrainOptim::for_members"),
+            // The fused step clips by one norm over all parameters: members are clipped each
+            // by its own first (tensor ops), and the step's own clipping is left out.
+            Self::Fused(records) if members > 1 => {
+                let norm = clip_global_norm::<B, _>(&model, &mut grads, max_norm, members);
+                (fused_step(records, lr, model, &grads, f64::INFINITY).0, norm)
+            }
             Self::Fused(records) => fused_step(records, lr, model, &grads, max_norm),
         }
     }
