@@ -75,7 +75,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
 /// rows split evenly among them); 1 for a plain layer.
 pub(super) fn members(nb: usize, d_in: usize, w_rows: usize) -> usize {
     let k = w_rows / d_in;
-    assert!(k >= 1 && k * d_in == w_rows && nb % k == 0, "linear: weight rows {w_rows} are not whole members of width {d_in} over {nb} batch rows");
+    assert!(k >= 1 && k * d_in == w_rows && nb.is_multiple_of(k), "linear: weight rows {w_rows} are not whole members of width {d_in} over {nb} batch rows");
     k
 }
 

@@ -59,7 +59,7 @@ pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, 
     let k = w_rows / d_in.max(1);
     assert!(k >= 1 && k * d_in == w_rows, "linear: x's last dimension {d_in} must divide w's {w_rows} rows");
     let (t, nb) = (dims[D - 2], dims[..D - 2].iter().product::<usize>());
-    assert!(nb % k == 0, "linear: {k} members cannot split x's {nb} batch rows");
+    assert!(nb.is_multiple_of(k), "linear: {k} members cannot split x's {nb} batch rows");
     if let Some(b) = &b {
         assert_eq!(b.dims(), [k * d_out], "linear: the bias must have w's {d_out} outputs a member");
     }
