@@ -187,3 +187,22 @@ fn stacked_members_equal_their_plain_models_forward_and_backward() {
         }
     }
 }
+
+/// `members::sum_per_member` sums each member's rows whatever the rank, and
+/// `view_by_member` puts member m's rows at index m.
+#[test]
+fn member_sums_and_views_keep_each_members_rows() {
+    use super::members::{sum_per_member, view_by_member};
+    type B64 = NdArray<f64>;
+    let dev = Default::default();
+    let values: Vec<f64> = (0..24).map(|v| v as f64).collect();
+    let flat = Tensor::<B64, 1>::from_data(TensorData::new(values.clone(), [24]), &dev);
+    // Members of 8 values each: 0..8, 8..16, 16..24.
+    let want = [28.0, 92.0, 156.0];
+    assert_eq!(sum_per_member(flat.clone(), 3).into_data().to_vec::<f64>().unwrap(), want);
+    assert_eq!(sum_per_member(flat.clone().reshape([6, 4]), 3).into_data().to_vec::<f64>().unwrap(), want);
+    assert_eq!(sum_per_member(flat.clone().reshape([6, 2, 2]), 3).into_data().to_vec::<f64>().unwrap(), want);
+    let view = view_by_member(flat.reshape([6, 2, 2]), 3);
+    assert_eq!(view.dims(), [3, 2, 2, 2]);
+    assert_eq!(view.narrow(0, 1, 1).into_data().to_vec::<f64>().unwrap(), values[8..16]);
+}
