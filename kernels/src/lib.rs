@@ -25,6 +25,11 @@ pub mod scan;
 
 use std::sync::OnceLock;
 
+/// A hash of this crate's source and the workspace's `Cargo.lock` (build.rs): two builds with
+/// the same fingerprint compile every kernel to the same code, so they may share compiled
+/// kernels on disk.
+pub const SOURCE_FINGERPRINT: &str = env!("ICL_LAB_KERNELS_FINGERPRINT");
+
 /// Whether kernels launch with CubeCL's bounds checks (`ICL_LAB_KERNEL_CHECKS=1`): every
 /// read past a tensor's end gives 0 and every such write is dropped, at the cost of a compare
 /// per access. Off by default: the kernels' indices are in bounds by construction (rows and

@@ -346,7 +346,7 @@ pub(super) fn first_gpu(what: &str) -> Result<burn_cuda::CudaDevice, CliError> {
         Ok(_) => return Err(CliError::failed(format!("{what}: no CUDA device found"))),
         Err(why) => return Err(CliError::failed(format!("{what}: {why}"))),
     }
-    crate::runtime::kernel_cache::configure();
+    crate::runtime::kernel_cache::configure(0);
     Ok(burn_cuda::CudaDevice::new(0))
 }
 

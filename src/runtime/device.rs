@@ -166,13 +166,13 @@ pub fn gpu_or_skip(test: &str) -> Option<burn_cuda::CudaDevice> {
     }
 }
 
-/// The number of CUDA devices the driver reports; Err says why CUDA cannot be used.
-pub fn cuda_device_count() -> Result<usize, String> {
+/// The CUDA driver library, initialised (`cuInit`); Err says why CUDA cannot be used.
+fn cuda_driver() -> Result<libloading::Library, String> {
     if !cfg!(feature = "cuda") {
         return Err("built without CUDA support".into());
     }
     // SAFETY: loading the system CUDA driver library runs its initialisers, which is what
-    // the CUDA backend would do anyway; the symbols have the driver API's C signatures.
+    // the CUDA backend would do anyway; cuInit has the driver API's C signature.
     unsafe {
         let lib = libloading::Library::new("libcuda.so.1")
             .or_else(|_| libloading::Library::new("libcuda.so"))
@@ -183,6 +183,15 @@ pub fn cuda_device_count() -> Result<usize, String> {
         if rc != 0 {
             return Err(format!("CUDA driver failed to initialise (cuInit error {rc})"));
         }
+        Ok(lib)
+    }
+}
+
+/// The number of CUDA devices the driver reports; Err says why CUDA cannot be used.
+pub fn cuda_device_count() -> Result<usize, String> {
+    let lib = cuda_driver()?;
+    // SAFETY: the symbol has the driver API's C signature; the driver is initialised.
+    let n = unsafe {
         let count: libloading::Symbol<unsafe extern "C" fn(*mut c_int) -> c_int> =
             lib.get(b"cuDeviceGetCount\0").map_err(|e| format!("CUDA driver has no cuDeviceGetCount: {e}"))?;
         let mut n: c_int = 0;
@@ -190,23 +199,70 @@ pub fn cuda_device_count() -> Result<usize, String> {
         if rc != 0 {
             return Err(format!("cuDeviceGetCount failed (error {rc})"));
         }
-        if n > 0 {
-            nvrtc_present()?;
+        n
+    };
+    if n > 0 {
+        nvrtc_library()?;
+    }
+    // The library stays loaded for the process: the backend loads it again anyway.
+    std::mem::forget(lib);
+    Ok(n.max(0) as usize)
+}
+
+/// The compute capability (major, minor) of CUDA device `ordinal`: 9.0 on an H100 or H200.
+pub fn cuda_compute_capability(ordinal: usize) -> Result<(i32, i32), String> {
+    const MAJOR: c_int = 75; // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
+    const MINOR: c_int = 76;
+    let lib = cuda_driver()?;
+    // SAFETY: the symbols have the driver API's C signatures (CUdevice is an int); the driver
+    // is initialised and an unknown ordinal is an error code, not undefined behaviour.
+    let cc = unsafe {
+        let get: libloading::Symbol<unsafe extern "C" fn(*mut c_int, c_int) -> c_int> =
+            lib.get(b"cuDeviceGet\0").map_err(|e| format!("CUDA driver has no cuDeviceGet: {e}"))?;
+        let attribute: libloading::Symbol<unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int> =
+            lib.get(b"cuDeviceGetAttribute\0").map_err(|e| format!("CUDA driver has no cuDeviceGetAttribute: {e}"))?;
+        let mut device: c_int = 0;
+        let rc = get(&mut device, c_int::try_from(ordinal).unwrap_or(c_int::MAX));
+        if rc != 0 {
+            return Err(format!("cuda:{ordinal}: cuDeviceGet failed (error {rc})"));
         }
-        // The library stays loaded for the process: the backend loads it again anyway.
+        let (mut major, mut minor): (c_int, c_int) = (0, 0);
+        let rc = attribute(&mut major, MAJOR, device);
+        let rc2 = attribute(&mut minor, MINOR, device);
+        if rc != 0 || rc2 != 0 {
+            return Err(format!("cuda:{ordinal}: no compute capability (error {})", rc.max(rc2)));
+        }
+        (major, minor)
+    };
+    std::mem::forget(lib);
+    Ok(cc)
+}
+
+/// NVRTC's version (major, minor): CubeCL compiles every kernel with it, to PTX that needs a
+/// driver of that version or later.
+pub fn nvrtc_version() -> Result<(i32, i32), String> {
+    let lib = nvrtc_library()?;
+    // SAFETY: nvrtcVersion has this C signature in every NVRTC release.
+    unsafe {
+        let version: libloading::Symbol<unsafe extern "C" fn(*mut c_int, *mut c_int) -> c_int> =
+            lib.get(b"nvrtcVersion\0").map_err(|e| format!("NVRTC has no nvrtcVersion: {e}"))?;
+        let (mut major, mut minor): (c_int, c_int) = (0, 0);
+        let rc = version(&mut major, &mut minor);
+        let out = if rc == 0 { Ok((major, minor)) } else { Err(format!("nvrtcVersion failed (error {rc})")) };
         std::mem::forget(lib);
-        Ok(n.max(0) as usize)
+        out
     }
 }
 
 /// CubeCL compiles kernels at run time with NVRTC; without it the backend would panic later.
-fn nvrtc_present() -> Result<(), String> {
+/// The names in the order CubeCL's loader (cudarc) tries them first, so the library found here
+/// is the one that compiles.
+fn nvrtc_library() -> Result<libloading::Library, String> {
     const NAMES: &[&str] = &["libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2"];
     for name in NAMES {
         // SAFETY: as above, loading a system library only.
         if let Ok(lib) = unsafe { libloading::Library::new(name) } {
-            std::mem::forget(lib);
-            return Ok(());
+            return Ok(lib);
         }
     }
     Err("CUDA driver found but NVRTC (libnvrtc.so) is not on the library path; \

@@ -53,7 +53,7 @@ pub fn train_members_on(
         Device::Cpu => Ok(train::train_members::<CpuBackend>(specs, &burn::backend::ndarray::NdArrayDevice::Cpu, ctls, on_event)),
         #[cfg(feature = "cuda")]
         Device::Cuda(i) => {
-            kernel_cache::configure();
+            kernel_cache::configure(i);
             Ok(train::train_members::<CudaBackend>(specs, &burn_cuda::CudaDevice::new(i), ctls, on_event))
         }
         #[cfg(not(feature = "cuda"))]
