@@ -367,7 +367,7 @@ fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: Option<&str>, _: bool) -> 
 
 #[cfg(feature = "cuda")]
 fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Option<&str>, json: bool) -> CliResult {
-    use crate::models::scan::{compare_modes, ScanMode, CHECK_SHAPES, COMPARED};
+    use crate::models::scan::{compare_modes, compare_stacked_modes, ScanMode, CHECK_SHAPES, COMPARED, STACKED_CHECK_SHAPES};
     use icl_lab_kernels::scan::{choose_layout, chosen_layout, Layout};
     type B = crate::runtime::CudaBackend;
 
@@ -399,6 +399,13 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
             let note = if kernel { "" } else { "  (not verified: tensor-op fallback)" };
             println!("{:>22} {}{note}", format!("{dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
             rows.push(json!({ "shape": dims, "kernel": kernel, "errors": COMPARED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>() }));
+        }
+        // Stacked scans (models::members): the kernels take the members' operands whole.
+        for (seed, (members, dims)) in STACKED_CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_stacked_modes::<B>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
+            passed &= errors.iter().all(|&e| e <= 1e-4);
+            println!("{:>22} {}", format!("{members} x {dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
+            rows.push(json!({ "members": members, "shape": dims, "errors": COMPARED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>() }));
         }
         println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
         report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));

@@ -107,13 +107,22 @@ fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs
 }
 
 /// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
-/// with A `[K·e, n]` and D `[K·e]`) are scanned one after another, each on its own rows.
+/// with A `[K·e, n]` and D `[K·e]`) are scanned one after another, each on its own rows: the
+/// fused kernels take the stacked operands whole (one autodiff node, the members split
+/// inside), the tensor-op scans one member at a time.
 pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
     let [kb, _, e] = inp.x.dims();
     let members = super::members::count(inp.a.dims()[0], e);
     if members == 1 {
         return scan_one(inp, mode);
     }
+    let inp = match mode {
+        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan(inp) {
+            Ok(y) => return y,
+            Err(inp) => inp,
+        },
+        _ => inp,
+    };
     let b = kb / members;
     let rows = |t: &Tensor<B, 3>, k: usize| t.clone().narrow(0, k * b, b);
     let ys = (0..members)
@@ -227,7 +236,14 @@ pub const CHECK_SHAPES: [[usize; 4]; 6] =
 
 /// Random scan inputs of shape `[b, l, e, n]` drawn on the host from `seed`, each a leaf that
 /// requires grad: x, B, C ~ U(-1, 1), Δ ~ U(0.01, 1), A ~ U(-4, -0.1), D ~ U(0.5, 1.5).
-pub fn random_inputs<B: AutodiffBackend>([b, l, e, n]: [usize; 4], seed: u64, device: &B::Device) -> ScanInputs<B> {
+pub fn random_inputs<B: AutodiffBackend>(dims: [usize; 4], seed: u64, device: &B::Device) -> ScanInputs<B> {
+    random_stacked_inputs(1, dims, seed, device)
+}
+
+/// [`random_inputs`] of a stacked scan of `members` members (`models::members`), each `dims`:
+/// x, Δ, B and C with `members · b` rows, A and D with `members · e`.
+pub fn random_stacked_inputs<B: AutodiffBackend>(members: usize, [b, l, e, n]: [usize; 4], seed: u64, device: &B::Device) -> ScanInputs<B> {
+    let (b, rows) = (members * b, members * e);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut draw = |shape: Vec<usize>, lo: f32, hi: f32| {
         let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random_range(lo..hi)).collect();
@@ -238,10 +254,10 @@ pub fn random_inputs<B: AutodiffBackend>([b, l, e, n]: [usize; 4], seed: u64, de
     ScanInputs {
         x: Tensor::from_data(draw(vec![b, l, e], -1.0, 1.0), opts()).require_grad(),
         delta: Tensor::from_data(draw(vec![b, l, e], 0.01, 1.0), opts()).require_grad(),
-        a: Tensor::from_data(draw(vec![e, n], -4.0, -0.1), opts()).require_grad(),
+        a: Tensor::from_data(draw(vec![rows, n], -4.0, -0.1), opts()).require_grad(),
         b_in: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), opts()).require_grad(),
         c: Tensor::from_data(draw(vec![b, l, n], -1.0, 1.0), opts()).require_grad(),
-        d: Tensor::from_data(draw(vec![e], 0.5, 1.5), opts()).require_grad(),
+        d: Tensor::from_data(draw(vec![rows], 0.5, 1.5), opts()).require_grad(),
     }
 }
 
@@ -284,8 +300,18 @@ pub const COMPARED: [&str; 7] = ["y", "dx", "ddelta", "dA", "dB", "dC", "dD"];
 /// mode `reference`, on random inputs of shape `[b, l, e, n]`: for y and for each gradient of
 /// a fixed random projection of y, in the order of [`COMPARED`].
 pub fn compare_modes<B: AutodiffBackend>(dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
-    let inp = random_inputs::<B>(dims, seed, device);
+    compare_stacked_modes::<B>(1, dims, seed, device, test, reference)
+}
+
+/// Stacked scans (`members` members of `dims` each) checked on the GPU: GPT-2-sized Mamba's
+/// d_inner 256 at 16 members, and an odd member count and width.
+pub const STACKED_CHECK_SHAPES: [(usize, [usize; 4]); 2] = [(3, [2, 37, 96, 8]), (16, [4, 82, 256, 16])];
+
+/// [`compare_modes`] on a stacked scan of `members` members.
+pub fn compare_stacked_modes<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
+    let inp = random_stacked_inputs::<B>(members, dims, seed, device);
     let [b, l, e, _] = dims;
+    let b = members * b;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let proj: Vec<f32> = (0..b * l * e).map(|_| rng.random_range(-1.0..1.0)).collect();
     let proj = Tensor::<B, 3>::from_data(TensorData::new(proj, [b, l, e]), (device, inp.x.dtype()));
@@ -465,5 +491,30 @@ mod tests {
                 assert!(err <= 1e-4, "{name} at [b, l, e, n] = {dims:?}: relative error {err:.2e}");
             }
         }
+        for (seed, (members, dims)) in STACKED_CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_stacked_modes::<crate::runtime::CudaBackend>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(CHUNK));
+            for (name, err) in COMPARED.iter().zip(errors) {
+                assert!(err <= 1e-4, "{name} at {members} members of {dims:?}: relative error {err:.2e}");
+            }
+        }
+    }
+
+    /// A stacked scan is its members' scans: each member's rows of the stacked result equal a
+    /// plain scan of that member's operands alone (f64: exact up to summation order).
+    #[test]
+    fn a_stacked_scan_is_its_members_scans() {
+        let (members, dims) = (3, [2, 9, 5, 3]);
+        let stacked = random_stacked_inputs::<B>(members, dims, 4, &NdArrayDevice::Cpu);
+        let y = selective_scan(stacked.clone(), ScanMode::Chunked(4));
+        let [b, _, e, _] = dims;
+        for m in 0..members {
+            let rows = |t: &Tensor<B, 3>| t.clone().narrow(0, m * b, b);
+            let alone = ScanInputs { x: rows(&stacked.x), delta: rows(&stacked.delta), a: stacked.a.clone().narrow(0, m * e, e), b_in: rows(&stacked.b_in), c: rows(&stacked.c), d: stacked.d.clone().narrow(0, m * e, e) };
+            let want: Vec<f64> = naive_scan(&alone).into_data().iter::<f64>().collect();
+            let got: Vec<f64> = rows(&y).into_data().iter::<f64>().collect();
+            assert!(max_relative_error(&got, &want) < 1e-12, "member {m}");
+        }
+        let errors = compare_stacked_modes::<B>(members, dims, 5, &NdArrayDevice::Cpu, ScanMode::Sequential, ScanMode::Chunked(4));
+        assert!(errors.iter().all(|&e| e < 1e-9), "{errors:?}");
     }
 }

@@ -10,7 +10,7 @@ use cubecl::prelude::*;
 
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
-use super::{chosen_tile, layout_of, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
+use super::{chosen_tile, forward_by_member, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
 
 /// Threads per cube (4 warps of channels of one batch row).
 const BLOCK: usize = 128;
@@ -196,7 +196,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
     fn fused_scan(inp: Scan<CubeTensor<R>>) -> CubeTensor<R> {
-        let layout = layout_of(&inp);
-        Self::scan_forward(inp, false, layout).0
+        forward_by_member::<Self>(inp, false).0
     }
 }
