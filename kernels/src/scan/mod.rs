@@ -233,7 +233,7 @@ pub fn selective_scan<B: FusedScan>(
     let n = a.dims()[1];
     assert_eq!(delta.dims(), [nb, l, e], "selective scan: delta must have x's shape");
     let k = a.dims()[0] / e.max(1);
-    assert!(k >= 1 && a.dims() == [k * e, n] && nb % k == 0, "selective scan: A must be [K·e, n] = [K·{e}, {n}] for K members of x's {nb} rows, not {:?}", a.dims());
+    assert!(k >= 1 && a.dims() == [k * e, n] && nb.is_multiple_of(k), "selective scan: A must be [K·e, n] = [K·{e}, {n}] for K members of x's {nb} rows, not {:?}", a.dims());
     assert_eq!(b.dims(), [nb, l, n], "selective scan: B must be [b, l, n] = [{nb}, {l}, {n}]");
     assert_eq!(c.dims(), [nb, l, n], "selective scan: C must be [b, l, n] = [{nb}, {l}, {n}]");
     assert_eq!(d.dims(), [k * e], "selective scan: D must be [K·e] = [{k}·{e}]");
@@ -268,7 +268,7 @@ impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
 fn members_of<T: burn::tensor::TensorMetadata>(inp: &Scan<T>) -> usize {
     let (rows, e, nb) = (inp.a.shape().dims::<2>()[0], inp.x.shape().dims::<3>()[2], inp.x.shape().dims::<3>()[0]);
     let k = rows / e.max(1);
-    assert!(k >= 1 && k * e == rows && nb % k == 0, "selective scan: A's {rows} rows are not whole members of width {e} over {nb} batch rows");
+    assert!(k >= 1 && k * e == rows && nb.is_multiple_of(k), "selective scan: A's {rows} rows are not whole members of width {e} over {nb} batch rows");
     k
 }
 
