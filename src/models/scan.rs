@@ -107,9 +107,10 @@ fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs
 }
 
 /// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
-/// with A `[K·e, n]` and D `[K·e]`) are scanned one after another, each on its own rows: the
-/// fused kernels take the stacked operands whole (one autodiff node, the members split
-/// inside), the tensor-op scans one member at a time.
+/// with A `[K·e, n]` and D `[K·e]`) each scan their own rows: the fused kernels take the
+/// stacked operands whole (one launch for every member; slicing them here instead would cost a
+/// full-size zero gradient per slice in burn's autodiff), the tensor-op scans go one member at
+/// a time.
 pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
     let [kb, _, e] = inp.x.dims();
     let members = super::members::count(inp.a.dims()[0], e);

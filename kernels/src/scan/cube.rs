@@ -10,7 +10,7 @@ use cubecl::prelude::*;
 
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
-use super::{chosen_tile, forward_by_member, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
+use super::{chosen_tile, layout_of, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
 
 /// Threads per cube (4 warps of channels of one batch row).
 const BLOCK: usize = 128;
@@ -48,6 +48,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
     fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool, layout: Layout) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
         let inp = inp.map(into_contiguous);
         let [nb, l, e, n] = sizes(&inp);
+        let members = super::members_of(&inp);
         assert_eq!(layout, layout.for_state_size(n), "selective scan: the per-state kernels need N to divide 32, got {n}");
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
         // The kernels index every tensor as dense row-major: outputs must not be pitched
@@ -71,6 +72,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 y.clone().into_tensor_arg(),
                 states.clone().into_tensor_arg(),
                 nb as u32,
+                members as u32,
                 l as u32,
                 e as u32,
                 n,
@@ -95,6 +97,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             y.clone().into_tensor_arg(),
             states.clone().into_tensor_arg(),
             nb as u32,
+            members as u32,
             l as u32,
             e as u32,
             CHUNK as u32,
@@ -109,6 +112,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let inp = inp.map(into_contiguous);
         let dy = into_contiguous(dy);
         let [nb, l, e, n] = sizes(&inp);
+        let members = super::members_of(&inp);
         assert_eq!(dy.shape().dims::<3>(), [nb, l, e], "selective scan backward: dy must have y's shape");
         let (client, device, dtype) = (inp.x.client.clone(), inp.x.device.clone(), inp.x.dtype);
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
@@ -145,6 +149,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 dc_part.clone().into_tensor_arg(),
                 dd_part.clone().into_tensor_arg(),
                 nb as u32,
+                members as u32,
                 l as u32,
                 e as u32,
                 n,
@@ -175,6 +180,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 dc_part.clone().into_tensor_arg(),
                 dd_part.clone().into_tensor_arg(),
                 nb as u32,
+                members as u32,
                 l as u32,
                 e as u32,
                 CHUNK as u32,
@@ -183,19 +189,27 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             ));
         }
         let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
+        // ∂A and ∂D: over each member's batch rows (all rows for a plain scan).
+        let (da, dd) = if members == 1 {
+            (sum(da_part, 0, Shape::new([e, n])), sum(dd_part, 0, Shape::new([e])))
+        } else {
+            let by_member = |t: CubeTensor<R>, per_row: usize| Self::float_reshape(t, Shape::new([members, nb / members, per_row]));
+            (sum(by_member(da_part, e * n), 1, Shape::new([members * e, n])), sum(by_member(dd_part, e), 1, Shape::new([members * e])))
+        };
         Scan {
             x: dx,
             delta: ddelta,
-            a: sum(da_part, 0, Shape::new([e, n])),
+            a: da,
             b: sum(db_part, 2, Shape::new([nb, l, n])),
             c: sum(dc_part, 2, Shape::new([nb, l, n])),
-            d: sum(dd_part, 0, Shape::new([e])),
+            d: dd,
         }
     }
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
     fn fused_scan(inp: Scan<CubeTensor<R>>) -> CubeTensor<R> {
-        forward_by_member::<Self>(inp, false).0
+        let layout = layout_of(&inp);
+        Self::scan_forward(inp, false, layout).0
     }
 }

@@ -13,7 +13,7 @@ use burn_ir::{CustomOpIr, HandleContainer};
 use crate::fusion_op::register;
 
 use super::cube::states_shape;
-use super::{forward_by_member, FusedScan, Layout, Scan, ScanKernels};
+use super::{layout_of, FusedScan, Layout, Scan, ScanKernels};
 
 #[derive(Debug)]
 struct ForwardOp<B> {
@@ -99,6 +99,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
 
 impl<B: FusionBackend + ScanKernels> FusedScan for Fusion<B> {
     fn fused_scan(inp: Scan<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
-        forward_by_member::<Self>(inp, false).0
+        let layout = layout_of(&inp);
+        Self::scan_forward(inp, false, layout).0
     }
 }

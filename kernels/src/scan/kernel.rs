@@ -25,6 +25,7 @@ pub fn scan_forward_kernel<F: Float>(
     y: &mut Tensor<F>,
     states: &mut Tensor<F>,
     batch: u32,
+    members: u32,
     len: u32,
     width: u32,
     chunk: u32,
@@ -38,6 +39,9 @@ pub fn scan_forward_kernel<F: Float>(
     let k = chunk as usize;
     let ei = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let bi = CUBE_POS_Y as usize;
+    // A stacked scan's batch rows are its members' in order; member m's A and D are rows
+    // m·e .. (m+1)·e.
+    let member = bi / (nb / members as usize);
     if ei >= e {
         terminate!();
     }
@@ -48,9 +52,9 @@ pub fn scan_forward_kernel<F: Float>(
     #[unroll]
     for j in 0..n {
         h[j] = F::new(0.0);
-        av[j] = a[ei * n + j];
+        av[j] = a[(member * e + ei) * n + j];
     }
-    let skip = d[ei];
+    let skip = d[member * e + ei];
 
     for t in 0..l {
         if save {
@@ -97,6 +101,7 @@ pub fn scan_backward_kernel<F: Float>(
     dc_part: &mut Tensor<F>,
     dd_part: &mut Tensor<F>,
     batch: u32,
+    members: u32,
     len: u32,
     width: u32,
     chunk: u32,
@@ -109,6 +114,9 @@ pub fn scan_backward_kernel<F: Float>(
     let k = chunk as usize;
     let own = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let bi = CUBE_POS_Y as usize;
+    // A stacked scan's batch rows are its members' in order; member m's A and D are rows
+    // m·e .. (m+1)·e.
+    let member = bi / (nb / members as usize);
     let warps = (e + 31) / 32;
     let warp = own / 32;
     // A warp with no channel at all (the tail of the last cube when e is not a multiple of
@@ -134,11 +142,11 @@ pub fn scan_backward_kernel<F: Float>(
     let mut da_acc = Array::<F>::new(n);
     #[unroll]
     for j in 0..n {
-        av[j] = a[ei * n + j];
+        av[j] = a[(member * e + ei) * n + j];
         carry[j] = zero;
         da_acc[j] = zero;
     }
-    let skip = d[ei];
+    let skip = d[member * e + ei];
     let mut dd_acc = zero;
 
     let chunks = (l + k - 1) / k;

@@ -36,7 +36,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Slice, TensorMetadata, TensorPrimitive};
+use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 /// Steps between the states the per-channel forward saves for the backward (the per-state
 /// kernels take theirs from [`StateTile`]). The per-channel backward's scratch is
@@ -220,7 +220,7 @@ pub trait FusedScan: Backend {
 
 /// The fused selective scan; y `[b, l, e]`. Shapes as in [`Scan`]. A stacked scan of K
 /// members (the models' `members`) has A `[K·e, n]` and D `[K·e]`, and x, Δ, B and C hold
-/// the members' batch rows in order; the kernels run once per member under one autodiff node.
+/// the members' batch rows in order; one launch of each kernel serves every member.
 pub fn selective_scan<B: FusedScan>(
     x: Tensor<B, 3>,
     delta: Tensor<B, 3>,
@@ -255,51 +255,28 @@ impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
         match ScanBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let prims = inp.map(|t| t.primitive);
-                let (y, states) = forward_by_member::<B>(prims.clone(), true);
+                let layout = layout_of(&prims);
+                let (y, states) = B::scan_forward(prims.clone(), true, layout);
+                let states = states.expect("scan_forward(save = true) returns the states");
                 prep.finish((prims, states), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward_by_member::<B>(inp.map(|t| t.primitive), false).0),
+            OpsKind::UnTracked(prep) => {
+                let prims = inp.map(|t| t.primitive);
+                let layout = layout_of(&prims);
+                prep.finish(B::scan_forward(prims, false, layout).0)
+            }
         }
     }
 }
 
 /// How many members a stacked scan holds (`A` `[K·e, n]` for x `[K·b, l, e]`; 1 for a plain
-/// scan).
-fn members_of<T: burn::tensor::TensorMetadata>(inp: &Scan<T>) -> usize {
+/// scan). The kernels read member m's rows of A and D for batch rows m·b .. (m+1)·b, and sum
+/// ∂A and ∂D over each member's rows.
+pub(crate) fn members_of<T: TensorMetadata>(inp: &Scan<T>) -> usize {
     let (rows, e, nb) = (inp.a.shape().dims::<2>()[0], inp.x.shape().dims::<3>()[2], inp.x.shape().dims::<3>()[0]);
     let k = rows / e.max(1);
     assert!(k >= 1 && k * e == rows && nb.is_multiple_of(k), "selective scan: A's {rows} rows are not whole members of width {e} over {nb} batch rows");
     k
-}
-
-/// Member m's operands of a stacked scan: its batch rows of x, Δ, B, C and its rows of A, D.
-fn member_operands<B: Backend>(inp: &Scan<FloatTensor<B>>, m: usize, k: usize) -> Scan<FloatTensor<B>> {
-    let rows = |t: &FloatTensor<B>, per: usize| member_rows::<B>(t, m, per);
-    let (nb, e) = (inp.x.shape().dims::<3>()[0] / k, inp.x.shape().dims::<3>()[2]);
-    Scan { x: rows(&inp.x, nb), delta: rows(&inp.delta, nb), a: rows(&inp.a, e), b: rows(&inp.b, nb), c: rows(&inp.c, nb), d: rows(&inp.d, e) }
-}
-
-/// Rows `m·per .. (m+1)·per` of `t`'s first axis (every other axis whole).
-fn member_rows<B: Backend>(t: &FloatTensor<B>, m: usize, per: usize) -> FloatTensor<B> {
-    let shape = t.shape();
-    let ranges: Vec<Slice> = (0..shape.num_dims()).map(|i| if i == 0 { Slice::from(m * per..(m + 1) * per) } else { Slice::from(0..shape[i]) }).collect();
-    B::float_slice(t.clone(), &ranges)
-}
-
-/// The forward kernel over each member of a stacked scan in turn, on the inner backend: the
-/// members' ys joined in one tensor and their saved states kept apart. Slicing the operands
-/// here, under one autodiff node, spares what slicing them before the node costs: autodiff
-/// turns every slice's gradient into a zero tensor of the whole operand's size, 16 of them
-/// for each of x and Δ at 16 members.
-pub(crate) fn forward_by_member<B: ScanKernels>(inp: Scan<FloatTensor<B>>, save: bool) -> (FloatTensor<B>, Vec<FloatTensor<B>>) {
-    let layout = layout_of(&inp);
-    let k = members_of(&inp);
-    if k == 1 {
-        let (y, states) = B::scan_forward(inp, save, layout);
-        return (y, states.into_iter().collect());
-    }
-    let (ys, states): (Vec<_>, Vec<_>) = (0..k).map(|m| B::scan_forward(member_operands::<B>(&inp, m, k), save, layout)).unzip();
-    (B::float_cat(ys, 0), states.into_iter().flatten().collect())
 }
 
 /// The process's layout for this scan's state size (A is `[e, n]`).
@@ -312,31 +289,13 @@ pub(crate) fn layout_of<T: burn::tensor::TensorMetadata>(inp: &Scan<T>) -> Layou
 struct ScanBackward;
 
 impl<B: ScanKernels> Backward<B, 6> for ScanBackward {
-    /// The operands and the saved chunk states (one tensor a member).
-    type State = (Scan<FloatTensor<B>>, Vec<FloatTensor<B>>);
+    /// The operands and the saved chunk states.
+    type State = (Scan<FloatTensor<B>>, FloatTensor<B>);
 
     fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
-        let (inp, mut states) = ops.state;
-        let k = members_of(&inp);
-        let g = if k == 1 {
-            B::scan_backward(inp, states.pop().expect("a plain scan's states"), dy)
-        } else {
-            let nb = inp.x.shape().dims::<3>()[0] / k;
-            let parts: Vec<[FloatTensor<B>; 6]> = states
-                .into_iter()
-                .enumerate()
-                .map(|(m, st)| B::scan_backward(member_operands::<B>(&inp, m, k), st, member_rows::<B>(&dy, m, nb)).into_array())
-                .collect();
-            // Each operand's gradient: the members' parts joined along the first axis.
-            let mut by_operand: [Vec<FloatTensor<B>>; 6] = Default::default();
-            for part in parts {
-                for (all, g) in by_operand.iter_mut().zip(part) {
-                    all.push(g);
-                }
-            }
-            Scan::from_array(by_operand.map(|gs| B::float_cat(gs, 0)))
-        };
+        let (inp, states) = ops.state;
+        let g = B::scan_backward(inp, states, dy);
         for (parent, grad) in ops.parents.into_iter().zip(g.into_array()) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);

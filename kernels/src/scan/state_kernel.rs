@@ -52,6 +52,7 @@ pub fn scan_forward_state_kernel<F: Float>(
     y: &mut Tensor<F>,
     states: &mut Tensor<F>,
     batch: u32,
+    members: u32,
     len: u32,
     width: u32,
     #[comptime] n: usize,
@@ -67,12 +68,15 @@ pub fn scan_forward_state_kernel<F: Float>(
     let own = CUBE_POS_X as usize * comptime!(block / n) + u / n;
     let j = u % n;
     let bi = CUBE_POS_Y as usize;
+    // A stacked scan's batch rows are its members' in order; member m's A and D are rows
+    // m·e .. (m+1)·e.
+    let member = bi / (nb / members as usize);
     let active = own < e;
     let ei = if active { own } else { e - 1 };
     let writes_y = active && j == 0;
 
-    let av = a[ei * n + j];
-    let skip = d[ei];
+    let av = a[(member * e + ei) * n + j];
+    let skip = d[member * e + ei];
     let mut h = F::new(0.0);
     // Each step's inputs are loaded one step ahead: the loads of step t + 1 are in flight
     // while step t computes (the scan is otherwise bound by their latency).
@@ -128,6 +132,7 @@ pub fn scan_backward_state_kernel<F: Float>(
     dc_part: &mut Tensor<F>,
     dd_part: &mut Tensor<F>,
     batch: u32,
+    members: u32,
     len: u32,
     width: u32,
     #[comptime] n: usize,
@@ -144,6 +149,9 @@ pub fn scan_backward_state_kernel<F: Float>(
     let own = cube * comptime!(block / n) + u / n;
     let j = u % n;
     let bi = CUBE_POS_Y as usize;
+    // A stacked scan's batch rows are its members' in order; member m's A and D are rows
+    // m·e .. (m+1)·e.
+    let member = bi / (nb / members as usize);
     let active = own < e;
     let ei = if active { own } else { e - 1 };
     let writes_row = active && j == 0;
@@ -156,8 +164,8 @@ pub fn scan_backward_state_kernel<F: Float>(
     let mut sum_b = SharedMemory::<F>::new(comptime!((block / 32) * k * n));
     let mut sum_c = SharedMemory::<F>::new(comptime!((block / 32) * k * n));
 
-    let av = a[ei * n + j];
-    let skip = d[ei];
+    let av = a[(member * e + ei) * n + j];
+    let skip = d[member * e + ei];
     let mut carry = zero; // exp(Δ_{t+1} A) g_{t+1}
     let mut da_acc = zero;
     let mut dd_acc = zero;
