@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compiles, into a fresh kernel cache, the kernels a first run meets (the `bench models` matrix;
-# every shipped experiment, seed 0, compressed to 100 steps through its whole curriculum and an
+# every shipped experiment, seed 0, compressed to 50 steps through its whole curriculum and an
 # evaluation), and returns CubeCL's chunk of PTX for shipping with icl-lab
 # (src/runtime/kernel_cache.rs, SEEDS). Run it on the GPU machine with the stripped, gzipped
 # release binary of the commit to ship as $DIR/icl-lab.gz; a few minutes.
@@ -20,7 +20,7 @@ for f in experiments/paper/reduced/*.toml experiments/quick/*.toml experiments/e
   sed 's/^seeds = .*/seeds = [0]/' "$f" > "/tmp/seed-exp/$(basename $(dirname $f))-$(basename $f)"
 done
 log "sweep"
-timeout 400 $BIN sweep /tmp/seed-exp/*.toml --scale 0.05 --devices cuda:0 --slots-per-device 4 >> "$OUT/seed_log.txt" 2>&1
+timeout 400 $BIN sweep /tmp/seed-exp/*.toml --scale 0.025 --devices cuda:0 --slots-per-device 8 >> "$OUT/seed_log.txt" 2>&1
 log "sweep rc $?"
 for key in $(ls /tmp/seed-kc); do
   chunk=/tmp/seed-kc/$key/cuda/0.10.0/ptx/chunk0.cbor
