@@ -15,12 +15,12 @@ export ICL_LAB_KERNEL_CACHE=/tmp/seed-kc ICL_LAB_HOME=/tmp/seed-store
 rm -rf /tmp/seed-kc /tmp/seed-store /tmp/seed-exp && mkdir -p /tmp/seed-exp
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/seed_log.txt"; }
 log "bench models"
-timeout 300 $BIN bench models --steps 20 >> "$OUT/seed_log.txt" 2>&1
+timeout 150 $BIN bench models --steps 20 >> "$OUT/seed_log.txt" 2>&1
 for f in experiments/paper/reduced/*.toml experiments/quick/*.toml experiments/extra/*.toml; do
   sed 's/^seeds = .*/seeds = [0]/' "$f" > "/tmp/seed-exp/$(basename $(dirname $f))-$(basename $f)"
 done
 log "sweep"
-timeout 400 $BIN sweep /tmp/seed-exp/*.toml --scale 0.025 --devices cuda:0 --slots-per-device 8 >> "$OUT/seed_log.txt" 2>&1
+timeout 300 $BIN sweep /tmp/seed-exp/*.toml --scale 0.025 --devices cuda:0 --slots-per-device 8 >> "$OUT/seed_log.txt" 2>&1
 log "sweep rc $?"
 for key in $(ls /tmp/seed-kc); do
   chunk=/tmp/seed-kc/$key/cuda/0.10.0/ptx/chunk0.cbor
