@@ -209,14 +209,12 @@ pub fn cuda_device_count() -> Result<usize, String> {
     Ok(n.max(0) as usize)
 }
 
-/// The compute capability (major, minor) of CUDA device `ordinal`: 9.0 on an H100 or H200.
-pub fn cuda_compute_capability(ordinal: usize) -> Result<(i32, i32), String> {
-    const MAJOR: c_int = 75; // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
-    const MINOR: c_int = 76;
+/// Attributes of CUDA device `ordinal` (`CUdevice_attribute` values), in order.
+fn device_attributes<const N: usize>(ordinal: usize, attributes: [c_int; N]) -> Result<[c_int; N], String> {
     let lib = cuda_driver()?;
     // SAFETY: the symbols have the driver API's C signatures (CUdevice is an int); the driver
-    // is initialised and an unknown ordinal is an error code, not undefined behaviour.
-    let cc = unsafe {
+    // is initialised and an unknown ordinal or attribute is an error code, not undefined behaviour.
+    let values = unsafe {
         let get: libloading::Symbol<unsafe extern "C" fn(*mut c_int, c_int) -> c_int> =
             lib.get(b"cuDeviceGet\0").map_err(|e| format!("CUDA driver has no cuDeviceGet: {e}"))?;
         let attribute: libloading::Symbol<unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int> =
@@ -226,16 +224,32 @@ pub fn cuda_compute_capability(ordinal: usize) -> Result<(i32, i32), String> {
         if rc != 0 {
             return Err(format!("cuda:{ordinal}: cuDeviceGet failed (error {rc})"));
         }
-        let (mut major, mut minor): (c_int, c_int) = (0, 0);
-        let rc = attribute(&mut major, MAJOR, device);
-        let rc2 = attribute(&mut minor, MINOR, device);
-        if rc != 0 || rc2 != 0 {
-            return Err(format!("cuda:{ordinal}: no compute capability (error {})", rc.max(rc2)));
+        let mut values = [0; N];
+        for (value, which) in values.iter_mut().zip(attributes) {
+            let rc = attribute(value, which, device);
+            if rc != 0 {
+                return Err(format!("cuda:{ordinal}: attribute {which} unavailable (error {rc})"));
+            }
         }
-        (major, minor)
+        values
     };
     std::mem::forget(lib);
-    Ok(cc)
+    Ok(values)
+}
+
+/// The compute capability (major, minor) of CUDA device `ordinal`: 9.0 on an H100 or H200.
+pub fn cuda_compute_capability(ordinal: usize) -> Result<(i32, i32), String> {
+    // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, _MINOR
+    let [major, minor] = device_attributes(ordinal, [75, 76])?;
+    Ok((major, minor))
+}
+
+/// The peak memory bandwidth of CUDA device `ordinal` in bytes/s, from the driver's memory
+/// clock and bus width (two transfers a clock): 3.35e12 on an H100 SXM.
+pub fn cuda_peak_bandwidth(ordinal: usize) -> Result<f64, String> {
+    // CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE (kHz), _GLOBAL_MEMORY_BUS_WIDTH (bits)
+    let [khz, bits] = device_attributes(ordinal, [36, 37])?;
+    Ok(2.0 * f64::from(khz) * 1e3 * f64::from(bits) / 8.0)
 }
 
 /// NVRTC's version (major, minor): CubeCL compiles every kernel with it, to PTX that needs a
@@ -273,6 +287,23 @@ fn nvrtc_library() -> Result<libloading::Library, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gpus_properties_come_from_the_driver_or_say_why_not() {
+        match cuda_device_count() {
+            Ok(n) if n > 0 => {
+                let (major, _) = cuda_compute_capability(0).unwrap();
+                assert!((3..20).contains(&major), "compute capability {major}");
+                let bandwidth = cuda_peak_bandwidth(0).unwrap();
+                assert!((1e11..1e14).contains(&bandwidth), "{bandwidth} bytes/s");
+                assert!(cuda_compute_capability(n + 7).unwrap_err().contains(&format!("cuda:{}", n + 7)));
+            }
+            _ => {
+                assert!(!cuda_compute_capability(0).unwrap_err().is_empty());
+                assert!(!cuda_peak_bandwidth(0).unwrap_err().is_empty());
+            }
+        }
+    }
 
     #[test]
     fn device_lists_parse_and_may_repeat_a_device() {
