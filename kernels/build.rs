@@ -25,6 +25,22 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
     }
 }
 
+/// "name version" of each locked package of burn, CubeCL or cubek, sorted.
+fn kernel_generators(lock: &str) -> Vec<String> {
+    let mut found: Vec<String> = lock
+        .split("[[package]]")
+        .filter_map(|block| {
+            let field = |key: &str| {
+                block.lines().find_map(|l| l.strip_prefix(key).map(|v| v.trim_start_matches([' ', '=']).trim().trim_matches('"').to_string()))
+            };
+            let (name, version) = (field("name ")?, field("version ")?);
+            ["burn", "cubecl", "cubek"].iter().any(|p| name.starts_with(p)).then(|| format!("{name} {version}\n"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
@@ -36,9 +52,13 @@ fn main() {
         fnv1a(&mut hash, name.as_bytes());
         fnv1a(&mut hash, &std::fs::read(file).unwrap_or_default());
     }
-    // The workspace's lock file pins burn, CubeCL and cubek, whose code generates the rest.
+    // The workspace's lock file pins burn, CubeCL and cubek, whose code generates the rest:
+    // their versions count, not the rest of the lock file (a new dependency elsewhere leaves
+    // every kernel as it was).
     let lock = root.join("../Cargo.lock");
-    fnv1a(&mut hash, &std::fs::read(&lock).unwrap_or_default());
+    for package in kernel_generators(&std::fs::read_to_string(&lock).unwrap_or_default()) {
+        fnv1a(&mut hash, package.as_bytes());
+    }
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed={}", lock.display());
     println!("cargo:rustc-env=ICL_LAB_KERNELS_FINGERPRINT={hash:016x}");

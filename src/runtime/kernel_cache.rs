@@ -67,8 +67,14 @@ pub fn ptx_chunk(root: &Path) -> PathBuf {
 const CUBECL_VERSION: &str = "0.10.0";
 
 /// Kernels shipped with icl-lab: a cache key and the gzipped chunk CubeCL wrote under it on
-/// the GPU machine (`tests/gpu/seed_cache.sh`, which says how to add one here).
-pub const SEEDS: &[(&str, &[u8])] = &[];
+/// the GPU machine (`tests/gpu/seed_cache.sh`, which says how to add one here). A seed whose
+/// fingerprint is not this build's is never installed: delete it when adding its successor.
+#[cfg(feature = "cuda")]
+pub const SEEDS: &[(&str, &[u8])] = &[(
+    // H100 / H200, CUDA 13.0: the `bench models` matrix and every shipped experiment (session 13).
+    "sm_90-nvrtc13.0-3a301a9c766c5523",
+    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-3a301a9c766c5523.cbor.gz"),
+)];
 
 /// Starts the cache at `root` (the subdirectory for `key`) from the shipped kernels for `key`,
 /// when there are some and CubeCL has written nothing there yet. Returns how many bytes of
@@ -249,5 +255,43 @@ mod tests {
         let other = dir.path().join("other");
         assert!(install_seed(&other, "k", bad).is_err());
         assert!(!ptx_chunk(&other).exists());
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn the_shipped_kernels_are_whole_ptx_entries_under_well_formed_keys() {
+        use std::io::Read;
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            key: u128,
+            value: PtxEntry,
+        }
+        assert!(!SEEDS.is_empty());
+        for (key, gz) in SEEDS {
+            let parts: Vec<_> = key.split('-').collect();
+            assert!(parts.len() == 3 && parts[0].starts_with("sm_") && parts[1].starts_with("nvrtc"), "{key}");
+            assert!(parts[2].len() == 16 && parts[2].chars().all(|c| c.is_ascii_hexdigit()), "{key}");
+            let mut chunk = Vec::new();
+            flate2::read::GzDecoder::new(*gz).read_to_end(&mut chunk).unwrap();
+            let mut cursor = std::io::Cursor::new(&chunk);
+            // Processes compiling at once may each append a kernel (CubeCL reads the last). Their
+            // PTX may differ: CubeCL's code generation does not fix the order of shared-memory
+            // buffers or of parameter loads (31 of the first seed's 541 entries, read side by
+            // side: the same stores and loads, placed differently). Same entry point and size.
+            let mut keys = std::collections::HashMap::new();
+            while (cursor.position() as usize) < chunk.len() {
+                let entry: Entry = ciborium::de::from_reader(&mut cursor).unwrap_or_else(|e| panic!("{key}: entry {}: {e}", keys.len()));
+                let ptx: Vec<u8> = entry.value.ptx.iter().map(|&c| c as u8).collect();
+                let ptx = String::from_utf8_lossy(&ptx);
+                assert!(ptx.contains(".version") && ptx.contains(&format!(".target {}", parts[0])), "{key}: {} is not PTX for {}", entry.value.entrypoint_name, parts[0]);
+                assert!(ptx.contains(&entry.value.entrypoint_name), "{key}: entry point {} missing", entry.value.entrypoint_name);
+                let name = entry.value.entrypoint_name.clone();
+                if let Some(earlier) = keys.insert(entry.key, entry.value.clone()) {
+                    let same = (&earlier.entrypoint_name, earlier.shared_mem_bytes);
+                    assert_eq!(same, (&name, entry.value.shared_mem_bytes), "{key}: kernel {:x} twice, different", entry.key);
+                }
+            }
+            assert!(keys.len() > 100, "{key}: only {} kernels", keys.len());
+        }
     }
 }
