@@ -294,7 +294,7 @@ fn bench_store(runs: usize, reps: usize, json: bool) -> CliResult {
     // 2. `ls` over `runs` runs, each with 100 metric points and 2 curves, as a user would run it.
     let ls_dir = tmp.join("ls");
     fill_store(&ls_dir, &spec, runs)?;
-    let exe = std::env::current_exe().map_err(|e| CliError::failed(e))?;
+    let exe = std::env::current_exe().map_err(CliError::failed)?;
     let ls = |args: &[&str]| -> f64 {
         let start = Instant::now();
         let status = Command::new(&exe)
