@@ -102,6 +102,15 @@ pub fn install_seed(root: &Path, key: &str, seeds: &[(&str, &[u8])]) -> std::io:
     }
 }
 
+/// Whether `configure` may say on stderr that it installed the shipped kernels: not while the
+/// TUI owns the terminal (a run on the TUI's only CUDA slot trains in its process).
+static NOTICES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Keeps `configure` off stderr for the rest of the process (the TUI calls it).
+pub fn silence_notices() {
+    NOTICES.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Sets CubeCL's runtime config for this process, with the kernel cache when it is usable:
 /// the subdirectory for CUDA device `device` ([`cache_key`]), started from the shipped kernels
 /// when it is new. Returns the directory it set. Call before any CUDA work; once CubeCL's
@@ -121,10 +130,13 @@ pub fn configure(device: usize) -> Option<PathBuf> {
         let key = cache_key_for(device).ok();
         if let Some(dir) = kernel_cache_dir().zip(key.as_deref()).map(|(d, k)| d.join(k)).filter(|d| writable(d)) {
             let key = key.as_deref().unwrap_or_default();
-            match install_seed(&dir, key, SEEDS) {
-                Ok(0) => {}
-                Ok(bytes) => eprintln!("icl-lab: kernel cache {} started from the {:.1} MB of compiled kernels shipped for {key}", dir.display(), bytes as f64 / 1e6),
-                Err(e) => eprintln!("icl-lab: could not install the shipped kernels into {}: {e}", dir.display()),
+            let notice = match install_seed(&dir, key, SEEDS) {
+                Ok(0) => None,
+                Ok(bytes) => Some(format!("kernel cache {} started from the {:.1} MB of compiled kernels shipped for {key}", dir.display(), bytes as f64 / 1e6)),
+                Err(e) => Some(format!("could not install the shipped kernels into {}: {e}", dir.display())),
+            };
+            if let Some(notice) = notice.filter(|_| NOTICES.load(std::sync::atomic::Ordering::Relaxed)) {
+                eprintln!("icl-lab: {notice}");
             }
             config.compilation.cache = Some(CacheConfig::File(dir.clone()));
             chosen = Some(dir);

@@ -62,6 +62,7 @@ fn open_lab(opts: &TuiOptions) -> Result<Lab, TuiError> {
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
 
 fn enter(mouse: bool) -> std::io::Result<Term> {
+    crate::runtime::kernel_cache::silence_notices();
     enable_raw_mode()?;
     let mut out = std::io::stdout();
     execute!(out, EnterAlternateScreen)?;
