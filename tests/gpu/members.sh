@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Several seeds as one stacked model on the GPU (issue 7's 16 runs at >= 8x one run). Session
-# 12 (H100) measured 16 members at 2.51x (GPT-2 e128) and 2.77x (Mamba e128) one run; this is
-# the next session's call, about 8 minutes:
-#   1. the CUDA checks (fused Adam; the scan, with stacked scans on the branch scan-members;
-#      the linear layers, stacked ones included),
+# 13 (H100) measured 16 members at 3.19x (GPT-2 e128, 25.5 vs 5.09 ms) and 2.94x (Mamba e128,
+# 74.0 vs 13.6 ms, one scan launch for all members); this is the next session's call, about
+# 8 minutes (the shipped kernels make the starts short):
+#   1. the CUDA checks (fused Adam; the scan, stacked scans included; the linear layers,
+#      stacked ones included),
 #   2. `bench members`: K seeds in one process, K = 1, 4, 16, GPT-2 e128 and Mamba e128,
 #   3. `bench slots --members 16`: 16 runs through the pool (sweep --members) against one,
-#   4. `ncu` kernel durations over about two 16-member Mamba steps (where the time goes now).
+#   4. `ncu` kernel durations over about two 16-member Mamba steps (where the time goes now;
+#      summarise with `python3 tests/gpu/ncu_summary.py FILE --top 40`).
 # Carry the stripped, gzipped release binary (built with --features cuda) as $DIR/icl-lab.gz.
 # Results: $OUT/members.txt (tables and JSON), $OUT/checks.txt, $OUT/ncu_mamba_16.csv, $OUT/log.txt.
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s13}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s14}
 BIN=/tmp/icl; gunzip -c $DIR/icl-lab.gz > $BIN && chmod +x $BIN
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} ICL_LAB_KERNEL_CACHE=/tmp/kc
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
