@@ -93,7 +93,12 @@ pub fn install_seed(root: &Path, key: &str, seeds: &[(&str, &[u8])]) -> std::io:
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".seed-{}", std::process::id()));
     std::fs::File::create(&tmp)?.write_all(&ptx)?;
-    let linked = std::fs::hard_link(&tmp, &chunk);
+    let linked = match std::fs::hard_link(&tmp, &chunk) {
+        // A file system without hard links: a rename, which would replace a chunk that
+        // appeared since the check above (only a few cached kernels lost).
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !chunk.exists() => std::fs::rename(&tmp, &chunk),
+        other => other,
+    };
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(ptx.len() as u64),
