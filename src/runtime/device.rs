@@ -214,7 +214,7 @@ fn device_attributes<const N: usize>(ordinal: usize, attributes: [c_int; N]) -> 
     let lib = cuda_driver()?;
     // SAFETY: the symbols have the driver API's C signatures (CUdevice is an int); the driver
     // is initialised and an unknown ordinal or attribute is an error code, not undefined behaviour.
-    let values = unsafe {
+    let values = (|| unsafe {
         let get: libloading::Symbol<unsafe extern "C" fn(*mut c_int, c_int) -> c_int> =
             lib.get(b"cuDeviceGet\0").map_err(|e| format!("CUDA driver has no cuDeviceGet: {e}"))?;
         let attribute: libloading::Symbol<unsafe extern "C" fn(*mut c_int, c_int, c_int) -> c_int> =
@@ -231,10 +231,11 @@ fn device_attributes<const N: usize>(ordinal: usize, attributes: [c_int; N]) -> 
                 return Err(format!("cuda:{ordinal}: attribute {which} unavailable (error {rc})"));
             }
         }
-        values
-    };
+        Ok(values)
+    })();
+    // The library stays loaded, as in `cuda_device_count`, whatever the answer.
     std::mem::forget(lib);
-    Ok(values)
+    values
 }
 
 /// The compute capability (major, minor) of CUDA device `ordinal`: 9.0 on an H100 or H200.
