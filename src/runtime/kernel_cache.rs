@@ -132,10 +132,9 @@ pub fn configure(device: usize) -> Option<PathBuf> {
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
     let mut chosen = None;
     if config.compilation.cache.is_none() {
-        let key = cache_key_for(device).ok();
-        if let Some(dir) = kernel_cache_dir().zip(key.as_deref()).map(|(d, k)| d.join(k)).filter(|d| writable(d)) {
-            let key = key.as_deref().unwrap_or_default();
-            let notice = match install_seed(&dir, key, SEEDS) {
+        let dir = kernel_cache_dir().zip(cache_key_for(device).ok()).map(|(base, key)| (base.join(&key), key));
+        if let Some((dir, key)) = dir.filter(|(d, _)| writable(d)) {
+            let notice = match install_seed(&dir, &key, SEEDS) {
                 Ok(0) => None,
                 Ok(bytes) => Some(format!("kernel cache {} started from the {:.1} MB of compiled kernels shipped for {key}", dir.display(), bytes as f64 / 1e6)),
                 Err(e) => Some(format!("could not install the shipped kernels into {}: {e}", dir.display())),
