@@ -47,7 +47,7 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
     use burn::prelude::*;
     use serde_json::json;
 
-    use crate::models::norm::{compare_layer_norm, layer_norm, CHECK_SHAPES, COMPARED};
+    use crate::models::norm::{compare_layer_norm, layer_norm, CHECK_SHAPES, COMPARED, STACKED_CHECK_SHAPES};
     type B = crate::runtime::CudaBackend;
 
     let dims @ [b, t, e] = parse_shape(&args.shape)?;
@@ -61,9 +61,18 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
         let burn_heads = COMPARED.map(|c| format!("burn {c}"));
         println!("{}", table.header("[b, t, e]", &COMPARED, &burn_heads.each_ref().map(String::as_str)));
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
-            let fused = compare_layer_norm::<B>(dims, seed as u64, &device, true);
-            let burn = compare_layer_norm::<B>(dims, seed as u64, &device, false);
+            let fused = compare_layer_norm::<B>(1, dims, seed as u64, &device, true);
+            let burn = compare_layer_norm::<B>(1, dims, seed as u64, &device, false);
             println!("{}", table.row(&dims, &fused, &burn));
+        }
+        // Stacked models' norms (models::members): each member's γ and β for its rows.
+        let ks: Vec<String> = STACKED_CHECK_SHAPES.iter().map(|(k, _)| k.to_string()).collect();
+        println!("stacked, [K·b, t, e] with K = {} members:", ks.join(", "));
+        for (seed, (members, dims)) in STACKED_CHECK_SHAPES.into_iter().enumerate() {
+            let stacked = [members * dims[0], dims[1], dims[2]];
+            let fused = compare_layer_norm::<B>(members, dims, seed as u64, &device, true);
+            let burn = compare_layer_norm::<B>(members, dims, seed as u64, &device, false);
+            println!("{}", table.row(&stacked, &fused, &burn));
         }
         println!("{}", table.verdict());
         passed = table.passed();

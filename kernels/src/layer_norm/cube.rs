@@ -9,20 +9,21 @@ use cubecl::prelude::*;
 
 use crate::column_sum::column_sum;
 use super::kernel::{layer_norm_backward_kernel, layer_norm_forward_kernel, ROWS_PER_WARP, WARPS};
-use super::{supports_width, FusedLayerNorm, LayerNormKernels};
+use super::{members, supports_width, FusedLayerNorm, LayerNormKernels};
 
-/// Rows and width of `x` (normalised over its last dimension), checked.
-fn sizes<R: CubeRuntime>(x: &CubeTensor<R>) -> (usize, usize) {
+/// Rows and width of `x` (normalised over its last dimension) and the members γ holds, checked.
+fn sizes<R: CubeRuntime>(x: &CubeTensor<R>, gamma: &CubeTensor<R>) -> (usize, usize, usize) {
     let shape = x.shape();
     let e = shape[shape.num_dims() - 1];
     assert!(supports_width(e), "layer norm: no kernel for width {e}");
-    (shape.num_elements() / e, e)
+    let rows = shape.num_elements() / e;
+    (rows, e, members(rows, e, gamma.shape().num_elements()))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormKernels for CubeBackend<R, F, I, BT> {
     fn layer_norm_forward(x: CubeTensor<R>, gamma: CubeTensor<R>, beta: CubeTensor<R>, eps: f32) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
         let (x, gamma, beta) = (into_contiguous(x), into_contiguous(gamma), into_contiguous(beta));
-        let (rows, e) = sizes(&x);
+        let (rows, e, members) = sizes(&x, &gamma);
         let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let y = empty(x.shape());
@@ -39,6 +40,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormK
             mean.clone().into_tensor_arg(),
             rstd.clone().into_tensor_arg(),
             rows as u32,
+            (rows / members).max(1) as u32,
             e / 32,
             eps.to_bits(),
             dtype.into(),
@@ -48,16 +50,19 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormK
 
     fn layer_norm_backward(x: CubeTensor<R>, gamma: CubeTensor<R>, mean: CubeTensor<R>, rstd: CubeTensor<R>, dy: CubeTensor<R>) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
         let (x, gamma, dy) = (into_contiguous(x), into_contiguous(gamma), into_contiguous(dy));
-        let (rows, e) = sizes(&x);
+        let (rows, e, members) = sizes(&x, &gamma);
         assert_eq!(dy.shape(), x.shape(), "layer norm backward: dy must have x's shape");
         let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
-        let cubes = rows.div_ceil(WARPS * ROWS_PER_WARP);
+        let rows_per_member = rows / members;
+        // At least one cube a member, so every member's partials are written (zeros if no rows).
+        let chunks = rows_per_member.div_ceil(WARPS * ROWS_PER_WARP).max(1);
         let dx = empty(x.shape());
-        let (dgamma_part, dbeta_part) = (empty(Shape::new([cubes, e])), empty(Shape::new([cubes, e])));
+        let part = || empty(Shape::new([chunks, members * e]));
+        let (dgamma_part, dbeta_part) = (part(), part());
         crate::launch!(layer_norm_backward_kernel::<R>(
             &client,
-            CubeCount::Static(cubes as u32, 1, 1),
+            CubeCount::Static((chunks * members) as u32, 1, 1),
             CubeDim::new_1d((WARPS * 32) as u32),
             x.into_tensor_arg(),
             gamma.into_tensor_arg(),
@@ -67,7 +72,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormK
             dx.clone().into_tensor_arg(),
             dgamma_part.clone().into_tensor_arg(),
             dbeta_part.clone().into_tensor_arg(),
-            rows as u32,
+            members as u32,
+            rows_per_member as u32,
             e / 32,
             dtype.into(),
         ));

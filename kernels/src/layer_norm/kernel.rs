@@ -2,7 +2,13 @@
 //! registers (`k` per lane, `k` a compile-time parameter), the row sums are warp sums. The
 //! forward saves each row's mean and 1/σ; the backward gives ∂x per row and sums ∂γ, ∂β over
 //! the cube's rows (each warp walks [`ROWS_PER_WARP`] rows, the cube's warps meet in shared
-//! memory), written per cube and finished by one `sum_dim`.
+//! memory), written per cube and finished by one column sum.
+//!
+//! Members (several runs stacked as one model): γ and β hold `K` rows of `e`, and x's rows
+//! come in `K` equal blocks of `rows_per_member`, block k normalised with γ_k and β_k. A
+//! backward cube stays within one member (its rows are a member's rows, its partial sums a
+//! member's), so ∂γ and ∂β are the column sums of partials laid out `[cubes per member, K·e]`.
+//! With `K = 1` this is the plain LayerNorm.
 
 use cubecl::prelude::*;
 
@@ -21,6 +27,7 @@ pub fn layer_norm_forward_kernel<F: Float>(
     mean: &mut Tensor<F>,
     rstd: &mut Tensor<F>,
     rows: u32,
+    rows_per_member: u32,
     #[comptime] k: usize,
     #[comptime] eps_bits: u32,
     #[define(F)] _dtype: StorageType,
@@ -32,6 +39,7 @@ pub fn layer_norm_forward_kernel<F: Float>(
         let e = comptime!(k * 32);
         let inv_e = F::new(1.0) / F::new(comptime!(e as f32));
         let base = row * e;
+        let affine = (row / rows_per_member as usize) * e;
         let mut xs = Array::<F>::new(k);
         let mut s = F::new(0.0);
         #[unroll]
@@ -50,7 +58,7 @@ pub fn layer_norm_forward_kernel<F: Float>(
         #[unroll]
         for i in 0..k {
             let c = i * 32 + lane;
-            y[base + c] = (xs[i] - m) * r * gamma[c] + beta[c];
+            y[base + c] = (xs[i] - m) * r * gamma[affine + c] + beta[affine + c];
         }
         if lane == 0 {
             mean[row] = m;
@@ -70,7 +78,8 @@ pub fn layer_norm_backward_kernel<F: Float>(
     dx: &mut Tensor<F>,
     dgamma_part: &mut Tensor<F>,
     dbeta_part: &mut Tensor<F>,
-    rows: u32,
+    members: u32,
+    rows_per_member: u32,
     #[comptime] k: usize,
     #[define(F)] _dtype: StorageType,
 ) {
@@ -78,23 +87,27 @@ pub fn layer_norm_backward_kernel<F: Float>(
     let lane = UNIT_POS_PLANE as usize;
     let u = UNIT_POS as usize;
     let warp = u / 32;
+    // Cube c is member c % K's chunk c / K: its partials land at row c of [cubes / K, K·e].
     let cube = CUBE_POS_X as usize;
+    let member = cube % members as usize;
+    let rows = rows_per_member as usize;
     let inv_e = F::new(1.0) / F::new(comptime!(e as f32));
     let mut gam = Array::<F>::new(k);
     let mut dgam = Array::<F>::new(k);
     let mut dbet = Array::<F>::new(k);
     #[unroll]
     for i in 0..k {
-        gam[i] = gamma[i * 32 + lane];
+        gam[i] = gamma[member * e + i * 32 + lane];
         dgam[i] = F::new(0.0);
         dbet[i] = F::new(0.0);
     }
     let mut xh = Array::<F>::new(k);
     let mut g = Array::<F>::new(k);
-    let first = (cube * WARPS + warp) * ROWS_PER_WARP;
+    let first = ((cube / members as usize) * WARPS + warp) * ROWS_PER_WARP;
     for r in 0..ROWS_PER_WARP {
-        let row = first + r;
-        if row < rows as usize {
+        let local = first + r;
+        if local < rows {
+            let row = member * rows + local;
             let base = row * e;
             let m = mean[row];
             let rs = rstd[row];

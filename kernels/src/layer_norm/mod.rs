@@ -25,8 +25,19 @@ pub fn supports_width(e: usize) -> bool {
     e > 0 && e % 32 == 0 && e <= 1024
 }
 
+/// Members γ and β hold for `x` of `rows` rows of `e`: γ has `K·e` values, and x's rows come
+/// in `K` equal blocks, block k normalised with γ's and β's k-th `e` values (several runs
+/// stacked as one model). Panics when γ is not whole rows of `e` or K does not divide `rows`.
+pub fn members(rows: usize, e: usize, gamma_len: usize) -> usize {
+    assert!(e > 0 && gamma_len > 0 && gamma_len.is_multiple_of(e), "layer norm: gamma of {gamma_len} values is not whole rows of {e}");
+    let k = gamma_len / e;
+    assert!(rows.is_multiple_of(k), "layer norm: {rows} rows do not split into {k} members");
+    k
+}
+
 /// The raw kernels on a backend's primitives. `x` is any rank, normalised over its last
-/// dimension; `eps` is added to the (biased) variance.
+/// dimension; `eps` is added to the (biased) variance. γ and β are `[K·e]` for `K` members
+/// ([`members`]), `[e]` for one.
 pub trait LayerNormKernels: Backend {
     /// y (x's shape) and each row's mean and 1/σ (`[rows]` each).
     fn layer_norm_forward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, eps: f32) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
@@ -47,12 +58,16 @@ pub trait FusedLayerNorm: Backend {
 }
 
 /// `(x − mean) / sqrt(var + eps) · γ + β` over the last dimension of `x` (`var` biased, as
-/// PyTorch and burn). The last dimension must satisfy [`supports_width`].
+/// PyTorch and burn). The last dimension must satisfy [`supports_width`]. γ and β are `[e]`,
+/// or `[K·e]` for `K` members whose rows split x's first dimension into `K` equal blocks
+/// ([`members`]).
 pub fn layer_norm<B: FusedLayerNorm, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 1>, beta: Tensor<B, 1>, eps: f32) -> Tensor<B, D> {
-    let e = x.dims()[D - 1];
+    let dims = x.dims();
+    let e = dims[D - 1];
     assert!(supports_width(e), "layer norm: no kernel for width {e} (a multiple of 32 up to 1,024)");
-    assert_eq!(gamma.dims(), [e], "layer norm: gamma must be [{e}]");
-    assert_eq!(beta.dims(), [e], "layer norm: beta must be [{e}]");
+    // Members split the first dimension, so they split the rows into blocks too.
+    members(dims[0], e, gamma.dims()[0]);
+    assert_eq!(beta.dims(), gamma.dims(), "layer norm: beta must have gamma's shape");
     let prim = |t: TensorPrimitive<B>| t.tensor();
     let y = B::fused_layer_norm(prim(x.into_primitive()), prim(gamma.into_primitive()), prim(beta.into_primitive()), eps);
     Tensor::from_primitive(TensorPrimitive::Float(y))
@@ -106,5 +121,15 @@ mod tests {
         }
         // The backward's column sums cover a row with whole rounds of a cube's threads.
         assert_eq!(kernel::WARPS * 32, 256);
+    }
+
+    #[test]
+    fn members_are_whole_rows_of_gamma_that_split_the_rows() {
+        assert_eq!(members(5248, 128, 128), 1);
+        assert_eq!(members(16 * 5248, 128, 16 * 128), 16);
+        assert_eq!(members(0, 64, 3 * 64), 3);
+        for (rows, e, len) in [(10, 64, 100), (10, 64, 3 * 64), (10, 64, 0)] {
+            assert!(std::panic::catch_unwind(|| members(rows, e, len)).is_err(), "{rows} {e} {len}");
+        }
     }
 }
