@@ -165,7 +165,7 @@ pub fn predict<B: Backend>(model: &IclModel<B>, sample: &Sample, tokens: &[f32],
     for start in (0..sample.b()).step_by(EVAL_CHUNK) {
         let rows = EVAL_CHUNK.min(sample.b() - start);
         let chunk = tokens[start * t * d..(start + rows) * t * d].to_vec();
-        let x = Tensor::<B, 3>::from_data(TensorData::new(chunk, [rows, t, d]), device);
+        let x = super::upload::<B, 3>(chunk, [rows, t, d], device);
         out.extend(model.forward(x).into_data().iter::<f32>());
     }
     out

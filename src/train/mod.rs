@@ -7,6 +7,7 @@ mod clip;
 pub mod curriculum;
 pub mod eval;
 pub mod optim;
+pub mod phases;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -182,8 +183,7 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
     };
     match (target, layout.loss) {
         (Target::Dense { values, weights }, loss) => {
-            let v = Tensor::<B, 3>::from_data(TensorData::new(values, dims), device);
-            let w = Tensor::<B, 3>::from_data(TensorData::new(weights, dims), device);
+            let (v, w) = (upload::<B, 3>(values, dims, device), upload::<B, 3>(weights, dims, device));
             let per_entry = match loss {
                 // BCE(sigmoid(o), v) = max(o, 0) − o·v + log(1 + exp(−|o|)), stable for any o.
                 Loss::BinaryCrossEntropy => {
@@ -199,10 +199,46 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
         (Target::Classes { classes, weights }, _) => {
             let [b, t, _] = dims;
             let idx = Tensor::<B, 3, Int>::from_data(TensorData::new(classes, [b, t, 1]), device);
-            let w = Tensor::<B, 3>::from_data(TensorData::new(weights, [b, t, 1]), device);
+            let w = upload::<B, 3>(weights, [b, t, 1], device);
             let log_p = burn::tensor::activation::log_softmax(out, 2).gather(2, idx);
             per_member(log_p * w).neg()
         }
+    }
+}
+
+/// `values` as a float tensor on `device`, copied through the backend's staging memory
+/// (pinned host memory on CUDA). From ordinary, pageable memory a large copy makes the host
+/// wait for the GPU to reach it in its queue, so each step's batch would wait for the step
+/// before to finish (16 members' 7 MB batch: 7.3 ms a step, docs/performance.md, session
+/// 14); from pinned memory the copy is queued and the host goes on.
+pub(crate) fn upload<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+    let mut data = TensorData::new(values, shape);
+    if data.dtype == <B::FloatElem as burn::tensor::Element>::dtype() {
+        B::staging(std::iter::once(&mut data), device);
+    }
+    Tensor::from_data(data, device)
+}
+
+/// One step's batch for all members: their samples one after another
+/// (`models::members`), and where each member's data stream stood after drawing its part.
+struct Batch {
+    tokens: Vec<f32>,
+    target: Target,
+    /// Prompts in all, and tokens a prompt.
+    b: usize,
+    tokens_per_prompt: usize,
+    data_pos: Vec<u128>,
+}
+
+impl Batch {
+    /// Each member's `batch_size` prompts of `n` points in `dims` dimensions from its own
+    /// stream; on rayon's threads for several members (the same batches as in turn).
+    fn draw(task: &dyn tasks::Task, streams: &mut [ChaCha8Rng], batch_size: usize, n: usize, dims: usize) -> Batch {
+        let draw = |rng: &mut ChaCha8Rng| task.sample(rng, batch_size, n, dims);
+        let samples: Vec<tasks::Sample> = if streams.len() == 1 { streams.iter_mut().map(draw).collect() } else { streams.par_iter_mut().map(draw).collect() };
+        let data_pos = streams.iter().map(|rng| rng.get_word_pos()).collect();
+        let (tokens, target, b, tokens_per_prompt) = concat_samples(samples);
+        Batch { tokens, target, b, tokens_per_prompt, data_pos }
     }
 }
 
@@ -214,7 +250,7 @@ fn concat_samples(mut samples: Vec<tasks::Sample>) -> (Vec<f32>, Target, usize, 
         return (s.tokens, s.target, b, s.t);
     }
     let (b, t) = (samples.iter().map(|s| s.b()).sum(), samples[0].t);
-    let mut tokens = Vec::new();
+    let mut tokens = Vec::with_capacity(samples.iter().map(|s| s.tokens.len()).sum());
     let mut target = None::<Target>;
     for s in samples {
         tokens.extend(s.tokens);
@@ -256,7 +292,9 @@ pub fn same_but_seed(a: &ExperimentSpec, b: &ExperimentSpec) -> bool {
 
 /// One member's own state in [`train_members`].
 struct Member {
-    data_rng: ChaCha8Rng,
+    /// Where the member's data stream stands after the batches trained on so far (what a
+    /// checkpoint records; the stream itself may be a batch ahead: [`Batch`]).
+    data_pos: u128,
     eval_set: EvalSet,
     last: Option<StepMetrics>,
     /// Set once the member has stopped; its summary is then final.
@@ -288,9 +326,10 @@ pub fn train_members<B: AutodiffBackend>(
     let mut model = IclModel::<B>::stacked(&spec.model, layout.d_in, layout.d_out, &seeds, device);
     let mut optim = TrainOptim::<B>::new();
     let mut curriculum = Curriculum::new(&t.curriculum);
+    let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&seed| ChaCha8Rng::seed_from_u64(seed)).collect();
     let mut members: Vec<Member> = seeds
         .iter()
-        .map(|&seed| Member { data_rng: ChaCha8Rng::seed_from_u64(seed), eval_set: EvalSet::new(seed, t.eval_prompts), last: None, summary: None })
+        .map(|&seed| Member { data_pos: 0, eval_set: EvalSet::new(seed, t.eval_prompts), last: None, summary: None })
         .collect();
     let params = model.num_params() / count;
     let final_points = t.curriculum.points.end;
@@ -322,16 +361,17 @@ pub fn train_members<B: AutodiffBackend>(
         for _ in 0..step {
             curriculum.advance();
         }
-        members[0].data_rng.set_word_pos(ckpt.data_word_pos);
+        rngs[0].set_word_pos(ckpt.data_word_pos);
+        members[0].data_pos = ckpt.data_word_pos;
     }
     // Member k's weights and optimiser state as a lone run's checkpoint.
-    let save = |k: usize, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, rng: &ChaCha8Rng, on_event: &mut dyn FnMut(usize, TrainEvent)| {
+    let save = |k: usize, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, data_pos: u128, on_event: &mut dyn FnMut(usize, TrainEvent)| {
         let Some(root) = &ctls[k].checkpoints else { return Ok(()) };
         let ckpt = if count == 1 {
-            save_checkpoint::<B>(root, step, model, optim.to_record(), rng.get_word_pos())?
+            save_checkpoint::<B>(root, step, model, optim.to_record(), data_pos)?
         } else {
             let record = optim::member_record(&optim.to_record(), model, k);
-            save_checkpoint::<B>(root, step, &model.member(k), record, rng.get_word_pos())?
+            save_checkpoint::<B>(root, step, &model.member(k), record, data_pos)?
         };
         on_event(k, TrainEvent::Checkpoint(ckpt));
         Ok::<(), CheckpointError>(())
@@ -342,7 +382,7 @@ pub fn train_members<B: AutodiffBackend>(
     let finish = |k: usize, member: &mut Member, outcome: Outcome, step: usize, model: &IclModel<B>, optim: &TrainOptim<B>, timing: (f64, Option<f64>), mut checkpoint_error: Option<String>, on_event: &mut dyn FnMut(usize, TrainEvent)| {
         let diverged = matches!(outcome, Outcome::Diverged { .. });
         if !diverged && step > 0 && checkpoint_error.is_none() {
-            if let Err(e) = save(k, step, model, optim, &member.data_rng, on_event) {
+            if let Err(e) = save(k, step, model, optim, member.data_pos, on_event) {
                 checkpoint_error = Some(e.to_string());
             }
         }
@@ -372,85 +412,116 @@ pub fn train_members<B: AutodiffBackend>(
 
     let loop_start = Instant::now();
     let (mut window_start, mut window_step) = (Instant::now(), step);
+    let mut phase_times = phases::PhaseTimes::new(phases::enabled());
     let first_done = step + 1;
     let mut first_step_s = None;
     let checkpoint_every = t.checkpoint_every();
     let active = |members: &[Member]| (0..count).filter(|&k| members[k].summary.is_none()).collect::<Vec<_>>();
-    while step < t.steps {
-        for k in active(&members) {
-            if ctls[k].cancel.load(Ordering::Relaxed) {
-                finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), None, on_event);
+    let model = std::thread::scope(|scope| {
+        let mut model = model;
+        let mut ahead: Option<std::thread::ScopedJoinHandle<(Batch, Vec<ChaCha8Rng>)>> = None;
+        while step < t.steps {
+            for k in active(&members) {
+                if ctls[k].cancel.load(Ordering::Relaxed) {
+                    finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), None, on_event);
+                }
             }
-        }
-        if active(&members).is_empty() {
-            break;
-        }
-        let (n, dims) = (curriculum.n_points(), curriculum.n_dims());
-        // Each member draws from its own stream, so drawing them on rayon's threads gives the
-        // same batches as in turn (16 members' linear regression batches: ~6 ms on one core).
-        let draw = |m: &mut Member| task.sample(&mut m.data_rng, t.batch_size, n, dims);
-        let samples = if count == 1 { members.iter_mut().map(draw).collect() } else { members.par_iter_mut().map(draw).collect() };
-        let (tokens, target, b, tokens_per_prompt) = concat_samples(samples);
-        let tokens = Tensor::<B, 3>::from_data(TensorData::new(tokens, [b, tokens_per_prompt, layout.d_in]), device);
-        let losses = task_loss(model.forward(tokens), target, layout, device, count);
-        let loss = if count == 1 { losses.clone() } else { losses.clone().sum() };
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm;
-        (model, grad_norm) = optim.step(t.lr, model, grads, t.grad_clip);
-        step += 1;
-        curriculum.advance();
-        if step == first_done {
-            let _: f32 = loss.into_scalar().elem(); // one sync, to time the cold start
-            first_step_s = Some(started.elapsed().as_secs_f64());
-        }
-        for k in active(&members) {
-            on_event(k, TrainEvent::Progress { step });
-        }
+            if active(&members).is_empty() {
+                break;
+            }
+            let (n, dims) = (curriculum.n_points(), curriculum.n_dims());
+            phase_times.start();
+            let batch = match ahead.take() {
+                Some(drawing) => {
+                    let (batch, streams) = drawing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    rngs = streams;
+                    batch
+                }
+                None => Batch::draw(task.as_ref(), &mut rngs, t.batch_size, n, dims),
+            };
+            // The next step's batch is drawn on another thread while this step runs: the same
+            // batches in the same order, off the step's path (16 members' linear regression
+            // batches take ~6 ms of host time a step).
+            if step + 1 < t.steps {
+                let mut next = curriculum.clone();
+                next.advance();
+                let (task, batch_size, mut streams) = (task.as_ref(), t.batch_size, std::mem::take(&mut rngs));
+                ahead = Some(scope.spawn(move || (Batch::draw(task, &mut streams, batch_size, next.n_points(), next.n_dims()), streams)));
+            }
+            for (member, &pos) in members.iter_mut().zip(&batch.data_pos) {
+                member.data_pos = pos;
+            }
+            let Batch { tokens, target, b, tokens_per_prompt, .. } = batch;
+            phase_times.lap(0);
+            let tokens = upload::<B, 3>(tokens, [b, tokens_per_prompt, layout.d_in], device);
+            phase_times.lap(1);
+            let losses = task_loss(model.forward(tokens), target, layout, device, count);
+            let loss = if count == 1 { losses.clone() } else { losses.clone().sum() };
+            phase_times.lap(2);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            phase_times.lap(3);
+            let grad_norm;
+            (model, grad_norm) = optim.step(t.lr, model, grads, t.grad_clip);
+            phase_times.lap(4);
+            step += 1;
+            curriculum.advance();
+            if step == first_done {
+                let _: f32 = loss.into_scalar().elem(); // one sync, to time the cold start
+                first_step_s = Some(started.elapsed().as_secs_f64());
+            }
+            for k in active(&members) {
+                on_event(k, TrainEvent::Progress { step });
+            }
 
-        if step % t.log_every == 0 || step == t.steps {
-            let host = |v: Tensor<B::InnerBackend, 1>| v.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
-            let losses = host(losses.inner());
-            let norms = grad_norm.map_or_else(|| vec![0.0; count], host);
-            let now = Instant::now();
-            let window = now.duration_since(window_start).as_secs_f64();
-            let steps_per_s = if window > 0.0 { (step - window_step) as f64 / window } else { 0.0 };
-            (window_start, window_step) = (now, step);
-            for k in active(&members) {
-                let metrics = StepMetrics {
-                    step,
-                    loss: losses[k],
-                    grad_norm: norms[k],
-                    lr: t.lr,
-                    n_points: n,
-                    n_dims: dims,
-                    wall_s: ctls[k].wall_offset_s + now.duration_since(loop_start).as_secs_f64(),
-                    steps_per_s,
-                };
-                on_event(k, TrainEvent::Step(metrics.clone()));
-                members[k].last = Some(metrics);
-                if !losses[k].is_finite() {
-                    let outcome = Outcome::Diverged { loss: losses[k] };
-                    finish(k, &mut members[k], outcome, step, &model, &optim, (setup_s, first_step_s), None, on_event);
+            if step % t.log_every == 0 || step == t.steps {
+                let host = |v: Tensor<B::InnerBackend, 1>| v.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+                let losses = host(losses.inner());
+                let norms = grad_norm.map_or_else(|| vec![0.0; count], host);
+                let now = Instant::now();
+                let window = now.duration_since(window_start).as_secs_f64();
+                let steps_per_s = if window > 0.0 { (step - window_step) as f64 / window } else { 0.0 };
+                (window_start, window_step) = (now, step);
+                for k in active(&members) {
+                    let metrics = StepMetrics {
+                        step,
+                        loss: losses[k],
+                        grad_norm: norms[k],
+                        lr: t.lr,
+                        n_points: n,
+                        n_dims: dims,
+                        wall_s: ctls[k].wall_offset_s + now.duration_since(loop_start).as_secs_f64(),
+                        steps_per_s,
+                    };
+                    on_event(k, TrainEvent::Step(metrics.clone()));
+                    members[k].last = Some(metrics);
+                    if !losses[k].is_finite() {
+                        let outcome = Outcome::Diverged { loss: losses[k] };
+                        finish(k, &mut members[k], outcome, step, &model, &optim, (setup_s, first_step_s), None, on_event);
+                    }
+                }
+            }
+            if step % t.eval_every == 0 && step < t.steps {
+                let valid = model.valid();
+                for k in active(&members) {
+                    let curve = members[k].eval_set.evaluate(&valid.member(k), task.as_ref(), curriculum.n_points(), step, device);
+                    on_event(k, TrainEvent::Eval(curve));
+                }
+            }
+            if step % checkpoint_every == 0 && step < t.steps {
+                for k in active(&members) {
+                    if let Err(e) = save(k, step, &model, &optim, members[k].data_pos, on_event) {
+                        finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), Some(e.to_string()), on_event);
+                    }
                 }
             }
         }
-        if step % t.eval_every == 0 && step < t.steps {
-            let valid = model.valid();
-            for k in active(&members) {
-                let curve = members[k].eval_set.evaluate(&valid.member(k), task.as_ref(), curriculum.n_points(), step, device);
-                on_event(k, TrainEvent::Eval(curve));
-            }
-        }
-        if step % checkpoint_every == 0 && step < t.steps {
-            for k in active(&members) {
-                if let Err(e) = save(k, step, &model, &optim, &members[k].data_rng, on_event) {
-                    finish(k, &mut members[k], Outcome::Interrupted, step, &model, &optim, (setup_s, first_step_s), Some(e.to_string()), on_event);
-                }
-            }
-        }
-    }
+        model
+    });
     for k in active(&members) {
         finish(k, &mut members[k], Outcome::Done, step, &model, &optim, (setup_s, first_step_s), None, on_event);
+    }
+    if let Some(line) = phase_times.report(&format!("{} ({count} members)", spec.name)) {
+        eprintln!("{line}");
     }
     members.into_iter().map(|m| m.summary.expect("every member finished")).collect()
 }
