@@ -3,7 +3,8 @@
 # every shipped experiment, seed 0, compressed to 50 steps through its whole curriculum and an
 # evaluation), and returns CubeCL's chunk of PTX for shipping with icl-lab
 # (src/runtime/kernel_cache.rs, SEEDS). Run it on the GPU machine with the stripped, gzipped
-# release binary of the commit to ship as $DIR/icl-lab.gz; a few minutes.
+# release binary of the commit to ship as $DIR/icl-lab.gz; a few minutes (the sweep is cut at
+# $SWEEP_S seconds, 300 by default).
 # Then: copy $OUT/<key>.cbor.gz to kernels/seed/ and name it in SEEDS. The key's fingerprint
 # is that of the kernels' source and Cargo.lock: any change to either needs a new seed (an
 # old one is then simply not used).
@@ -20,7 +21,7 @@ for f in experiments/paper/reduced/*.toml experiments/quick/*.toml experiments/e
   sed 's/^seeds = .*/seeds = [0]/' "$f" > "/tmp/seed-exp/$(basename $(dirname $f))-$(basename $f)"
 done
 log "sweep"
-timeout 300 $BIN sweep /tmp/seed-exp/*.toml --scale 0.025 --devices cuda:0 --slots-per-device 8 >> "$OUT/seed_log.txt" 2>&1
+timeout ${SWEEP_S:-300} $BIN sweep /tmp/seed-exp/*.toml --scale 0.025 --devices cuda:0 --slots-per-device 8 >> "$OUT/seed_log.txt" 2>&1
 log "sweep rc $?"
 for key in $(ls /tmp/seed-kc); do
   chunk=/tmp/seed-kc/$key/cuda/0.10.0/ptx/chunk0.cbor

@@ -232,8 +232,7 @@ pub fn selective_scan<B: FusedScan>(
     let [nb, l, e] = x.dims();
     let n = a.dims()[1];
     assert_eq!(delta.dims(), [nb, l, e], "selective scan: delta must have x's shape");
-    let k = a.dims()[0] / e.max(1);
-    assert!(k >= 1 && a.dims() == [k * e, n] && nb.is_multiple_of(k), "selective scan: A must be [K·e, n] = [K·{e}, {n}] for K members of x's {nb} rows, not {:?}", a.dims());
+    let k = members_in(a.dims()[0], e, nb);
     assert_eq!(b.dims(), [nb, l, n], "selective scan: B must be [b, l, n] = [{nb}, {l}, {n}]");
     assert_eq!(c.dims(), [nb, l, n], "selective scan: C must be [b, l, n] = [{nb}, {l}, {n}]");
     assert_eq!(d.dims(), [k * e], "selective scan: D must be [K·e] = [{k}·{e}]");
@@ -273,7 +272,12 @@ impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
 /// scan). The kernels read member m's rows of A and D for batch rows m·b .. (m+1)·b, and sum
 /// ∂A and ∂D over each member's rows.
 pub(crate) fn members_of<T: TensorMetadata>(inp: &Scan<T>) -> usize {
-    let (rows, e, nb) = (inp.a.shape().dims::<2>()[0], inp.x.shape().dims::<3>()[2], inp.x.shape().dims::<3>()[0]);
+    members_in(inp.a.shape().dims::<2>()[0], inp.x.shape().dims::<3>()[2], inp.x.shape().dims::<3>()[0])
+}
+
+/// The members of A's `rows` rows of width `e` over x's `nb` batch rows; panics unless A holds
+/// whole members that split the batch rows evenly.
+fn members_in(rows: usize, e: usize, nb: usize) -> usize {
     let k = rows / e.max(1);
     assert!(k >= 1 && k * e == rows && nb.is_multiple_of(k), "selective scan: A's {rows} rows are not whole members of width {e} over {nb} batch rows");
     k
