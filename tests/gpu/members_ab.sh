@@ -4,6 +4,7 @@
 # (ICL_LAB_STEP_PHASES=1). Carry each stripped, gzipped release binary (built with
 # --features cuda) as $DIR/<name>.gz and name them in $BINS (the first is the baseline), e.g.
 #   DIR=gpu/s15 BINS="main adam-members upload-ahead" bash tests/gpu/members_ab.sh
+# CHECKS names the `bench <kernel> --check` commands to run first (default: adam layer-norm).
 # About 1.5 minutes a binary once its kernels are compiled (a binary whose kernels differ from
 # the shipped ones compiles its own first: add ~20-40 s). Results: $OUT/<name>.txt, $OUT/log.txt.
 set -u
@@ -15,8 +16,9 @@ for name in $BINS; do
   bin=/tmp/ab-$name; gunzip -c "$DIR/$name.gz" > $bin && chmod +x $bin
   export ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-$name
   log "$name: checks"
-  timeout 90 $bin bench adam --check --reps 3 >> "$OUT/$name.txt" 2>&1; log "adam rc $?"
-  timeout 90 $bin bench layer-norm --check --reps 3 >> "$OUT/$name.txt" 2>&1; log "layer-norm rc $?"
+  for check in ${CHECKS-adam layer-norm}; do
+    timeout 90 $bin bench $check --check --reps 3 >> "$OUT/$name.txt" 2>&1; log "$check rc $?"
+  done
   grep -E "^check" "$OUT/$name.txt" | tee -a "$OUT/log.txt"
   for config in gpt2-e128-l2-t82 mamba-e128-l4-t82; do
     log "$name: members $config"
