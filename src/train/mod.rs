@@ -207,10 +207,10 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
 }
 
 /// `values` as a float tensor on `device`, copied through the backend's staging memory
-/// (pinned host memory on CUDA). From ordinary, pageable memory a large copy makes the host
-/// wait for the GPU to reach it in its queue, so each step's batch would wait for the step
-/// before to finish (16 members' 7 MB batch: 7.3 ms a step, docs/performance.md, session
-/// 14); from pinned memory the copy is queued and the host goes on.
+/// (pinned host memory on CUDA), where CubeCL's copy to the device is asynchronous; from a
+/// plain `Vec` it is a pageable copy, which the driver may hold until the GPU's queue reaches
+/// it. (At 16 members the upload phase still took ~10 ms a step with pinned memory: the wait
+/// is elsewhere, docs/performance.md, session 14.)
 pub(crate) fn upload<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     let mut data = TensorData::new(values, shape);
     if data.dtype == <B::FloatElem as burn::tensor::Element>::dtype() {
