@@ -73,13 +73,8 @@ impl<B: AutodiffBackend> TrainOptim<B> {
                 let norm = clip_global_norm::<B, _>(&model, &mut grads, max_norm, members);
                 (adam.step(lr, model, grads), norm)
             }
-            // The fused step clips by one norm over all parameters: members are clipped each
-            // by its own first (tensor ops), and the step's own clipping is left out.
-            Self::Fused(records) if members > 1 => {
-                let norm = clip_global_norm::<B, _>(&model, &mut grads, max_norm, members);
-                (fused_step(records, lr, model, &grads, f64::INFINITY).0, norm)
-            }
-            Self::Fused(records) => fused_step(records, lr, model, &grads, max_norm),
+            // The fused step clips each member by its own norm (one operation for all).
+            Self::Fused(records) => fused_step(records, lr, model, &grads, max_norm, members),
         }
     }
 
@@ -189,6 +184,7 @@ fn fused_step<B: AutodiffBackend>(
     model: IclModel<B>,
     grads: &GradientsParams,
     max_norm: f64,
+    members: usize,
 ) -> (IclModel<B>, Option<Tensor<B::InnerBackend, 1>>) {
     let mut collect = Collect::<B> { grads, records, ids: Vec::new(), params: Vec::new() };
     model.visit(&mut collect);
@@ -197,7 +193,7 @@ fn fused_step<B: AutodiffBackend>(
         return (model, None);
     }
     let times: Vec<usize> = params.iter().map(|p| p.time as usize).collect();
-    let settings = AdamSettings { lr: lr as f32, beta_1: BETA_1, beta_2: BETA_2, epsilon: EPSILON, max_norm: max_norm as f32 };
+    let settings = AdamSettings { lr: lr as f32, beta_1: BETA_1, beta_2: BETA_2, epsilon: EPSILON, max_norm: max_norm as f32, members };
     let (updated, norm) = fused_adam::<B::InnerBackend>(params, settings);
     let updated = ids.into_iter().zip(updated.into_iter().zip(times)).collect();
     let model = model.map(&mut Apply::<B> { updated, records });
@@ -252,14 +248,16 @@ pub struct StepDifference {
 /// step on the same weights and gradients; the run goes on with burn's result, its state
 /// loaded back from the fused form's record (so records cross both ways, as checkpoints may).
 /// Per step, how far the two results are apart. Where `B` has no fused form, both are burn's.
-pub fn compare_forms<B: AutodiffBackend>(device: &B::Device, steps: usize) -> Vec<StepDifference> {
+/// `members` stacks that many seeds as one model (`models::members`), each clipped by its own
+/// norm: the first step's threshold clips some members and not others.
+pub fn compare_forms<B: AutodiffBackend>(device: &B::Device, steps: usize, members: usize) -> Vec<StepDifference> {
     use rand::{Rng, SeedableRng};
 
     use crate::models::dense::max_scaled_error;
     use crate::spec::ModelSpec;
 
     let spec = ModelSpec::Gpt2 { n_embd: 64, n_layer: 2, n_head: 4, n_positions: 16 };
-    let (b, t, d_in) = (8, 16, 5);
+    let (b, t, d_in) = (8 * members, 16, 5);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut batch = || {
         let x: Vec<f32> = (0..b * t * d_in).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -270,22 +268,36 @@ pub fn compare_forms<B: AutodiffBackend>(device: &B::Device, steps: usize) -> Ve
         let loss = (model.forward(x.clone()) - y.clone()).powf_scalar(2.0).mean();
         GradientsParams::from_grads(loss.backward(), model)
     };
-    let norm_of = |n: Option<Tensor<B::InnerBackend, 1>>| n.map_or(0.0, |n| f64::from(n.into_scalar().elem::<f32>()));
+    let norms_of = |n: Option<Tensor<B::InnerBackend, 1>>| n.map_or_else(|| vec![0.0; members], |n| n.into_data().convert::<f64>().to_vec::<f64>().unwrap_or_default());
 
-    let mut model = IclModel::<B>::new(&spec, d_in, 1, 0, device);
+    let seeds: Vec<u64> = (0..members as u64).collect();
+    let mut model = IclModel::<B>::stacked(&spec, d_in, 1, &seeds, device);
     let mut tensor = TrainOptim::<B>::with_fused(false);
     let mut out = Vec::new();
     for step in 0..steps {
         let data = batch();
-        let max_norm = if step == 0 { 1e-2 } else { 1e6 };
+        // The first step clips: below every member's norm for one member, between the
+        // members' norms for several (the median member's norm is measured on a copy).
+        let max_norm = if step > 0 {
+            1e6
+        } else if members == 1 {
+            1e-2
+        } else {
+            let mut probe = TrainOptim::<B>::with_fused(false);
+            let mut norms = norms_of(probe.step(0.0, model.clone(), grads_of(&model, &data), 1e6).1);
+            norms.sort_by(f64::total_cmp);
+            norms[members / 2]
+        };
         let mut fused = TrainOptim::<B>::with_fused(true).load_record(tensor.to_record());
         let (fused_model, fused_norm) = fused.step(1e-3, model.clone(), grads_of(&model, &data), max_norm);
         let grads = grads_of(&model, &data);
         let tensor_norm;
         (model, tensor_norm) = tensor.step(1e-3, model, grads, max_norm);
         let params = host_params(&fused_model).iter().zip(&host_params(&model)).map(|(x, y)| max_scaled_error(x, y)).fold(0.0, f64::max);
-        let (nf, nt) = (norm_of(fused_norm), norm_of(tensor_norm));
-        out.push(StepDifference { params, norm: (nf - nt).abs() / nt.abs().max(f64::MIN_POSITIVE) });
+        let (nf, nt) = (norms_of(fused_norm), norms_of(tensor_norm));
+        assert_eq!((nf.len(), nt.len()), (members, members), "a norm per member");
+        let norm = nf.iter().zip(&nt).map(|(f, t)| (f - t).abs() / t.abs().max(f64::MIN_POSITIVE)).fold(0.0, f64::max);
+        out.push(StepDifference { params, norm });
         tensor = TrainOptim::<B>::with_fused(false).load_record(fused.to_record());
     }
     out
@@ -303,9 +315,11 @@ mod tests {
     #[test]
     fn off_cuda_the_step_is_burns_and_the_comparison_sees_no_difference() {
         assert!(!TrainOptim::<B>::with_fused(true).is_fused());
-        let diffs = compare_forms::<B>(&NdArrayDevice::Cpu, 3);
-        assert_eq!(diffs.len(), 3);
-        assert!(diffs.iter().all(|d| d.params == 0.0 && d.norm == 0.0), "{diffs:?}");
+        for members in [1, 3] {
+            let diffs = compare_forms::<B>(&NdArrayDevice::Cpu, 3, members);
+            assert_eq!(diffs.len(), 3);
+            assert!(diffs.iter().all(|d| d.params == 0.0 && d.norm == 0.0), "{members} members: {diffs:?}");
+        }
     }
 
     /// The fused step against burn's on the GPU: parameters and norms agree to f32 rounding,
@@ -316,8 +330,10 @@ mod tests {
     fn fused_step_equals_burns_on_cuda() {
         let Some(device) = crate::runtime::device::gpu_or_skip("fused_step_equals_burns_on_cuda") else { return };
         assert!(TrainOptim::<crate::runtime::CudaBackend>::with_fused(true).is_fused());
-        for (step, d) in compare_forms::<crate::runtime::CudaBackend>(&device, 4).into_iter().enumerate() {
-            assert!(d.params <= 1e-4 && d.norm <= 1e-4, "step {step}: {d:?}");
+        for members in [1, 3] {
+            for (step, d) in compare_forms::<crate::runtime::CudaBackend>(&device, 4, members).into_iter().enumerate() {
+                assert!(d.params <= 1e-4 && d.norm <= 1e-4, "{members} members, step {step}: {d:?}");
+            }
         }
     }
 }

@@ -23,19 +23,24 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
             })
             .collect();
         let sizes: Vec<usize> = params.iter().map(|p| p.value.shape().num_elements()).collect();
+        let members = s.members.max(1);
+        for &n in &sizes {
+            assert!(n.is_multiple_of(members), "clipped_adam: a parameter of {n} elements does not split into {members} members");
+        }
 
-        // Partial sums of squares, one per CHUNK of each gradient, into one buffer; GROUP
-        // gradients a launch (a short last group repeats its first, with no elements).
-        let cubes: Vec<usize> = sizes.iter().map(|n| n.div_ceil(CHUNK)).collect();
-        let offsets: Vec<usize> = cubes.iter().scan(0, |at, c| Some(std::mem::replace(at, *at + c))).collect();
-        let count: usize = cubes.iter().sum();
-        let partials = empty(Shape::new([count.max(1)]));
+        // Partial sums of squares, one per CHUNK of each member's part of each gradient, into
+        // one buffer laid out member by member (`stride` partials a member); GROUP gradients
+        // a launch (a short last group repeats its first, with no elements).
+        let chunks: Vec<usize> = sizes.iter().map(|n| (n / members).div_ceil(CHUNK)).collect();
+        let offsets: Vec<usize> = chunks.iter().scan(0, |at, c| Some(std::mem::replace(at, *at + c))).collect();
+        let stride: usize = chunks.iter().sum();
+        let partials = empty(Shape::new([(members * stride).max(1)]));
         for group in (0..params.len()).collect::<Vec<_>>().chunks(GROUP) {
             let slot = |k: usize| group.get(k).copied();
             let grad = |k: usize| params[slot(k).unwrap_or(group[0])].grad.clone().into_tensor_arg();
             let n = |k: usize| slot(k).map_or(0, |i| sizes[i]) as u32;
             let offset = |k: usize| slot(k).map_or(0, |i| offsets[i]) as u32;
-            let widest = group.iter().map(|&i| cubes[i]).max().unwrap_or(0);
+            let widest = group.iter().map(|&i| members * chunks[i]).max().unwrap_or(0);
             if widest > 0 {
                 crate::launch!(square_sum_kernel::<R>(
                     &client,
@@ -54,19 +59,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
                     offset(1),
                     offset(2),
                     offset(3),
+                    members as u32,
+                    stride as u32,
                     dtype.into(),
                 ));
             }
         }
-        let (norm, coef) = (empty(Shape::new([1])), empty(Shape::new([1])));
+        let (norm, coef) = (empty(Shape::new([members])), empty(Shape::new([members])));
         crate::launch!(clip_coefficient_kernel::<R>(
             &client,
-            CubeCount::Static(1, 1, 1),
+            CubeCount::Static(members as u32, 1, 1),
             CubeDim::new_1d(THREADS as u32),
             partials.into_tensor_arg(),
             norm.clone().into_tensor_arg(),
             coef.clone().into_tensor_arg(),
-            count as u32,
+            stride as u32,
             s.max_norm,
             dtype.into(),
         ));
@@ -111,6 +118,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
                     arg(&coef),
                     ni,
                     nj,
+                    members as u32,
                     AdamScalarsLaunch::new(s.lr, s.beta_1, 1.0 - s.beta_1, s.beta_2, 1.0 - s.beta_2, step_factor, eps_hat),
                     dtype.into(),
                 ));

@@ -54,7 +54,7 @@ impl<B: FusionBackend + AdamKernels> AdamKernels for Fusion<B> {
         for _ in 0..3 {
             shapes.extend(params.iter().map(|p| p.value.shape.clone()));
         }
-        shapes.push(Shape::new([1]));
+        shapes.push(Shape::new([settings.members.max(1)]));
         let (mut values, mut grads, mut m1, mut m2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for p in params {
             values.push(p.value);

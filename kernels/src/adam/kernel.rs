@@ -4,6 +4,13 @@
 //! parameters a launch, the grid's y picking the tensor).
 //! Sums run in a fixed order (warp sums, then the cube's warps, then the partials in index
 //! order), so a step is deterministic.
+//!
+//! Members (several runs stacked as one model): every parameter's first axis holds `K`
+//! members' rows one after another, so member m's part of a tensor of `n` elements is the
+//! `n / K` elements from `m · n / K` on. Each member is clipped by its own norm: chunks never
+//! straddle members, the partial sums are laid out member by member (`stride` a member), one
+//! cube a member finishes them, and an update reads its member's coefficient. `K = 1` is the
+//! plain step.
 
 use cubecl::prelude::*;
 
@@ -37,25 +44,33 @@ fn cube_sum<F: Float>(s: F) -> F {
 /// small tensors (151 launches each way a step for GPT-2 e256), on the host as on the GPU.
 pub const GROUP: usize = 4;
 
-/// `Σ g²` over chunk `cube` ([`CHUNK`] elements) of `g` (`n` elements); 0 past its end.
+/// `Σ g²` over chunk `local` ([`CHUNK`] elements) of the `len` elements of `g` from `base`
+/// on; 0 past their end.
 #[cube]
-fn chunk_square_sum<F: Float>(g: &Tensor<F>, n: u32, cube: usize) -> F {
+fn chunk_square_sum<F: Float>(g: &Tensor<F>, base: usize, len: usize, local: usize) -> F {
     let u = UNIT_POS as usize;
     let mut s = F::new(0.0);
     #[unroll]
     for k in 0..PER_THREAD {
-        let i = cube * CHUNK + k * THREADS + u;
-        if i < n as usize {
-            let v = g[i];
+        let i = local * CHUNK + k * THREADS + u;
+        if i < len {
+            let v = g[base + i];
             s += v * v;
         }
     }
     s
 }
 
-/// For gradient `CUBE_POS_Y` of the group (`g0`..`g3`, `n0`..`n3` elements, partial sums from
-/// `o0`..`o3` on): `partials[o + cube] = Σ g²` over chunk `cube` = `CUBE_POS_X`, for the
-/// gradient's own chunks (the grid covers the group's largest).
+/// Chunks of a member's part of a gradient of `n` elements, for `members` members.
+#[cube]
+fn member_chunks(n: u32, members: u32) -> u32 {
+    (n / members + comptime!(CHUNK as u32) - 1) / comptime!(CHUNK as u32)
+}
+
+/// For gradient `CUBE_POS_Y` of the group (`g0`..`g3`, `n0`..`n3` elements, each member's
+/// partial sums from `o0`..`o3` on within the member's `stride`): cube `CUBE_POS_X` is chunk
+/// `local` of member `m`'s part, and `partials[m · stride + o + local] = Σ g²` over it (the
+/// grid covers the group's largest).
 #[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn square_sum_kernel<F: Float>(
@@ -72,6 +87,8 @@ pub fn square_sum_kernel<F: Float>(
     o1: u32,
     o2: u32,
     o3: u32,
+    members: u32,
+    stride: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let cube = CUBE_POS_X as usize;
@@ -79,49 +96,62 @@ pub fn square_sum_kernel<F: Float>(
     // Uniform per cube: every thread takes the same branch and meets in `cube_sum`.
     let mut n = n0;
     let mut offset = o0;
-    let s = if which == 0 {
-        chunk_square_sum::<F>(g0, n0, cube)
-    } else if which == 1 {
+    if which == 1 {
         n = n1;
         offset = o1;
-        chunk_square_sum::<F>(g1, n1, cube)
     } else if which == 2 {
         n = n2;
         offset = o2;
-        chunk_square_sum::<F>(g2, n2, cube)
-    } else {
+    } else if which == 3 {
         n = n3;
         offset = o3;
-        chunk_square_sum::<F>(g3, n3, cube)
+    }
+    let len = (n / members) as usize;
+    // Cubes past this gradient's chunks (a short gradient in a wide group) sum nothing.
+    let chunks = max(member_chunks(n, members), 1) as usize;
+    let member = cube / chunks;
+    let local = cube % chunks;
+    let base = min(member, members as usize - 1) * len;
+    let s = if which == 0 {
+        chunk_square_sum::<F>(g0, base, len, local)
+    } else if which == 1 {
+        chunk_square_sum::<F>(g1, base, len, local)
+    } else if which == 2 {
+        chunk_square_sum::<F>(g2, base, len, local)
+    } else {
+        chunk_square_sum::<F>(g3, base, len, local)
     };
     let total = cube_sum::<F>(s);
-    if UNIT_POS == 0 && cube * CHUNK < n as usize {
-        partials[offset as usize + cube] = total;
+    if UNIT_POS == 0 && member < members as usize && local * CHUNK < len {
+        partials[member * stride as usize + offset as usize + local] = total;
     }
 }
 
-/// One cube: `norm[0] = sqrt(Σ partials)`, `coef[0] = min(1, max_norm / (norm + 1e-6))`.
+/// A cube a member m: `norm[m] = sqrt(Σ partials)` over its `stride` partials,
+/// `coef[m] = min(1, max_norm / (norm + 1e-6))`.
 #[cube(launch, launch_unchecked)]
 pub fn clip_coefficient_kernel<F: Float>(
     partials: &Tensor<F>,
     norm: &mut Tensor<F>,
     coef: &mut Tensor<F>,
-    count: u32,
+    stride: u32,
     max_norm: f32,
     #[define(F)] _dtype: StorageType,
 ) {
     let u = UNIT_POS as usize;
+    let member = CUBE_POS_X as usize;
+    let first = member * stride as usize;
     let mut s = F::new(0.0);
     let mut i = u;
-    while i < count as usize {
-        s += partials[i];
+    while i < stride as usize {
+        s += partials[first + i];
         i += THREADS;
     }
     let total = cube_sum::<F>(s);
     if u == 0 {
         let r = total.sqrt();
-        norm[0] = r;
-        coef[0] = F::min(F::new(1.0) / (r + F::new(1e-6)) * F::cast_from(max_norm), F::new(1.0));
+        norm[member] = r;
+        coef[member] = F::min(F::new(1.0) / (r + F::new(1e-6)) * F::cast_from(max_norm), F::new(1.0));
     }
 }
 
@@ -138,13 +168,14 @@ pub struct AdamScalars {
     pub eps_hat: f32,
 }
 
-/// One Adam step of element `i` of one parameter, with its gradient scaled by `coef[0]`.
+/// One Adam step of element `i` of one parameter, with its gradient scaled by its member's
+/// coefficient `c`.
 /// The operations and their order are burn's `Adam` (bias corrections folded into
 /// `step_factor` and `eps_hat` on the host, as burn does).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn adam_element<F: Float>(p: &Tensor<F>, g: &Tensor<F>, m: &Tensor<F>, v: &Tensor<F>, coef: &Tensor<F>, p_out: &mut Tensor<F>, m_out: &mut Tensor<F>, v_out: &mut Tensor<F>, i: usize, s: &AdamScalars) {
-    let gi = g[i] * coef[0];
+fn adam_element<F: Float>(p: &Tensor<F>, g: &Tensor<F>, m: &Tensor<F>, v: &Tensor<F>, c: F, p_out: &mut Tensor<F>, m_out: &mut Tensor<F>, v_out: &mut Tensor<F>, i: usize, s: &AdamScalars) {
+    let gi = g[i] * c;
     let mi = m[i] * F::cast_from(s.beta_1) + gi * F::cast_from(s.one_minus_beta_1);
     let vi = v[i] * F::cast_from(s.beta_2) + gi * gi * F::cast_from(s.one_minus_beta_2);
     let update = mi * F::cast_from(s.step_factor) / (vi.sqrt() + F::cast_from(s.eps_hat));
@@ -154,7 +185,8 @@ fn adam_element<F: Float>(p: &Tensor<F>, g: &Tensor<F>, m: &Tensor<F>, v: &Tenso
 }
 
 /// One Adam step of parameter `CUBE_POS_Y` of a pair (`p0`.. with `n0` elements, `p1`..
-/// with `n1`); the grid covers the larger.
+/// with `n1`), element i taking member `i / (n / members)`'s coefficient; the grid covers
+/// the larger.
 #[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn adam_update_kernel<F: Float>(
@@ -175,15 +207,18 @@ pub fn adam_update_kernel<F: Float>(
     coef: &Tensor<F>,
     n0: u32,
     n1: u32,
+    members: u32,
     scalars: AdamScalars,
     #[define(F)] _dtype: StorageType,
 ) {
     let i = CUBE_POS_X as usize * CUBE_DIM_X as usize + UNIT_POS as usize;
     if CUBE_POS_Y == 0 {
         if i < n0 as usize {
-            adam_element::<F>(p0, g0, m0, v0, coef, p0_out, m0_out, v0_out, i, &scalars);
+            let c = coef[i / (n0 / members) as usize];
+            adam_element::<F>(p0, g0, m0, v0, c, p0_out, m0_out, v0_out, i, &scalars);
         }
     } else if i < n1 as usize {
-        adam_element::<F>(p1, g1, m1, v1, coef, p1_out, m1_out, v1_out, i, &scalars);
+        let c = coef[i / (n1 / members) as usize];
+        adam_element::<F>(p1, g1, m1, v1, c, p1_out, m1_out, v1_out, i, &scalars);
     }
 }

@@ -23,8 +23,12 @@ pub struct AdamSettings {
     pub beta_1: f32,
     pub beta_2: f32,
     pub epsilon: f32,
-    /// Gradients are scaled by `min(1, max_norm / (‖g‖ + 1e-6))`, ‖g‖ over all parameters.
+    /// Gradients are scaled by `min(1, max_norm / (‖g‖ + 1e-6))`, ‖g‖ over all parameters
+    /// (over each member's part of them, for members).
     pub max_norm: f32,
+    /// Runs stacked as one model: every parameter's first axis holds this many members' rows
+    /// one after another, each member clipped by its own norm (1: a plain model).
+    pub members: usize,
 }
 
 impl AdamSettings {
@@ -55,7 +59,8 @@ pub struct AdamUpdated<B: Backend> {
 
 pub trait AdamKernels: Backend {
     /// One clipped Adam step of every parameter; also the gradients' global norm before
-    /// clipping (`[1]`).
+    /// clipping, one per member (`[members]`). Panics if a parameter's element count is not a
+    /// multiple of the members.
     fn clipped_adam(params: Vec<AdamParam<Self>>, settings: AdamSettings) -> (Vec<AdamUpdated<Self>>, FloatTensor<Self>);
 }
 
@@ -65,7 +70,7 @@ mod tests {
 
     #[test]
     fn corrections_are_burns() {
-        let s = AdamSettings { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, max_norm: 1.0 };
+        let s = AdamSettings { lr: 1e-3, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, max_norm: 1.0, members: 1 };
         let (step_factor, eps_hat) = s.corrections(1);
         // First step: sqrt(1 - 0.999) / (1 - 0.9), up to f32's cancellation in 1 - 0.999.
         assert!((step_factor - 0.001f32.sqrt() / 0.1).abs() < 1e-5, "{step_factor}");
