@@ -206,17 +206,13 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
     }
 }
 
-/// `values` as a float tensor on `device`, copied through the backend's staging memory
-/// (pinned host memory on CUDA), where CubeCL's copy to the device is asynchronous; from a
-/// plain `Vec` it is a pageable copy, which the driver may hold until the GPU's queue reaches
-/// it. (At 16 members the upload phase still took ~10 ms a step with pinned memory: the wait
-/// is elsewhere, docs/performance.md, session 14.)
+/// `values` as a float tensor on `device`. From a plain `Vec`, not through `B::staging`:
+/// CubeCL's staging (pinned host memory) answers only once its device thread has worked
+/// through everything queued before it, a wait on the training thread; without it the step
+/// was shorter in all eight A/B pairs of session 15 (16 GPT-2 members: upload phase 8.8 →
+/// 5.2 ms, docs/performance.md).
 pub(crate) fn upload<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
-    let mut data = TensorData::new(values, shape);
-    if data.dtype == <B::FloatElem as burn::tensor::Element>::dtype() {
-        B::staging(std::iter::once(&mut data), device);
-    }
-    Tensor::from_data(data, device)
+    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 /// One step's batch for all members: their samples one after another
