@@ -207,10 +207,10 @@ pub fn task_loss<B: Backend>(out: Tensor<B, 3>, target: Target, layout: Layout, 
 }
 
 /// `values` as a float tensor on `device`. From a plain `Vec`, not through `B::staging`:
-/// CubeCL's staging (pinned host memory) answers only once its device thread has worked
-/// through everything queued before it, a wait on the training thread; without it the step
-/// was shorter in all eight A/B pairs of session 15 (16 GPT-2 members: upload phase 8.8 →
-/// 5.2 ms, docs/performance.md).
+/// CubeCL 0.10's `create_tensor` copies what it is given into a new `Vec` anyway, so pinned
+/// staging memory bought nothing but staging's blocking round trip through the device thread's
+/// queue; without it the step was shorter in all eight A/B pairs of session 15 (16 GPT-2
+/// members: upload phase 8.8 → 5.2 ms, docs/performance.md).
 pub(crate) fn upload<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
