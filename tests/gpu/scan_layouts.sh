@@ -9,13 +9,21 @@
 # under each layout. About 3 minutes once kernels are compiled (the shipped seed holds only
 # the per-state kernels: the per-channel ones compile on first use, ~1-2 s a shape).
 # Carry the stripped, gzipped release binary (--features cuda) as $DIR/icl-lab.gz.
-# Results: $OUT/scan_<layout>.txt, $OUT/members_<layout>.txt, $OUT/log.txt.
+# Results: $OUT/check_<layout>.txt, $OUT/scan_<layout>.txt, $OUT/members_<layout>.txt,
+# $OUT/log.txt. Each layout is first checked against the tensor-op scan (`--check`, six
+# shapes, 1e-4): a binary of branch channel-lean (session 16's per-channel kernels, checked
+# so far only on the CPU emulator, kernels/tests/emulated.rs) must pass it before its times
+# count.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s16}
 BIN=/tmp/icl-layouts; gunzip -c $DIR/icl-lab.gz > $BIN && chmod +x $BIN
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} ICL_LAB_KERNEL_CACHE=${ICL_LAB_KERNEL_CACHE:-/tmp/kc-layouts}
 log() { echo "== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/log.txt"
+for layout in state channel; do
+  timeout 120 $BIN bench scan --check --kernel $layout --shape 64,82,256,16 --against none --reps 3 > "$OUT/check_$layout.txt" 2>&1
+  log "check $layout rc $?: $(grep '^check:' "$OUT/check_$layout.txt")"
+done
 # Lone Mamba e128 (64 prompts), 4 and 16 members, Mamba e256's width, the issue's shape.
 SHAPES=${SHAPES:-"64,82,256,16 256,82,256,16 1024,82,256,16 64,280,512,16 64,1024,512,16"}
 for layout in state channel; do
