@@ -1,8 +1,9 @@
-//! The fused scan kernels, as compiled for an sm_90 GPU, run on the CPU (`emu_runtime`) and
-//! checked against a plain f64 scan whose gradients are themselves checked by finite
-//! differences. On a GPU the same comparison is `icl-lab bench scan --check`; here it runs in
-//! CI, with no GPU: the kernels' indexing, chunking, warp sums and idle lanes, exactly as
-//! CubeCL generates them (timing and memory ordering aside).
+//! The fused kernels (scan, LayerNorm, attention, the optimiser step), as compiled for an
+//! sm_90 GPU, run on the CPU (`emu_runtime`) and checked against plain f64 references whose
+//! gradients are themselves checked by finite differences. On a GPU the same comparisons are
+//! `icl-lab bench scan|attention|layer-norm|adam --check`; here they run in CI, with no GPU:
+//! the kernels' indexing, chunking, warp sums and idle lanes, exactly as CubeCL generates
+//! them (timing and memory ordering aside).
 #![cfg(feature = "cuda")]
 // Index loops mirror the kernels' own indexing.
 #![allow(clippy::needless_range_loop)]
@@ -11,6 +12,9 @@ mod emu_runtime;
 
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use emu_runtime::{EmuBackend as B, EmuDevice};
+use icl_lab_kernels::adam::{AdamKernels, AdamParam, AdamSettings};
+use icl_lab_kernels::attention::AttentionKernels;
+use icl_lab_kernels::layer_norm::LayerNormKernels;
 use icl_lab_kernels::scan::{Layout, Scan, ScanKernels};
 use rand::{Rng, SeedableRng};
 
@@ -102,17 +106,13 @@ impl Operands {
     /// The operands as the kernels' raw tensors on the emulated device.
     fn tensors(&self) -> Scan<burn::tensor::ops::FloatTensor<B>> {
         let [nb, l, e, n] = self.dims;
-        fn raw<const D: usize>(v: &[f64], shape: [usize; D]) -> burn::tensor::ops::FloatTensor<B> {
-            let data = TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape);
-            Tensor::<B, D>::from_data(data, &EmuDevice).into_primitive().tensor()
-        }
         Scan {
-            x: raw(&self.x, [nb, l, e]),
-            delta: raw(&self.delta, [nb, l, e]),
-            a: raw(&self.a, [self.members * e, n]),
-            b: raw(&self.b, [nb, l, n]),
-            c: raw(&self.c, [nb, l, n]),
-            d: raw(&self.d, [self.members * e]),
+            x: device(&self.x, [nb, l, e]),
+            delta: device(&self.delta, [nb, l, e]),
+            a: device(&self.a, [self.members * e, n]),
+            b: device(&self.b, [nb, l, n]),
+            c: device(&self.c, [nb, l, n]),
+            d: device(&self.d, [self.members * e]),
         }
     }
 }
@@ -151,21 +151,48 @@ fn check(dims: [usize; 4], members: usize, layout: Layout, seed: u64) {
     }
 }
 
-#[test]
-fn the_f64_reference_gradients_match_finite_differences() {
-    let ops = Operands::random([2, 5, 3, 4], 1, 7);
-    let dy = Operands::random([2, 5, 3, 1], 1, 8).x;
-    let loss = |o: &Operands| o.reference(&dy).y.iter().zip(&dy).map(|(y, g)| y * g).sum::<f64>();
-    let grads = ops.reference(&dy).grads;
-    for (k, name) in NAMES.iter().enumerate() {
-        for i in 0..grads[k].len() {
-            let (mut up, mut down) = (ops.clone(), ops.clone());
-            up.fields_mut()[k][i] += 1e-6;
-            down.fields_mut()[k][i] -= 1e-6;
+/// Checks `grads` (∂loss/∂inputs) against central finite differences of `loss`.
+fn check_by_finite_differences(what: &str, inputs: &[Vec<f64>], grads: &[Vec<f64>], loss: impl Fn(&[Vec<f64>]) -> f64) {
+    for (k, grad) in grads.iter().enumerate() {
+        for i in 0..grad.len() {
+            let (mut up, mut down) = (inputs.to_vec(), inputs.to_vec());
+            up[k][i] += 1e-6;
+            down[k][i] -= 1e-6;
             let numeric = (loss(&up) - loss(&down)) / 2e-6;
-            assert!((numeric - grads[k][i]).abs() < 1e-6 * (1.0 + numeric.abs()), "∂{name}[{i}]: adjoint {} vs finite difference {numeric}", grads[k][i]);
+            assert!((numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()), "{what}: ∂input {k}[{i}]: analytic {} vs finite difference {numeric}", grad[i]);
         }
     }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `len` values uniform in [lo, hi) from `seed`.
+fn uniform(len: usize, lo: f64, hi: f64, seed: u64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// `v` as a tensor of `shape` on the emulated device, the raw primitive the kernels take.
+fn device<const D: usize>(v: &[f64], shape: [usize; D]) -> burn::tensor::ops::FloatTensor<B> {
+    let data = TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape);
+    Tensor::<B, D>::from_data(data, &EmuDevice).into_primitive().tensor()
+}
+
+#[test]
+fn the_f64_scan_gradients_match_finite_differences() {
+    let ops = Operands::random([2, 5, 3, 4], 2, 7);
+    let dy = Operands::random([2, 5, 3, 1], 1, 8).x;
+    let grads = ops.reference(&dy).grads;
+    let inputs: Vec<Vec<f64>> = [&ops.x, &ops.delta, &ops.a, &ops.b, &ops.c, &ops.d].map(|v| v.clone()).to_vec();
+    check_by_finite_differences("scan", &inputs, &grads, |v| {
+        let mut o = ops.clone();
+        for (field, value) in o.fields_mut().into_iter().zip(v) {
+            *field = value.clone();
+        }
+        dot(&o.reference(&dy).y, &dy)
+    });
 }
 
 // Shapes: e not a multiple of 32 (idle lanes in the last warp), l not a multiple of either
@@ -185,4 +212,179 @@ fn per_state_kernels_match_the_reference() {
     check([2, 37, 40, 16], 1, Layout::PerState, 5);
     check([4, 19, 33, 16], 2, Layout::PerState, 6);
     check([2, 21, 20, 8], 1, Layout::PerState, 7);
+}
+
+/// LayerNorm over rows of `e` (biased variance), γ and β per member (`rows` split into
+/// `γ.len() / e` equal blocks): y and ∂x, ∂γ, ∂β given ∂y.
+fn layer_norm_reference(x: &[f64], gamma: &[f64], beta: &[f64], e: usize, dy: &[f64], eps: f64) -> (Vec<f64>, [Vec<f64>; 3]) {
+    let rows = x.len() / e;
+    let per_member = rows / (gamma.len() / e);
+    let (mut y, mut dx, mut dg, mut db) = (vec![0.0; x.len()], vec![0.0; x.len()], vec![0.0; gamma.len()], vec![0.0; beta.len()]);
+    for r in 0..rows {
+        let (xs, g0) = (&x[r * e..(r + 1) * e], (r / per_member) * e);
+        let mean = xs.iter().sum::<f64>() / e as f64;
+        let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / e as f64;
+        let rstd = 1.0 / (var + eps).sqrt();
+        let xhat: Vec<f64> = xs.iter().map(|v| (v - mean) * rstd).collect();
+        let dys = &dy[r * e..(r + 1) * e];
+        let dxhat: Vec<f64> = (0..e).map(|i| dys[i] * gamma[g0 + i]).collect();
+        let (m1, m2) = (dxhat.iter().sum::<f64>() / e as f64, dot(&dxhat, &xhat) / e as f64);
+        for i in 0..e {
+            y[r * e + i] = xhat[i] * gamma[g0 + i] + beta[g0 + i];
+            dx[r * e + i] = rstd * (dxhat[i] - m1 - xhat[i] * m2);
+            dg[g0 + i] += dys[i] * xhat[i];
+            db[g0 + i] += dys[i];
+        }
+    }
+    (y, [dx, dg, db])
+}
+
+#[test]
+fn the_f64_layer_norm_gradients_match_finite_differences() {
+    let (e, members) = (4, 2);
+    let inputs = vec![uniform(6 * e, -1.0, 1.0, 1), uniform(members * e, 0.5, 1.5, 2), uniform(members * e, -0.5, 0.5, 3)];
+    let dy = uniform(6 * e, -1.0, 1.0, 4);
+    let (_, grads) = layer_norm_reference(&inputs[0], &inputs[1], &inputs[2], e, &dy, 1e-5);
+    check_by_finite_differences("layer norm", &inputs, &grads, |v| dot(&layer_norm_reference(&v[0], &v[1], &v[2], e, &dy, 1e-5).0, &dy));
+}
+
+/// Both LayerNorm kernels at `[rows, e]` with `members` (γ and β of `members·e`).
+fn check_layer_norm(rows: usize, e: usize, members: usize, seed: u64) {
+    emu_runtime::set_execute(true);
+    let (x, gamma, beta) = (uniform(rows * e, -2.0, 2.0, seed), uniform(members * e, 0.5, 1.5, seed + 1), uniform(members * e, -0.5, 0.5, seed + 2));
+    let dy = uniform(rows * e, -1.0, 1.0, seed + 3);
+    let (want_y, want) = layer_norm_reference(&x, &gamma, &beta, e, &dy, 1e-5);
+    let (y, mean, rstd) = B::layer_norm_forward(device(&x, [rows, e]), device(&gamma, [members * e]), device(&beta, [members * e]), 1e-5);
+    let (dx, dg, db) = B::layer_norm_backward(device(&x, [rows, e]), device(&gamma, [members * e]), mean, rstd, device(&dy, [rows, e]));
+    for (name, got, want) in [("y", y, &want_y), ("∂x", dx, &want[0]), ("∂γ", dg, &want[1]), ("∂β", db, &want[2])] {
+        let err = relative_error(&read(got), want);
+        assert!(err < 1e-4, "layer norm [{rows}, {e}] x{members}: {name} off by {err:.2e}");
+    }
+}
+
+#[test]
+fn layer_norm_kernels_match_the_reference() {
+    check_layer_norm(21, 64, 1, 11);
+    check_layer_norm(20, 96, 2, 12);
+    check_layer_norm(3, 1024, 1, 13);
+}
+
+/// Causal softmax attention over the packed `qkv` `[b, t, 3·h·d]` (q, k, v side by side, head
+/// `hh` at columns `hh·d..`): y `[b, t, h·d]` and ∂qkv given ∂y.
+fn attention_reference(qkv: &[f64], [b, t, h, d]: [usize; 4], dy: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let e = h * d;
+    let at = |bi: usize, i: usize, part: usize, hh: usize, c: usize| (bi * t + i) * 3 * e + part * e + hh * d + c;
+    let (mut y, mut dqkv) = (vec![0.0; b * t * e], vec![0.0; qkv.len()]);
+    let scale = 1.0 / (d as f64).sqrt();
+    for bi in 0..b {
+        for hh in 0..h {
+            for i in 0..t {
+                let s: Vec<f64> = (0..=i).map(|j| (0..d).map(|c| qkv[at(bi, i, 0, hh, c)] * qkv[at(bi, j, 1, hh, c)]).sum::<f64>() * scale).collect();
+                let top = s.iter().cloned().fold(f64::MIN, f64::max);
+                let z: f64 = s.iter().map(|v| (v - top).exp()).sum();
+                let p: Vec<f64> = s.iter().map(|v| (v - top).exp() / z).collect();
+                let out = |c: usize| (bi * t + i) * e + hh * d + c;
+                for c in 0..d {
+                    y[out(c)] = (0..=i).map(|j| p[j] * qkv[at(bi, j, 2, hh, c)]).sum();
+                }
+                // ∂s_j = p_j (∂p_j - Σ_k p_k ∂p_k), ∂p_j = ∂y_i · v_j.
+                let dp: Vec<f64> = (0..=i).map(|j| (0..d).map(|c| dy[out(c)] * qkv[at(bi, j, 2, hh, c)]).sum()).collect();
+                let mix = dot(&p, &dp);
+                for j in 0..=i {
+                    let ds = p[j] * (dp[j] - mix) * scale;
+                    for c in 0..d {
+                        dqkv[at(bi, i, 0, hh, c)] += ds * qkv[at(bi, j, 1, hh, c)];
+                        dqkv[at(bi, j, 1, hh, c)] += ds * qkv[at(bi, i, 0, hh, c)];
+                        dqkv[at(bi, j, 2, hh, c)] += p[j] * dy[out(c)];
+                    }
+                }
+            }
+        }
+    }
+    (y, dqkv)
+}
+
+#[test]
+fn the_f64_attention_gradients_match_finite_differences() {
+    let dims = [2, 4, 2, 3];
+    let qkv = uniform(2 * 4 * 3 * 6, -1.0, 1.0, 21);
+    let dy = uniform(2 * 4 * 6, -1.0, 1.0, 22);
+    let (_, grad) = attention_reference(&qkv, dims, &dy);
+    check_by_finite_differences("attention", &[qkv], &[grad], |v| dot(&attention_reference(&v[0], dims, &dy).0, &dy));
+}
+
+/// The three attention kernels at `[b, t]` with `h` heads of `d` columns.
+fn check_attention([b, t, h, d]: [usize; 4], seed: u64) {
+    emu_runtime::set_execute(true);
+    let e = h * d;
+    let qkv = uniform(b * t * 3 * e, -1.5, 1.5, seed);
+    let dy = uniform(b * t * e, -1.0, 1.0, seed + 1);
+    let (want_y, want_d) = attention_reference(&qkv, [b, t, h, d], &dy);
+    let (y, lse) = B::attention_forward(device(&qkv, [b, t, 3 * e]), h);
+    let y_data = read(y.clone());
+    let dqkv = B::attention_backward(device(&qkv, [b, t, 3 * e]), y, lse, device(&dy, [b, t, e]), h);
+    let err = relative_error(&y_data, &want_y);
+    assert!(err < 1e-4, "attention {:?}: y off by {err:.2e}", [b, t, h, d]);
+    let err = relative_error(&read(dqkv), &want_d);
+    assert!(err < 1e-4, "attention {:?}: ∂qkv off by {err:.2e}", [b, t, h, d]);
+}
+
+#[test]
+fn attention_kernels_match_the_reference() {
+    // Sequences shorter and longer than a cube's rows; every head size the kernels take.
+    check_attention([2, 9, 2, 16], 31);
+    check_attention([1, 41, 1, 8], 32);
+    check_attention([1, 19, 2, 32], 33);
+    check_attention([1, 7, 1, 64], 34);
+}
+
+#[test]
+fn the_adam_kernels_match_the_reference() {
+    emu_runtime::set_execute(true);
+    for (members, shapes) in [(1, vec![vec![5, 7], vec![13], vec![2, 3, 4]]), (2, vec![vec![4, 7], vec![6], vec![2, 3, 4]])] {
+        let s = AdamSettings { lr: 1e-2, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, max_norm: 0.5, members };
+        let time = 3;
+        let (step_factor, eps_hat) = s.corrections(time);
+        let data: Vec<[Vec<f64>; 4]> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, shape)| {
+                let n: usize = shape.iter().product();
+                let seed = 40 + 4 * i as u64;
+                [uniform(n, -1.0, 1.0, seed), uniform(n, -2.0, 2.0, seed + 1), uniform(n, -0.1, 0.1, seed + 2), uniform(n, 0.0, 0.01, seed + 3)]
+            })
+            .collect();
+        // Each member's norm over its part (the first axis's rows) of every gradient.
+        let norms: Vec<f64> = (0..members)
+            .map(|m| data.iter().map(|[_, g, _, _]| g.chunks(g.len() / members).nth(m).unwrap().iter().map(|v| v * v).sum::<f64>()).sum::<f64>().sqrt())
+            .collect();
+        // The kernels see a parameter's elements in order (member m's rows, the first axis,
+        // are the m-th block of them), so flat tensors stand for any shape.
+        let params = data
+            .iter()
+            .map(|[p, g, m, v]| {
+                let flat = |values: &Vec<f64>| device(values, [values.len()]);
+                AdamParam { value: flat(p), grad: flat(g), moment_1: flat(m), moment_2: flat(v), time }
+            })
+            .collect();
+        let (updated, got_norms) = B::clipped_adam(params, s);
+        let err = relative_error(&read(got_norms), &norms);
+        assert!(err < 1e-5, "adam x{members}: norms off by {err:.2e}");
+        for (k, (new, [p, g, m, v])) in updated.into_iter().zip(&data).enumerate() {
+            let n = p.len();
+            let (mut wp, mut wm, mut wv) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            for i in 0..n {
+                let member = i / (n / members);
+                let coef = (s.max_norm as f64 / (norms[member] + 1e-6)).min(1.0);
+                let gi = g[i] * coef;
+                wm[i] = m[i] * s.beta_1 as f64 + gi * (1.0 - s.beta_1 as f64);
+                wv[i] = v[i] * s.beta_2 as f64 + gi * gi * (1.0 - s.beta_2 as f64);
+                wp[i] = p[i] - s.lr as f64 * wm[i] * step_factor as f64 / (wv[i].sqrt() + eps_hat as f64);
+            }
+            for (name, got, want) in [("value", new.value, &wp), ("moment 1", new.moment_1, &wm), ("moment 2", new.moment_2, &wv)] {
+                let err = relative_error(&read(got), want);
+                assert!(err < 1e-5, "adam x{members}, parameter {k}: {name} off by {err:.2e}");
+            }
+        }
+    }
 }

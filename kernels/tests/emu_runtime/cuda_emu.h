@@ -1,16 +1,20 @@
-// The CUDA built-ins the CUDA C++ of CubeCL kernels uses, for running it on the CPU: every
-// thread of a cube is an OS thread, a warp's shuffles meet at a barrier of its 32 threads,
-// `__syncthreads` at one of the cube's. Slow and exact in what it computes (fp32 as on the
-// GPU, `__expf` as `expf`), not in timing or memory ordering: for checking what kernels
-// compute with no GPU. See mod.rs beside it.
+// The CUDA built-ins the CUDA C++ of CubeCL kernels uses, for running it on the CPU. Every GPU
+// thread of a cube is a fiber (ucontext) on one OS thread: a warp's shuffles and the cube's
+// `__syncthreads` are barriers where a fiber yields until its warp (or cube) has arrived.
+// Cubes run in parallel on the host's cores. Exact in what it computes (fp32 as on the GPU,
+// `__expf` as `expf`), not in timing or memory ordering: for checking what kernels compute
+// with no GPU. See mod.rs beside it.
 #pragma once
+#include <ucontext.h>
+
 #include <algorithm>
-#include <barrier>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <thread>
 #include <vector>
 
@@ -29,11 +33,28 @@ struct uint3 {
 inline uint3 make_uint3(unsigned int x, unsigned int y, unsigned int z) { return {x, y, z}; }
 
 namespace emu {
-struct Cube {
-    std::barrier<> *all;
-    std::vector<std::unique_ptr<std::barrier<>>> warps;
-    std::vector<uint64_t> lanes;  // a shuffle's values, one slot per thread
+// Fibers that wait for each other: a warp, or the whole cube.
+struct Group {
+    unsigned int live = 0, arrived = 0, generation = 0;
 };
+
+struct Fiber {
+    ucontext_t context;
+    bool done = false;
+};
+
+struct Cube {
+    std::vector<Fiber> fibers;
+    std::vector<char> stacks;
+    std::vector<Group> warps;
+    Group all;
+    std::vector<uint64_t> lanes;  // a shuffle's values, one slot per thread
+    ucontext_t scheduler;
+    const std::function<void()> *kernel = nullptr;
+    uint64_t progress = 0;  // barriers completed and fibers finished, to detect a deadlock
+};
+
+constexpr size_t STACK = 64 * 1024;
 }  // namespace emu
 
 inline thread_local uint3 threadIdx, blockIdx;
@@ -41,8 +62,8 @@ inline uint3 blockDim, gridDim;
 inline thread_local emu::Cube *emu_cube;
 inline thread_local unsigned int emu_thread;
 constexpr unsigned int warpSize = 32;
-// The cube's shared memory (cubes run one at a time).
-alignas(16) inline unsigned char dynamic_shared_mem[232448];
+// The running cube's shared memory (one cube at a time on each OS thread).
+alignas(16) inline thread_local unsigned char dynamic_shared_mem[232448];
 
 using std::max;
 using std::min;
@@ -51,68 +72,129 @@ inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
 
-inline void __syncthreads() { emu_cube->all->arrive_and_wait(); }
-inline void __syncwarp(unsigned int = 0xffffffffu) { emu_cube->warps[emu_thread / 32]->arrive_and_wait(); }
+namespace emu {
+inline void yield() { swapcontext(&emu_cube->fibers[emu_thread].context, &emu_cube->scheduler); }
 
-// Every lane writes its value, waits for the warp, reads its partner's, waits again (so no
-// lane overwrites its slot before the partner has read it).
+// Arrives at `g` and waits (yielding) until every live fiber of it has arrived.
+inline void arrive_and_wait(Group &g) {
+    unsigned int generation = g.generation;
+    if (++g.arrived == g.live) {
+        g.arrived = 0;
+        ++g.generation;
+        ++emu_cube->progress;
+        return;
+    }
+    while (g.generation == generation) yield();
+}
+
+// A fiber that has finished no longer holds up `g`.
+inline void drop(Group &g) {
+    --g.live;
+    if (g.live > 0 && g.arrived == g.live) {
+        g.arrived = 0;
+        ++g.generation;
+    }
+}
+
+inline Group &warp() { return emu_cube->warps[emu_thread / 32]; }
+
 template <typename T>
-inline T __shfl_xor_sync(unsigned int, T value, int mask, int = 32) {
+inline T exchange(T value, unsigned int from) {
     static_assert(sizeof(T) <= sizeof(uint64_t), "shuffle of a wide type");
-    auto &warp = *emu_cube->warps[emu_thread / 32];
     uint64_t bits = 0;
     std::memcpy(&bits, &value, sizeof(T));
     emu_cube->lanes[emu_thread] = bits;
-    warp.arrive_and_wait();
-    unsigned int partner = (emu_thread & ~31u) | ((emu_thread & 31u) ^ static_cast<unsigned int>(mask));
+    arrive_and_wait(warp());
+    uint64_t got = emu_cube->lanes[from];
+    // Nobody overwrites a slot before every lane has read its partner's.
+    arrive_and_wait(warp());
     T out;
-    uint64_t got = emu_cube->lanes[partner];
     std::memcpy(&out, &got, sizeof(T));
-    warp.arrive_and_wait();
     return out;
+}
+}  // namespace emu
+
+inline void __syncthreads() { emu::arrive_and_wait(emu_cube->all); }
+inline void __syncwarp(unsigned int = 0xffffffffu) { emu::arrive_and_wait(emu::warp()); }
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned int, T value, int mask, int = 32) {
+    return emu::exchange(value, (emu_thread & ~31u) | ((emu_thread & 31u) ^ static_cast<unsigned int>(mask)));
 }
 
 template <typename T>
 inline T __shfl_sync(unsigned int, T value, int src, int = 32) {
-    auto &warp = *emu_cube->warps[emu_thread / 32];
-    uint64_t bits = 0;
-    std::memcpy(&bits, &value, sizeof(T));
-    emu_cube->lanes[emu_thread] = bits;
-    warp.arrive_and_wait();
-    T out;
-    uint64_t got = emu_cube->lanes[(emu_thread & ~31u) | (static_cast<unsigned int>(src) & 31u)];
-    std::memcpy(&out, &got, sizeof(T));
-    warp.arrive_and_wait();
-    return out;
+    return emu::exchange(value, (emu_thread & ~31u) | (static_cast<unsigned int>(src) & 31u));
 }
 
 namespace emu {
-// Runs `kernel` over a grid of `grid` cubes of `block` threads, one cube after another.
+inline void fiber_main() {
+    (*emu_cube->kernel)();
+    Cube &cube = *emu_cube;
+    cube.fibers[emu_thread].done = true;
+    ++cube.progress;
+    drop(cube.warps[emu_thread / 32]);
+    drop(cube.all);
+    // Returning resumes the scheduler (uc_link).
+}
+
+// Runs one cube: its threads as fibers, round robin, each until it waits or finishes.
+inline void run_cube(Cube &cube, uint3 block, uint3 index) {
+    unsigned int threads = block.x * block.y * block.z;
+    cube.fibers.assign(threads, Fiber{});
+    cube.stacks.resize(threads * STACK);
+    cube.warps.assign((threads + 31) / 32, Group{});
+    for (unsigned int w = 0; w < cube.warps.size(); ++w) cube.warps[w].live = std::min(32u, threads - w * 32);
+    cube.all = Group{threads, 0, 0};
+    cube.lanes.assign(threads, 0);
+    std::memset(dynamic_shared_mem, 0, sizeof dynamic_shared_mem);
+    emu_cube = &cube;
+    blockIdx = index;
+    for (unsigned int t = 0; t < threads; ++t) {
+        Fiber &f = cube.fibers[t];
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = cube.stacks.data() + t * STACK;
+        f.context.uc_stack.ss_size = STACK;
+        f.context.uc_link = &cube.scheduler;
+        makecontext(&f.context, fiber_main, 0);
+    }
+    for (bool running = true; running;) {
+        running = false;
+        uint64_t before = cube.progress;
+        bool waiting = false;
+        for (unsigned int t = 0; t < threads; ++t) {
+            if (cube.fibers[t].done) continue;
+            running = true;
+            emu_thread = t;
+            threadIdx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+            swapcontext(&cube.scheduler, &cube.fibers[t].context);
+            waiting |= !cube.fibers[t].done;
+        }
+        if (running && waiting && cube.progress == before) {
+            std::fprintf(stderr, "emulated kernel: every thread of cube (%u, %u, %u) waits at a barrier the others never reach\n", index.x, index.y, index.z);
+            std::abort();
+        }
+    }
+}
+
+// Runs `kernel` over a grid of `grid` cubes of `block` threads, cubes spread over the cores.
 inline void launch(uint3 grid, uint3 block, const std::function<void()> &kernel) {
     gridDim = grid;
     blockDim = block;
-    unsigned int threads = block.x * block.y * block.z;
-    for (unsigned int z = 0; z < grid.z; ++z)
-        for (unsigned int y = 0; y < grid.y; ++y)
-            for (unsigned int x = 0; x < grid.x; ++x) {
-                std::barrier<> all(threads);
-                Cube cube{&all, {}, std::vector<uint64_t>(threads)};
-                for (unsigned int w = 0; w < (threads + 31) / 32; ++w)
-                    cube.warps.push_back(std::make_unique<std::barrier<>>(std::min(32u, threads - w * 32)));
-                std::memset(dynamic_shared_mem, 0, sizeof dynamic_shared_mem);
-                std::vector<std::thread> pool;
-                for (unsigned int t = 0; t < threads; ++t)
-                    pool.emplace_back([&, t] {
-                        emu_cube = &cube;
-                        emu_thread = t;
-                        blockIdx = {x, y, z};
-                        threadIdx = {t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-                        kernel();
-                        // A thread that leaves early no longer holds up the others' barriers.
-                        cube.warps[t / 32]->arrive_and_drop();
-                        all.arrive_and_drop();
-                    });
-                for (auto &th : pool) th.join();
-            }
+    unsigned int cubes = grid.x * grid.y * grid.z;
+    std::atomic<unsigned int> next{0};
+    auto worker = [&] {
+        Cube cube;
+        cube.kernel = &kernel;
+        for (unsigned int c = next++; c < cubes; c = next++) {
+            uint3 index{c % grid.x, (c / grid.x) % grid.y, c / (grid.x * grid.y)};
+            run_cube(cube, block, index);
+        }
+    };
+    unsigned int threads = std::max(1u, std::min(std::thread::hardware_concurrency(), cubes));
+    std::vector<std::thread> pool;
+    for (unsigned int i = 1; i < threads; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto &t : pool) t.join();
 }
 }  // namespace emu
