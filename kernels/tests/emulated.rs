@@ -1,4 +1,4 @@
-//! The fused kernels (scan, LayerNorm, attention, the optimiser step), as compiled for an
+//! The fused kernels (scan, LayerNorm, attention, the optimiser step, column sums), as compiled for an
 //! sm_90 GPU, run on the CPU (`emu_runtime`) and checked against plain f64 references whose
 //! gradients are themselves checked by finite differences. On a GPU the same comparisons are
 //! `icl-lab bench scan|attention|layer-norm|adam --check`; here they run in CI, with no GPU:
@@ -386,5 +386,19 @@ fn the_adam_kernels_match_the_reference() {
                 assert!(err < 1e-5, "adam x{members}, parameter {k}: {name} off by {err:.2e}");
             }
         }
+    }
+}
+
+#[test]
+fn column_sums_match_the_reference() {
+    emu_runtime::set_execute(true);
+    // One pass, and two (more rows than one pass takes: partial sums per chunk, then theirs);
+    // columns off the 32 a cube takes.
+    for (rows, cols, seed) in [(100, 40, 51), (3_000, 33, 52)] {
+        let x = uniform(rows * cols, -1.0, 1.0, seed);
+        let want: Vec<f64> = (0..cols).map(|c| (0..rows).map(|r| x[r * cols + c]).sum()).collect();
+        let got = read(icl_lab_kernels::column_sum::column_sum(device(&x, [rows, cols])));
+        let err = relative_error(&got, &want);
+        assert!(err < 1e-5, "column sum [{rows}, {cols}]: off by {err:.2e}");
     }
 }
