@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p icl-lab-kernels --features cuda --example cuda_source -- OUT_DIR
 //! [b,l,e,n ...]` runs each scan (forward and backward, both layouts) on the emulator's
-//! runtime (`tests/emu_runtime`) with launches recorded, not run (so no memory is allocated,
+//! runtime (`icl-lab-emu`, kernels/emu) with launches recorded, not run (so no memory is allocated,
 //! and any shape can be asked for): its kernels are compiled by CubeCL's own CUDA compiler,
 //! for an sm_90 GPU, and written out. `kernels/sass.py` compiles what it writes to SASS
 //! (NVRTC and ptxas from NVIDIA's PyPI wheels) and counts instructions: a kernel's cost in
@@ -14,8 +14,7 @@ use burn::tensor::{Distribution, Tensor};
 use burn_cubecl::tensor::CubeTensor;
 use icl_lab_kernels::scan::{Layout, Scan, ScanKernels};
 
-#[path = "../tests/emu_runtime/mod.rs"]
-mod emu_runtime;
+use icl_lab_emu as emu_runtime;
 use emu_runtime::{EmuBackend as B, EmuDevice, EmuRuntime};
 
 /// `b,l,e,n` → the four sizes.

@@ -1,5 +1,5 @@
 //! The fused kernels (scan, LayerNorm, attention, the optimiser step, column sums), as compiled for an
-//! sm_90 GPU, run on the CPU (`emu_runtime`) and checked against plain f64 references whose
+//! sm_90 GPU, run on the CPU (`icl-lab-emu`, kernels/emu) and checked against plain f64 references whose
 //! gradients are themselves checked by finite differences. On a GPU the same comparisons are
 //! `icl-lab bench scan|attention|layer-norm|adam --check`; here they run in CI, with no GPU:
 //! the kernels' indexing, chunking, warp sums and idle lanes, exactly as CubeCL generates
@@ -8,7 +8,7 @@
 // Index loops mirror the kernels' own indexing.
 #![allow(clippy::needless_range_loop)]
 
-mod emu_runtime;
+use icl_lab_emu as emu_runtime;
 
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use emu_runtime::{EmuBackend as B, EmuDevice};

@@ -7,8 +7,6 @@
 //! that runs the very kernels a GPU would, slowly: tests check our fused kernels' results
 //! with it in CI, where there is no GPU.
 //!
-//! Shared by the tests and the example (`#[path]`), so not every item is used by each.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -227,7 +225,7 @@ impl ServerCommunication for EmuServer {
 
 /// Where built kernels are kept: `target/emu-kernels` of this workspace.
 fn build_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/emu-kernels")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/emu-kernels")
 }
 
 /// The C++ that runs `source`'s kernel `name` over a grid: the kernel's parameters (buffers,
@@ -278,7 +276,7 @@ fn build(text: &str) -> libloading::Library {
         let cpp = dir.join(format!("{hash:016x}.cpp"));
         std::fs::write(&cpp, text).expect("write the kernel's C++");
         let tmp = dir.join(format!("{hash:016x}.{}.so", std::process::id()));
-        let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emu_runtime");
+        let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let out = std::process::Command::new(std::env::var("CXX").unwrap_or_else(|_| "g++".into()))
             .args(["-std=c++20", "-O1", "-shared", "-fPIC", "-pthread", "-w", "-I"])
             .arg(&include)
