@@ -67,6 +67,11 @@ pub enum BenchWhat {
     /// Several seeds of one config trained as one stacked model in this process (`models::members`),
     /// for each number of members: steps/s per member and together, against one run.
     Members(super::bench_members::MembersArgs),
+    /// The host's work a training step takes on the CUDA code path, with no GPU: the step runs
+    /// on the CPU emulator of the GPU with its kernels compiled and recorded, not run (only in
+    /// binaries built with `--features emulator`).
+    #[cfg(feature = "emulator")]
+    Host(super::bench_host::HostArgs),
     /// Fused selective scan on CUDA: forward+backward time at (batch 64, length 1024, d_inner
     /// 512, d_state 16), of the kernels alone and through autodiff, against the tensor-op scan
     /// and the memory-bandwidth floor.
@@ -181,6 +186,8 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Matmul(a) => super::bench_matmul::bench_matmul(a),
         BenchWhat::Adam(a) => super::bench_adam::bench_adam(a),
         BenchWhat::Members(a) => super::bench_members::bench_members(a),
+        #[cfg(feature = "emulator")]
+        BenchWhat::Host(a) => super::bench_host::bench_host(a),
         BenchWhat::Scan { check, reps, against, shape, kernel, json } => bench_scan(check, reps, &against, &shape, kernel.as_deref(), json),
         BenchWhat::Models { device, steps, only, timeout, json } => bench_models(&device, steps, only.as_deref(), timeout, json),
         BenchWhat::Slots { device, runs, config, steps, members, timeout, json } => bench_slots(&device, &runs, &config, steps, members as usize, timeout, json),

@@ -3,6 +3,8 @@
 mod bench;
 mod bench_adam;
 mod bench_attention;
+#[cfg(feature = "emulator")]
+mod bench_host;
 mod bench_matmul;
 mod bench_members;
 mod bench_norm;

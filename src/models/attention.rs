@@ -95,7 +95,21 @@ fn fused_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Result<Tensor
             Ok(y) => return Ok(y),
             Err(qkv) => qkv,
         };
-        return fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(qkv, heads);
+        let qkv = match fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(qkv, heads) {
+            Ok(y) => return Ok(y),
+            Err(qkv) => qkv,
+        };
+        #[cfg(feature = "emulator")]
+        {
+            type Emu = crate::runtime::EmuBackend;
+            let qkv = match fused_on::<B, Emu>(qkv, heads) {
+                Ok(y) => return Ok(y),
+                Err(qkv) => qkv,
+            };
+            return fused_on::<B, <Emu as AutodiffBackend>::InnerBackend>(qkv, heads);
+        }
+        #[allow(unreachable_code)]
+        return Err(qkv);
     }
     #[allow(unreachable_code)]
     Err(qkv)

@@ -84,7 +84,21 @@ fn chosen_linear<B: Backend, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, b
             Ok(y) => return Ok(y),
             Err(back) => back,
         };
-        return chosen_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(operands).map_err(|(x, _, _)| x);
+        let operands = match chosen_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(operands) {
+            Ok(y) => return Ok(y),
+            Err(back) => back,
+        };
+        #[cfg(feature = "emulator")]
+        {
+            type Emu = crate::runtime::EmuBackend;
+            let operands = match chosen_on::<B, Emu, D>(operands) {
+                Ok(y) => return Ok(y),
+                Err(back) => back,
+            };
+            return chosen_on::<B, <Emu as AutodiffBackend>::InnerBackend, D>(operands).map_err(|(x, _, _)| x);
+        }
+        #[allow(unreachable_code)]
+        return Err(operands.0);
     }
     #[allow(unreachable_code)]
     {

@@ -18,6 +18,14 @@ pub fn fused_available<B: Backend>() -> bool {
             return true;
         }
     }
+    #[cfg(feature = "emulator")]
+    {
+        type Emu = crate::runtime::EmuBackend;
+        let id = TypeId::of::<B>();
+        if id == TypeId::of::<Emu>() || id == TypeId::of::<<Emu as AutodiffBackend>::InnerBackend>() {
+            return true;
+        }
+    }
     false
 }
 

@@ -92,7 +92,24 @@ fn fused_layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B
             Ok(y) => return Ok(y),
             Err(back) => back,
         };
-        return fused_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(x, gamma, beta).map_err(|(x, _, _)| x);
+        let (x, gamma, beta) = match fused_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(x, gamma, beta) {
+            Ok(y) => return Ok(y),
+            Err(back) => back,
+        };
+        #[cfg(feature = "emulator")]
+        {
+            type Emu = crate::runtime::EmuBackend;
+            let (x, gamma, beta) = match fused_on::<B, Emu, D>(x, gamma, beta) {
+                Ok(y) => return Ok(y),
+                Err(back) => back,
+            };
+            return fused_on::<B, <Emu as AutodiffBackend>::InnerBackend, D>(x, gamma, beta).map_err(|(x, _, _)| x);
+        }
+        #[cfg(not(feature = "emulator"))]
+        {
+            let _ = (gamma, beta);
+            return Err(x);
+        }
     }
     #[allow(unreachable_code)]
     {

@@ -100,7 +100,21 @@ fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs
             Ok(y) => return Ok(y),
             Err(inp) => inp,
         };
-        return fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(inp);
+        let inp = match fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(inp) {
+            Ok(y) => return Ok(y),
+            Err(inp) => inp,
+        };
+        #[cfg(feature = "emulator")]
+        {
+            type Emu = crate::runtime::EmuBackend;
+            let inp = match fused_on::<B, Emu>(inp) {
+                Ok(y) => return Ok(y),
+                Err(inp) => inp,
+            };
+            return fused_on::<B, <Emu as AutodiffBackend>::InnerBackend>(inp);
+        }
+        #[allow(unreachable_code)]
+        return Err(inp);
     }
     #[allow(unreachable_code)]
     Err(inp)

@@ -22,6 +22,12 @@ pub type CpuBackend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Autodiff<burn_cuda::Cuda<f32, i32>>;
 
+/// The CUDA backend's code path on the CPU emulator of the GPU (`kernels/emu`), with autodiff:
+/// kernels are compiled as for CUDA and recorded (or run on the CPU), for timing a step's host
+/// work with no GPU (`icl-lab bench host`).
+#[cfg(feature = "emulator")]
+pub type EmuBackend = burn::backend::Autodiff<icl_lab_emu::EmuFusion>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]

@@ -208,10 +208,27 @@ fn fused_adam<K: Backend>(params: Vec<AdamParam<K>>, settings: AdamSettings) -> 
 
         use crate::models::cast;
         type Inner = <crate::runtime::CudaBackend as AutodiffBackend>::InnerBackend;
-        let Ok(params) = cast::<_, Vec<AdamParam<Inner>>>(params) else { unreachable!("the fused optimiser is only chosen on CUDA") };
-        let (updated, norm) = Inner::clipped_adam(params, settings);
-        let updated = cast(updated).unwrap_or_else(|_| unreachable!("K is Inner"));
-        return (updated, cast(norm).unwrap_or_else(|_| unreachable!("K is Inner")));
+        let params = match cast::<_, Vec<AdamParam<Inner>>>(params) {
+            Ok(params) => {
+                let (updated, norm) = Inner::clipped_adam(params, settings);
+                let updated = cast(updated).unwrap_or_else(|_| unreachable!("K is Inner"));
+                return (updated, cast(norm).unwrap_or_else(|_| unreachable!("K is Inner")));
+            }
+            Err(params) => params,
+        };
+        #[cfg(feature = "emulator")]
+        {
+            type Emu = <crate::runtime::EmuBackend as AutodiffBackend>::InnerBackend;
+            let Ok(params) = cast::<_, Vec<AdamParam<Emu>>>(params) else { unreachable!("the fused optimiser is only chosen on CUDA or its emulator") };
+            let (updated, norm) = Emu::clipped_adam(params, settings);
+            let updated = cast(updated).unwrap_or_else(|_| unreachable!("K is Emu"));
+            return (updated, cast(norm).unwrap_or_else(|_| unreachable!("K is Emu")));
+        }
+        #[allow(unreachable_code)]
+        {
+            let _ = params;
+            unreachable!("the fused optimiser is only chosen on CUDA")
+        }
     }
     #[allow(unreachable_code)]
     {

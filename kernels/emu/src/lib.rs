@@ -1,8 +1,8 @@
 //! A CubeCL runtime with no GPU behind it: kernels are compiled by CubeCL's own CUDA compiler
 //! for an sm_90 GPU (H100/H200), as `burn-cuda` compiles them, and then either recorded
 //! (their CUDA C++ kept, for reading and counting: `examples/cuda_source.rs`) or run on the
-//! CPU: the CUDA C++ is built with the host's C++ compiler against `cuda_emu.h` (one OS
-//! thread per GPU thread, warp shuffles and cube barriers as thread barriers) and called on
+//! CPU: the CUDA C++ is built with the host's C++ compiler against `cuda_emu.h` (a fiber per
+//! GPU thread, warp shuffles and cube barriers where fibers wait for each other) and called on
 //! buffers in host memory. `burn_cubecl::CubeBackend<EmuRuntime, ..>` is then a burn backend
 //! that runs the very kernels a GPU would, slowly: tests check our fused kernels' results
 //! with it in CI, where there is no GPU.
@@ -26,6 +26,7 @@ use cubecl_ir::features::Plane;
 use cubecl_ir::{DeviceProperties, HardwareProperties, MemoryDeviceProperties, TargetProperties, VectorSize};
 use cubecl_runtime::allocator::ContiguousMemoryLayoutPolicy;
 use cubecl_runtime::compiler::CubeTask;
+use cubecl_runtime::id::KernelId;
 use cubecl_runtime::logging::ServerLogger;
 use cubecl_runtime::memory_management::{
     ManagedMemoryHandle, MemoryAllocationMode, MemoryConfiguration, MemoryManagement, MemoryManagementOptions, MemoryUsage,
@@ -40,6 +41,23 @@ use cubecl_zspace::{Shape, Strides};
 
 /// burn's CubeCL backend on [`EmuRuntime`].
 pub type EmuBackend = CubeBackend<EmuRuntime, f32, i32, u8>;
+
+/// The emulated counterpart of `burn_cuda::Cuda<f32, i32>`: burn-fusion over [`EmuBackend`].
+pub type EmuFusion = burn_fusion::Fusion<EmuBackend>;
+
+static LAUNCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Launches so far by kernel entry point.
+static BY_KERNEL: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+
+/// Kernel launches that reached the server so far (recorded or run).
+pub fn launches() -> u64 {
+    LAUNCHES.load(Ordering::SeqCst)
+}
+
+/// Launches so far of each kernel, by entry point name.
+pub fn launches_by_kernel() -> HashMap<String, u64> {
+    BY_KERNEL.lock().expect("launch counts").clone().unwrap_or_default()
+}
 
 /// One kernel as CubeCL compiled it: its entry point and CUDA C++.
 #[derive(Clone)]
@@ -188,7 +206,11 @@ pub struct EmuServer {
     memory: MemoryManagement<HostStorage>,
     timestamps: TimestampProfiler,
     utilities: Arc<ServerUtilities<Self>>,
-    built: HashMap<String, Arc<BuiltHandle>>,
+    /// Kernels compiled (and recorded) so far, and those built for the CPU.
+    compiled: std::collections::HashSet<KernelId>,
+    /// Each kernel's entry point name.
+    names: HashMap<KernelId, String>,
+    built: HashMap<KernelId, Arc<BuiltHandle>>,
 }
 
 /// `Built`, made `Debug` for the server.
@@ -211,7 +233,7 @@ impl DeviceService for EmuServer {
             MemoryManagementOptions::new("emulated"),
         );
         let utilities = Arc::new(ServerUtilities::new(props, Arc::new(ServerLogger::default()), (), ContiguousMemoryLayoutPolicy::new(512)));
-        EmuServer { memory, timestamps: TimestampProfiler::default(), utilities, built: HashMap::new() }
+        EmuServer { memory, timestamps: TimestampProfiler::default(), utilities, compiled: Default::default(), names: HashMap::new(), built: HashMap::new() }
     }
 
     fn utilities(&self) -> Arc<dyn std::any::Any + Send + Sync> {
@@ -341,20 +363,33 @@ impl ComputeServer for EmuServer {
     }
 
     unsafe fn launch(&mut self, kernel: Self::Kernel, count: CubeCount, bindings: KernelArguments, mode: ExecutionMode, _: StreamId) {
-        let id = format!("{:?}", kernel.id());
+        LAUNCHES.fetch_add(1, Ordering::Relaxed);
+        let id = kernel.id();
+        let name = match self.names.get(&id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = kernel.compile(&mut Default::default(), &sm90_options(), mode, kernel.address_type()).expect("CubeCL compiles the kernel").entrypoint_name;
+                self.names.insert(id.clone(), name.clone());
+                name
+            }
+        };
+        *BY_KERNEL.lock().expect("launch counts").get_or_insert_with(HashMap::new).entry(name).or_insert(0) += 1;
         let execute = EXECUTE.load(Ordering::SeqCst);
-        if !self.built.contains_key(&id) {
+        let known = self.compiled.contains(&id);
+        if known && !execute {
+            return;
+        }
+        if !known || !self.built.contains_key(&id) {
             let compiled = kernel.compile(&mut Default::default(), &sm90_options(), mode, kernel.address_type()).expect("CubeCL compiles the kernel");
-            RECORDED.lock().expect("recorded").push(Recorded { name: compiled.entrypoint_name.clone(), source: compiled.source.clone() });
+            if self.compiled.insert(id.clone()) {
+                RECORDED.lock().expect("recorded").push(Recorded { name: compiled.entrypoint_name.clone(), source: compiled.source.clone() });
+            }
             if !execute {
                 return;
             }
             let dim = (compiled.cube_dim.x, compiled.cube_dim.y, compiled.cube_dim.z);
             let library = build(&wrapper(&compiled.entrypoint_name, &compiled.source, dim));
             self.built.insert(id.clone(), Arc::new(BuiltHandle(Built { library, cube_dim: dim })));
-        }
-        if !execute {
-            return;
         }
         let built = self.built[&id].clone();
         let CubeCount::Static(gx, gy, gz) = count else { panic!("the emulator takes static cube counts only") };
