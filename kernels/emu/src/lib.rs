@@ -1,12 +1,14 @@
 //! A CubeCL runtime with no GPU behind it: kernels are compiled by CubeCL's own CUDA compiler
 //! for an sm_90 GPU (H100/H200), as `burn-cuda` compiles them, and then either recorded
-//! (their CUDA C++ kept, for reading and counting: `examples/cuda_source.rs`) or run on the
+//! (their CUDA C++ kept, for reading and counting: `kernels/examples/cuda_source.rs`, and
+//! their launches counted: `icl-lab bench host`) or run on the
 //! CPU: the CUDA C++ is built with the host's C++ compiler against `cuda_emu.h` (a fiber per
 //! GPU thread, warp shuffles and cube barriers where fibers wait for each other) and called on
 //! buffers in host memory. `burn_cubecl::CubeBackend<EmuRuntime, ..>` is then a burn backend
 //! that runs the very kernels a GPU would, slowly: tests check our fused kernels' results
-//! with it in CI, where there is no GPU.
-//!
+//! with it in CI, where there is no GPU (`kernels/tests/emulated.rs`). Tensor-core (mma)
+//! kernels are not modelled: the device reports none, and CubeCL's matmul picks kernels
+//! without them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
