@@ -24,6 +24,18 @@ fn sizes<R: CubeRuntime>(inp: &Scan<CubeTensor<R>>) -> [usize; 4] {
     [nb, l, e, n]
 }
 
+/// Floats a vector load of B and C (and the backward's scratch rows) takes in the per-channel
+/// kernels: 4 (16-byte loads) when a row of N floats is whole vectors and both tensors start
+/// 16-byte aligned, else 1.
+fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize {
+    let aligned = rows.iter().all(|t| t.handle.offset_start.unwrap_or(0) % 16 == 0);
+    if n % 4 == 0 && aligned {
+        4
+    } else {
+        1
+    }
+}
+
 fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
     (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, 1), CubeDim::new_1d(BLOCK as u32))
 }
@@ -84,10 +96,12 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             return (y, save.then_some(states));
         }
         let (count, dim) = launch_grid(nb, e);
+        let vector = row_vector_size(n, [&inp.b, &inp.c]);
         crate::launch!(scan_forward_kernel::<R>(
             &client,
             count,
             dim,
+            vector,
             inp.x.into_tensor_arg(),
             inp.delta.into_tensor_arg(),
             inp.a.into_tensor_arg(),
@@ -158,12 +172,15 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 dtype.into(),
             ));
         } else {
-            let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
+            // A slot for every lane of every warp, also those past the last channel.
+            let scratch = empty(Shape::new([CHUNK.min(l), nb, e.div_ceil(WARP) * WARP, n]));
             let (count, dim) = launch_grid(nb, e);
+            let vector = row_vector_size(n, [&inp.b, &inp.c]);
             crate::launch!(scan_backward_kernel::<R>(
                 &client,
                 count,
                 dim,
+                vector,
                 inp.x.into_tensor_arg(),
                 inp.delta.into_tensor_arg(),
                 inp.a.into_tensor_arg(),
