@@ -172,8 +172,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 dtype.into(),
             ));
         } else {
-            // A slot for every lane of every warp, also those past the last channel.
-            let scratch = empty(Shape::new([CHUNK.min(l), nb, e.div_ceil(WARP) * WARP, n]));
             let (count, dim) = launch_grid(nb, e);
             let vector = row_vector_size(n, [&inp.b, &inp.c]);
             crate::launch!(scan_backward_kernel::<R>(
@@ -189,7 +187,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 inp.d.into_tensor_arg(),
                 into_contiguous(states).into_tensor_arg(),
                 dy.into_tensor_arg(),
-                scratch.into_tensor_arg(),
                 dx.clone().into_tensor_arg(),
                 ddelta.clone().into_tensor_arg(),
                 da_part.clone().into_tensor_arg(),
@@ -200,8 +197,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 members as u32,
                 l as u32,
                 e as u32,
-                CHUNK as u32,
                 n,
+                CHUNK,
+                BLOCK,
                 dtype.into(),
             ));
         }

@@ -7,8 +7,8 @@
 //! see docs/performance.md.
 //!
 //! Layouts (all contiguous): x, delta, y, dy, dx, ddelta `[b, l, e]`; B, C `[b, l, n]`;
-//! A `[e, n]`; D `[e]`; saved states `[chunks, n, b, e]` (state entering each chunk);
-//! scratch `[chunk, n, b, e]`; per-warp partial sums ∂B, ∂C `[b, l, ⌈e/32⌉, n]`; per-batch
+//! A `[e, n]`; D `[e]`; saved states `[chunks, n, b, e]` (state entering each chunk; the
+//! backward keeps a chunk's states in shared memory); per-warp partial sums ∂B, ∂C `[b, l, ⌈e/32⌉, n]`; per-batch
 //! partial sums ∂A `[b, e, n]`, ∂D `[b, e]`. The `[.., n, b, e]` layouts make a warp's 32
 //! channels read and write 32 consecutive floats.
 //!
@@ -82,10 +82,12 @@ fn load_row<F: Float, N: Size>(t: &Tensor<Vector<F, N>>, row: usize, out: &mut A
     }
 }
 
-/// `values[0..n]` into row `row` (in vectors) of a `[.., n]` tensor written as vectors.
+/// `values[0..n]` into a thread's slot `slot` of the backward's shared memory: vector `q` of
+/// slot `s` for thread `u` at `(s·n/vs + q)·block + u`, so a warp's 32 threads touch 32
+/// consecutive vectors (no bank conflicts).
 #[cube]
-fn store_row<F: Float, N: Size>(t: &mut Tensor<Vector<F, N>>, row: usize, values: &Array<F>, #[comptime] n: usize) {
-    let vs = t.vector_size();
+fn store_slot<F: Float, N: Size>(mem: &mut SharedMemory<Vector<F, N>>, slot: usize, values: &Array<F>, #[comptime] n: usize, #[comptime] vs: usize, #[comptime] block: usize) {
+    let u = UNIT_POS as usize;
     #[unroll]
     for q in 0..comptime!(n / vs) {
         let mut v = Vector::<F, N>::empty();
@@ -93,7 +95,21 @@ fn store_row<F: Float, N: Size>(t: &mut Tensor<Vector<F, N>>, row: usize, values
         for i in 0..vs {
             v[i] = values[q * vs + i];
         }
-        t[row + q] = v;
+        mem[(slot * comptime!(n / vs) + q) * block + u] = v;
+    }
+}
+
+/// A thread's slot `slot` of the backward's shared memory into `out[0..n]` ([`store_slot`]).
+#[cube]
+fn load_slot<F: Float, N: Size>(mem: &SharedMemory<Vector<F, N>>, slot: usize, out: &mut Array<F>, #[comptime] n: usize, #[comptime] vs: usize, #[comptime] block: usize) {
+    let u = UNIT_POS as usize;
+    #[unroll]
+    for q in 0..comptime!(n / vs) {
+        let v = mem[(slot * comptime!(n / vs) + q) * block + u];
+        #[unroll]
+        for i in 0..vs {
+            out[q * vs + i] = v[i];
+        }
     }
 }
 
@@ -189,7 +205,6 @@ pub fn scan_backward_kernel<F: Float, N: Size>(
     d: &Tensor<F>,
     states: &Tensor<F>,
     dy: &Tensor<F>,
-    scratch: &mut Tensor<Vector<F, N>>,
     dx: &mut Tensor<F>,
     ddelta: &mut Tensor<F>,
     da_part: &mut Tensor<F>,
@@ -200,14 +215,14 @@ pub fn scan_backward_kernel<F: Float, N: Size>(
     members: u32,
     len: u32,
     width: u32,
-    chunk: u32,
     #[comptime] n: usize,
+    #[comptime] k: usize,
+    #[comptime] block: usize,
     #[define(F)] _dtype: StorageType,
 ) {
     let nb = batch as usize;
     let l = len as usize;
     let e = width as usize;
-    let k = chunk as usize;
     let own = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let bi = CUBE_POS_Y as usize;
     // A stacked scan's batch rows are its members' in order; member m's A and D are rows
@@ -223,17 +238,18 @@ pub fn scan_backward_kernel<F: Float, N: Size>(
     }
     // Lanes past the last channel in the last warp stay to the end: every lane of a warp
     // takes part in the warp sums. They run channel e - 1's inputs with ∂y = 0, so what they
-    // add to the sums is 0, in scratch slots of their own (the scratch has a channel for
+    // add to the sums is 0, in shared-memory slots of their own (every thread has its own
     // every lane of every warp), and write nothing else.
     let active = own < e;
     let ei = if active { own } else { e - 1 };
     let plane = nb * e;
     let me = bi * e + ei;
     let zero = F::new(0.0);
-    let row_vectors = comptime!(n) / b_in.vector_size();
-    // The scratch: `[k, b, 32·warps, n]`, a thread's n entries of a slot one row.
-    let mine = (bi * warps * 32 + own) * row_vectors;
-    let slot_stride = nb * warps * 32 * row_vectors;
+    let vs = b_in.vector_size();
+    let row_vectors = comptime!(n / vs);
+    // The chunk's states, a slot a step for each thread: k·n floats a thread, in shared
+    // memory (on-chip; in global memory they were 2·n floats of traffic a channel-step).
+    let mut slots = SharedMemory::<Vector<F, N>>::new(comptime!(k * (n / vs) * block));
     // ∂B and ∂C of a step: 2n values a lane, padded to a power of two for the warp sum.
     let p = comptime!((2 * n).next_power_of_two());
     let per_lane = comptime!(scattered_layout(p).0);
@@ -275,9 +291,8 @@ pub fn scan_backward_kernel<F: Float, N: Size>(
         }
         let mut row = (bi * l + t0) * e + ei;
         let mut bc = (bi * l + t0) * row_vectors;
-        let mut slot = mine;
-        for _s in 0..steps {
-            store_row::<F, N>(scratch, slot, &h, n);
+        for s in 0..steps {
+            store_slot::<F, N>(&mut slots, s, &h, n, vs, block);
             let xv = x[row];
             let dt = delta[row];
             load_row::<F, N>(b_in, bc, &mut bv, n);
@@ -288,20 +303,19 @@ pub fn scan_backward_kernel<F: Float, N: Size>(
             }
             row += e;
             bc += row_vectors;
-            slot += slot_stride;
         }
 
         // The adjoint recurrence back through the chunk. At step t, `h` holds the state after
         // it (h_t), its slot the state entering it (h_{t-1}), which is `h` for step t - 1.
         for r in 0..steps {
-            let t = t1 - 1 - r;
+            let s = steps - 1 - r;
+            let t = t0 + s;
             row -= e;
             bc -= row_vectors;
-            slot -= slot_stride;
             let xv = x[row];
             let dt = delta[row];
             let gy = select(active, dy[row], zero);
-            load_row::<F, N>(scratch, slot, &mut hp, n);
+            load_slot::<F, N>(&slots, s, &mut hp, n, vs, block);
             load_row::<F, N>(b_in, bc, &mut bv, n);
             load_row::<F, N>(c, bc, &mut cv, n);
             let mut gxs = zero;
