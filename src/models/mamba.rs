@@ -69,6 +69,10 @@ impl<B: Backend> CausalConv1d<B> {
         }
         let b = kb;
         let k = self.weight.dims()[1];
+        let x = match fused_conv(x, self.weight.val(), self.bias.val()) {
+            Ok(y) => return y,
+            Err(x) => x,
+        };
         let padded = Tensor::cat(vec![Tensor::zeros([b, k - 1, c], &x.device()), x], 1);
         let w = self.weight.val();
         let mut out = self.bias.val().reshape([1, 1, c]).expand([b, l, c]);
@@ -77,6 +81,64 @@ impl<B: Backend> CausalConv1d<B> {
             out = out + padded.clone().slice([0..b, j..j + l, 0..c]) * tap;
         }
         out
+    }
+}
+
+/// Whether the conv may take the fused kernels (`ICL_LAB_CONV=tensor` keeps the tensor ops).
+fn fused_conv_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| std::env::var("ICL_LAB_CONV").map_or(true, |v| v.trim() != "tensor"))
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn conv_on<B: Backend, K: icl_lab_kernels::conv::FusedCausalConv>(x: Tensor<B, 3>, w: Tensor<B, 2>, bias: Tensor<B, 1>) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 2>, Tensor<B, 1>)> {
+    use super::fused::cast;
+    let x: Tensor<K, 3> = match cast(x) {
+        Ok(x) => x,
+        Err(x) => return Err((x, w, bias)),
+    };
+    let (w, bias): (Tensor<K, 2>, Tensor<K, 1>) = (cast(w).unwrap_or_else(|_| unreachable!("B is K")), cast(bias).unwrap_or_else(|_| unreachable!("B is K")));
+    Ok(cast(icl_lab_kernels::conv::causal_conv1d(x, w, bias)).unwrap_or_else(|_| unreachable!("B is K")))
+}
+
+/// The fused causal conv (`icl_lab_kernels::conv`: one kernel each way, against a `cat`, `k`
+/// slices and their autodiff's zero tensors and slice-assigns) when `B` is the CUDA backend
+/// (or its emulator) and the filter width suits it, else `x` back.
+fn fused_conv<B: Backend>(x: Tensor<B, 3>, w: Tensor<B, 2>, bias: Tensor<B, 1>) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
+    if !fused_conv_allowed() || !icl_lab_kernels::conv::supports_width(w.dims()[1]) {
+        return Err(x);
+    }
+    #[cfg(feature = "cuda")]
+    {
+        use burn::tensor::backend::AutodiffBackend;
+        type Ad = crate::runtime::CudaBackend;
+        let (x, w, bias) = match conv_on::<B, Ad>(x, w, bias) {
+            Ok(y) => return Ok(y),
+            Err(back) => back,
+        };
+        let (x, w, bias) = match conv_on::<B, <Ad as AutodiffBackend>::InnerBackend>(x, w, bias) {
+            Ok(y) => return Ok(y),
+            Err(back) => back,
+        };
+        #[cfg(feature = "emulator")]
+        {
+            type Emu = crate::runtime::EmuBackend;
+            let (x, w, bias) = match conv_on::<B, Emu>(x, w, bias) {
+                Ok(y) => return Ok(y),
+                Err(back) => back,
+            };
+            return conv_on::<B, <Emu as AutodiffBackend>::InnerBackend>(x, w, bias).map_err(|(x, _, _)| x);
+        }
+        #[cfg(not(feature = "emulator"))]
+        {
+            let _ = (w, bias);
+            return Err(x);
+        }
+    }
+    #[allow(unreachable_code)]
+    {
+        let _ = (w, bias);
+        Err(x)
     }
 }
 
