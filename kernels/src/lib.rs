@@ -16,6 +16,7 @@
 pub mod adam;
 pub mod attention;
 pub mod column_sum;
+pub mod conv;
 mod fusion_op;
 mod lanes;
 pub mod layer_norm;

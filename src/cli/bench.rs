@@ -58,6 +58,9 @@ pub enum BenchWhat {
     /// Fused LayerNorm on CUDA (GPT-2 e256's activations by default): forward+backward time
     /// against burn's LayerNorm; `--check` compares them first.
     LayerNorm(super::bench_norm::LayerNormArgs),
+    /// Fused causal depthwise conv1d on CUDA (Mamba e128's by default): forward+backward time
+    /// against the tensor ops it replaces; `--check` compares them first.
+    Conv(super::bench_conv::ConvArgs),
     /// The matmuls of a GPT-2 block's linear layers on CUDA under each matmul strategy
     /// (burn without autotune runs one): forward, input and weight gradients.
     Matmul(super::bench_matmul::MatmulArgs),
@@ -183,6 +186,7 @@ pub fn bench(args: BenchArgs) -> CliResult {
         BenchWhat::Baselines(a) => super::bench_baselines::bench_baselines(a),
         BenchWhat::Attention(a) => super::bench_attention::bench_attention(a),
         BenchWhat::LayerNorm(a) => super::bench_norm::bench_layer_norm(a),
+        BenchWhat::Conv(a) => super::bench_conv::bench_conv(a),
         BenchWhat::Matmul(a) => super::bench_matmul::bench_matmul(a),
         BenchWhat::Adam(a) => super::bench_adam::bench_adam(a),
         BenchWhat::Members(a) => super::bench_members::bench_members(a),

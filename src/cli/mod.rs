@@ -7,6 +7,7 @@ mod bench_attention;
 mod bench_host;
 mod bench_matmul;
 mod bench_members;
+mod bench_conv;
 mod bench_norm;
 mod bench_baselines;
 mod browse;

@@ -24,6 +24,18 @@ fn sizes<R: CubeRuntime>(inp: &Scan<CubeTensor<R>>) -> [usize; 4] {
     [nb, l, e, n]
 }
 
+/// Floats a vector load of B and C (and the backward's scratch rows) takes in the per-channel
+/// kernels: 4 (16-byte loads) when a row of N floats is whole vectors and both tensors start
+/// 16-byte aligned, else 1.
+fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize {
+    let aligned = rows.iter().all(|t| t.handle.offset_start.unwrap_or(0) % 16 == 0);
+    if n % 4 == 0 && aligned {
+        4
+    } else {
+        1
+    }
+}
+
 fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
     (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, 1), CubeDim::new_1d(BLOCK as u32))
 }
@@ -84,10 +96,12 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             return (y, save.then_some(states));
         }
         let (count, dim) = launch_grid(nb, e);
+        let vector = row_vector_size(n, [&inp.b, &inp.c]);
         crate::launch!(scan_forward_kernel::<R>(
             &client,
             count,
             dim,
+            vector,
             inp.x.into_tensor_arg(),
             inp.delta.into_tensor_arg(),
             inp.a.into_tensor_arg(),
@@ -158,12 +172,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 dtype.into(),
             ));
         } else {
-            let scratch = empty(Shape::new([CHUNK.min(l), n, nb, e]));
             let (count, dim) = launch_grid(nb, e);
+            let vector = row_vector_size(n, [&inp.b, &inp.c]);
             crate::launch!(scan_backward_kernel::<R>(
                 &client,
                 count,
                 dim,
+                vector,
                 inp.x.into_tensor_arg(),
                 inp.delta.into_tensor_arg(),
                 inp.a.into_tensor_arg(),
@@ -172,7 +187,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 inp.d.into_tensor_arg(),
                 into_contiguous(states).into_tensor_arg(),
                 dy.into_tensor_arg(),
-                scratch.into_tensor_arg(),
                 dx.clone().into_tensor_arg(),
                 ddelta.clone().into_tensor_arg(),
                 da_part.clone().into_tensor_arg(),
@@ -183,8 +197,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 members as u32,
                 l as u32,
                 e as u32,
-                CHUNK as u32,
                 n,
+                CHUNK,
+                BLOCK,
                 dtype.into(),
             ));
         }

@@ -9,10 +9,12 @@
 //! ahead, the chunk's states and decays in registers, and ∂B, ∂C summed over a cube's
 //! channels in shared memory once per chunk. Per
 //! channel ([`kernel`]): one GPU thread per (batch, channel) runs over time with its `N` state
-//! entries in registers. In both, the forward saves the state entering every chunk of steps
+//! entries in registers, B and C read as 16-byte vectors, and ∂B, ∂C summed over a warp's
+//! channels by one reduce-scatter a step (several times fewer instructions a state-step than
+//! per state, at 1/N of the threads). In both, the forward saves the state entering every chunk of steps
 //! ([`CHUNK`] per channel, [`StateTile`]'s chunk per state); the backward walks the chunks
 //! last to first, recomputes the chunk's states from its saved start
-//! (per channel: into a per-thread scratch that stays in L2), and runs the adjoint recurrence
+//! (per channel: into shared memory), and runs the adjoint recurrence
 //! `g_t = C_t ∂y_t + exp(Δ_{t+1} A) g_{t+1}` back through the chunk. Sums over channels
 //! (∂B, ∂C) are warp reductions; sums over batch (∂A, ∂D) are per-thread accumulators
 //! reduced with one tensor op afterwards.
@@ -39,9 +41,10 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{TensorMetadata, TensorPrimitive};
 
 /// Steps between the states the per-channel forward saves for the backward (the per-state
-/// kernels take theirs from [`StateTile`]). The per-channel backward's scratch is
-/// `b·E·N·CHUNK` floats and the saved states `b·E·N·⌈L/CHUNK⌉`.
-pub const CHUNK: usize = 16;
+/// kernels take theirs from [`StateTile`]). The saved states are `b·E·N·⌈L/CHUNK⌉` floats; the
+/// backward keeps a chunk's states in shared memory, `CHUNK·N` floats a thread (64 KB a cube
+/// of 128 threads at N = 16: three cubes, 12 warps, an SM; its registers would allow four).
+pub const CHUNK: usize = 8;
 
 /// How the fused kernels spread a scan over GPU threads. Both compute the same thing; the
 /// forward's saved states tell the backward which one ran (their rank: 4 per channel, 5 per

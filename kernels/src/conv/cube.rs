@@ -1,0 +1,89 @@
+//! Launching the conv kernels on burn's CubeCL backend.
+
+use burn::tensor::{Shape, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::ops::reshape;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubecl::prelude::*;
+
+use super::kernel::{causal_conv_backward_kernel, causal_conv_forward_kernel};
+use super::{supports_width, CausalConvKernels, FusedCausalConv};
+use crate::column_sum::column_sum;
+
+/// Threads a cube.
+const BLOCK: usize = 256;
+/// Steps of a sequence one backward thread takes: a thread per (piece, channel), and one
+/// partial sum of ∂w and ∂bias a piece.
+const SPAN: usize = 128;
+
+/// `[b, l, c]` and `k`, checked.
+fn sizes<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>) -> ([usize; 3], usize) {
+    let [b, l, c] = x.shape().dims::<3>();
+    let [wc, k] = w.shape().dims::<2>();
+    assert_eq!(wc, c, "causal conv: w has {wc} channels, x {c}");
+    assert!(supports_width(k), "causal conv: no kernel for {k} taps");
+    assert!(b > 0 && l > 0 && c > 0, "causal conv: empty input [{b}, {l}, {c}]");
+    ([b, l, c], k)
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConvKernels for CubeBackend<R, F, I, BT> {
+    fn causal_conv_forward(x: CubeTensor<R>, w: CubeTensor<R>, bias: CubeTensor<R>) -> CubeTensor<R> {
+        let (x, w, bias) = (into_contiguous(x), into_contiguous(w), into_contiguous(bias));
+        let ([b, l, c], k) = sizes(&x, &w);
+        let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
+        let y = empty_device_contiguous_dtype::<R>(client.clone(), device, Shape::new([b, l, c]), dtype);
+        let total = b * l * c;
+        crate::launch!(causal_conv_forward_kernel::<R>(
+            &client,
+            CubeCount::Static(total.div_ceil(BLOCK) as u32, 1, 1),
+            CubeDim::new_1d(BLOCK as u32),
+            x.into_tensor_arg(),
+            w.into_tensor_arg(),
+            bias.into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            l as u32,
+            c as u32,
+            total as u32,
+            k,
+            dtype.into(),
+        ));
+        y
+    }
+
+    fn causal_conv_backward(x: CubeTensor<R>, w: CubeTensor<R>, dy: CubeTensor<R>) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
+        let (x, w, dy) = (into_contiguous(x), into_contiguous(w), into_contiguous(dy));
+        let ([b, l, c], k) = sizes(&x, &w);
+        assert_eq!(dy.shape().dims::<3>(), [b, l, c], "causal conv backward: dy must have x's shape");
+        let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
+        let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+        let pieces = b * l.div_ceil(SPAN);
+        assert!(pieces <= 65_535, "causal conv backward: {pieces} sequence pieces exceed the grid's y limit");
+        let dx = empty(Shape::new([b, l, c]));
+        let (dw_part, dbias_part) = (empty(Shape::new([pieces, c * k])), empty(Shape::new([pieces, c])));
+        crate::launch!(causal_conv_backward_kernel::<R>(
+            &client,
+            CubeCount::Static(c.div_ceil(BLOCK) as u32, pieces as u32, 1),
+            CubeDim::new_1d(BLOCK as u32),
+            x.into_tensor_arg(),
+            w.into_tensor_arg(),
+            dy.into_tensor_arg(),
+            dx.clone().into_tensor_arg(),
+            dw_part.clone().into_tensor_arg(),
+            dbias_part.clone().into_tensor_arg(),
+            l as u32,
+            c as u32,
+            SPAN as u32,
+            k,
+            dtype.into(),
+        ));
+        (dx, reshape(column_sum(dw_part), Shape::new([c, k])), column_sum(dbias_part))
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedCausalConv for CubeBackend<R, F, I, BT> {
+    fn fused_causal_conv(x: CubeTensor<R>, w: CubeTensor<R>, bias: CubeTensor<R>) -> CubeTensor<R> {
+        Self::causal_conv_forward(x, w, bias)
+    }
+}
