@@ -95,7 +95,7 @@ pub enum BenchWhat {
         #[arg(long, default_value = "64,1024,512,16")]
         shape: String,
         /// The fused kernels' layout: a thread per (batch, channel) or per (batch, channel,
-        /// state entry). Default: `ICL_LAB_SCAN_KERNEL`, else per state.
+        /// state entry). Default: `ICL_LAB_SCAN_KERNEL`, else by size (per channel from 32,768 batch x channel pairs).
         #[arg(long, value_parser = ["channel", "state"])]
         kernel: Option<String>,
         #[arg(long)]
@@ -384,9 +384,9 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
 
     if let Some(name) = kernel {
         let layout = Layout::parse(name).ok_or_else(|| CliError::bad_input(format!("--kernel {name}: expected channel or state")))?;
-        choose_layout(layout).map_err(|held| CliError::failed(format!("--kernel {name}: the {} kernels already ran in this process", held.name())))?;
+        choose_layout(layout).map_err(|held| CliError::failed(format!("--kernel {name}: the layout was already fixed in this process ({held})")))?;
     }
-    let layout = chosen_layout();
+    let choice = chosen_layout();
 
     let dims: [usize; 4] = parse_sizes(shape, "b,l,e,n")?;
     let modes: Vec<(String, ScanMode)> = against
@@ -399,7 +399,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
 
     let mut passed = true;
     if check {
-        println!("fused scan ({} kernels) vs tensor-op scan (chunked:16), max relative error:", layout.name());
+        println!("fused scan (layout {choice}) vs tensor-op scan (chunked:16), max relative error:");
         println!("{:>22} {}", "[b, l, e, n]", COMPARED.map(|c| format!("{c:>9}")).join(""));
         let mut rows = Vec::new();
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
@@ -470,7 +470,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     };
     // The kernels alone: the forward saving its states, then the backward given ∂y = 1 (the
     // autodiff time above adds the loss's sum over y and the graph's own work).
-    let run_layout = layout.for_state_size(dims[3]);
+    let run_layout = choice.layout_for(dims[0] * dims[2], dims[3]);
     let kernels = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;

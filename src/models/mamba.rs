@@ -82,7 +82,8 @@ impl<B: Backend> CausalConv1d<B> {
         } else {
             x
         };
-        let padded = Tensor::cat(vec![Tensor::zeros([b, k - 1, c], &x.device()), x], 1);
+        // The zeros in x's own float type (the device's default may differ: an f64 reference).
+        let padded = Tensor::cat(vec![Tensor::zeros([b, k - 1, c], (&x.device(), x.dtype())), x], 1);
         let w = self.weight.val();
         let mut out = self.bias.val().reshape([1, 1, c]).expand([b, l, c]);
         for j in 0..k {

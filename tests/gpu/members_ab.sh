@@ -9,7 +9,8 @@
 # CHECKS names the `bench <kernel> --check` commands to run first (default: adam layer-norm).
 # PHASES=0 times without the host phases (they add a little host work a step; default 1).
 # About 1.5 minutes a binary once its kernels are compiled (a binary whose kernels differ from
-# the shipped ones compiles its own first: add ~20-40 s). Results: $OUT/<name>.txt, $OUT/log.txt.
+# the shipped ones compiles its own first: add ~20-40 s). Results: $OUT/<name>[-<value>].txt,
+# $OUT/log.txt.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s15}; BINS=${BINS:-main}
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -19,7 +20,7 @@ for entry in $BINS; do
   name=${entry%%@*}; setting=; [ "$entry" != "$name" ] && setting=${entry#*@}
   bin=/tmp/ab-$name; [ -x $bin ] || { gunzip -c "$DIR/$name.gz" > $bin && chmod +x $bin; }
   export ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-$name
-  [ -n "$setting" ] && export "$setting" && name="$name@${setting#*=}"
+  [ -n "$setting" ] && export "$setting" && name="$name-${setting#*=}"  # no @: $OUT names must be plain
   log "$name: checks"
   for check in ${CHECKS-adam layer-norm}; do
     timeout 90 $bin bench $check --check --reps 3 >> "$OUT/$name.txt" 2>&1; log "$check rc $?"

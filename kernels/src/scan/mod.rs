@@ -3,8 +3,8 @@
 //! `h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t x_t`,  `y_t = C_t · h_t + D ⊙ x_t`  (per batch b,
 //! channel e, state entry n).
 //!
-//! Two layouts of the same computation ([`Layout`]). Per state (the default,
-//! [`state_kernel`]): one GPU thread per (batch, channel, state entry), a channel's `N` threads
+//! Two layouts of the same computation ([`Layout`], picked by the scan's size:
+//! [`Layout::by_size`]). Per state ([`state_kernel`], for scans of few channels): one GPU thread per (batch, channel, state entry), a channel's `N` threads
 //! in one warp, sums over the state by xor shuffles, each step's inputs loaded one step
 //! ahead, the chunk's states and decays in registers, and ∂B, ∂C summed over a cube's
 //! channels in shared memory once per chunk. Per
@@ -60,9 +60,18 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Per state: checked on the H200 against the tensor-op scan (all `CHECK_SHAPES` within
-    /// 1e-4) and faster in training (docs/performance.md, session 6).
-    pub const DEFAULT: Layout = Layout::PerState;
+    /// Per state below this many (batch, channel) pairs a scan, per channel from it: measured
+    /// on an H100 (session 17, `tests/gpu/scan_layouts.sh`), per channel ran forward+backward
+    /// in 0.86 ms against 1.24 at 256 x 256 channels and 1.75 against 4.12 at 1,024 x 256, and
+    /// per state in 0.53 ms against 0.64 at 64 x 256 (a lone Mamba e128), where one thread a
+    /// channel leaves most of the GPU idle.
+    pub const PER_CHANNEL_FROM: usize = 32_768;
+
+    /// The layout for a scan over `channels` (batch x channel) pairs of `n` state entries.
+    pub fn by_size(channels: usize, n: usize) -> Layout {
+        let layout = if channels < Self::PER_CHANNEL_FROM { Layout::PerState } else { Layout::PerChannel };
+        layout.for_state_size(n)
+    }
 
     /// `channel` or `state` (the names of `ICL_LAB_SCAN_KERNEL`).
     pub fn parse(text: &str) -> Option<Self> {
@@ -99,19 +108,46 @@ impl std::fmt::Display for Layout {
 /// --check --kernel state`, session 6). Any N dividing 32 fits their thread layout.
 const CHECKED_STATE_SIZES: [usize; 3] = [4, 8, 16];
 
-static CHOSEN: OnceLock<Layout> = OnceLock::new();
-
-/// Sets the process's layout before its first scan; returns the one already in force if a
-/// scan (or an earlier call) fixed it first.
-pub fn choose_layout(layout: Layout) -> Result<(), Layout> {
-    CHOSEN.set(layout).map_err(|_| chosen_layout())
+/// Which layout scans take: by size ([`Layout::by_size`], the default), or one forced (by
+/// `ICL_LAB_SCAN_KERNEL=channel|state`, or [`choose_layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutChoice {
+    BySize,
+    Forced(Layout),
 }
 
-/// The process's layout: [`choose_layout`]'s, else `ICL_LAB_SCAN_KERNEL` (`channel` or
-/// `state`; another value is reported once on stderr and ignored), else [`Layout::DEFAULT`].
-pub fn chosen_layout() -> Layout {
+impl LayoutChoice {
+    /// The layout of a scan over `channels` (batch x channel) pairs of `n` state entries.
+    pub fn layout_for(self, channels: usize, n: usize) -> Layout {
+        match self {
+            LayoutChoice::BySize => Layout::by_size(channels, n),
+            LayoutChoice::Forced(layout) => layout.for_state_size(n),
+        }
+    }
+}
+
+impl std::fmt::Display for LayoutChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LayoutChoice::BySize => write!(f, "by size (per state below {} channels)", Layout::PER_CHANNEL_FROM),
+            LayoutChoice::Forced(layout) => layout.fmt(f),
+        }
+    }
+}
+
+static CHOSEN: OnceLock<LayoutChoice> = OnceLock::new();
+
+/// Forces the process's layout before its first scan; returns the choice already in force if
+/// a scan (or an earlier call) fixed it first.
+pub fn choose_layout(layout: Layout) -> Result<(), LayoutChoice> {
+    CHOSEN.set(LayoutChoice::Forced(layout)).map_err(|_| chosen_layout())
+}
+
+/// The process's choice: [`choose_layout`]'s, else `ICL_LAB_SCAN_KERNEL` (`channel` or
+/// `state`; another value is reported once on stderr and ignored), else by size.
+pub fn chosen_layout() -> LayoutChoice {
     *CHOSEN.get_or_init(|| {
-        crate::env_choice("ICL_LAB_SCAN_KERNEL", Layout::DEFAULT, |v| Layout::parse(v).ok_or_else(|| "expected channel or state".to_string()))
+        crate::env_choice("ICL_LAB_SCAN_KERNEL", LayoutChoice::BySize, |v| Layout::parse(v).map(LayoutChoice::Forced).ok_or_else(|| "expected channel or state".to_string()))
     })
 }
 
@@ -286,9 +322,10 @@ fn members_in(rows: usize, e: usize, nb: usize) -> usize {
     k
 }
 
-/// The process's layout for this scan's state size (A is `[e, n]`).
+/// The layout that runs this scan (x is `[b, l, e]`, A `[e, n]`).
 pub(crate) fn layout_of<T: burn::tensor::TensorMetadata>(inp: &Scan<T>) -> Layout {
-    chosen_layout().for_state_size(inp.a.shape().dims::<2>()[1])
+    let [b, _, e] = inp.x.shape().dims::<3>();
+    chosen_layout().layout_for(b * e, inp.a.shape().dims::<2>()[1])
 }
 
 /// The backward step of the fused scan in burn's autodiff graph.
@@ -325,6 +362,21 @@ mod tests {
             assert_eq!(Layout::PerState.for_state_size(n), Layout::PerChannel, "n = {n}");
         }
         assert!([1, 16, 64].iter().all(|&n| Layout::PerChannel.for_state_size(n) == Layout::PerChannel));
+    }
+
+    #[test]
+    fn scans_of_many_channels_run_per_channel_and_few_per_state() {
+        let from = Layout::PER_CHANNEL_FROM;
+        assert_eq!(Layout::by_size(64 * 256, 16), Layout::PerState, "a lone Mamba e128");
+        assert_eq!(Layout::by_size(from - 1, 16), Layout::PerState);
+        assert_eq!(Layout::by_size(from, 16), Layout::PerChannel);
+        assert_eq!(Layout::by_size(1024 * 256, 16), Layout::PerChannel, "16 Mamba e128 members");
+        // A state size the per-state kernels were not checked with runs per channel at any size.
+        assert_eq!(Layout::by_size(64, 12), Layout::PerChannel);
+        // A forced layout holds at every size, within what the state size allows.
+        assert_eq!(LayoutChoice::Forced(Layout::PerState).layout_for(1 << 20, 16), Layout::PerState);
+        assert_eq!(LayoutChoice::Forced(Layout::PerChannel).layout_for(64, 16), Layout::PerChannel);
+        assert_eq!(LayoutChoice::BySize.layout_for(64, 16), Layout::PerState);
     }
 
     #[test]
