@@ -6,8 +6,8 @@
 # e128 members: 1,024 x 256 = 262,144 channels a layer), the per-channel kernels, with 16
 # states a thread, may issue several times fewer instructions. Times the kernels alone
 # (`bench scan --against none`) per layout and shape, then `bench members` Mamba e128 1 and 16
-# under each layout. About 3 minutes once kernels are compiled (the shipped seed holds only
-# the per-state kernels: the per-channel ones compile on first use, ~1-2 s a shape).
+# under each layout. About 3 minutes once kernels are compiled (the shipped seed holds the
+# layout each shipped shape takes by size: the other compiles on first use, ~1-2 s a shape).
 # Carry the stripped, gzipped release binary (--features cuda) as $DIR/icl-lab.gz.
 # Results: $OUT/check_<layout>.txt, $OUT/scan_<layout>.txt, $OUT/members_<layout>.txt,
 # $OUT/log.txt. Each layout is first checked against the tensor-op scan (`--check`, six
