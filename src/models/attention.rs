@@ -8,7 +8,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 
-use super::fused::{cast, fused_available};
+use super::fused::{cast, fused_available, on_fused_backend};
 use super::scan::max_relative_error;
 
 /// How to evaluate attention: both give the same result (checked on the GPU against an f64
@@ -88,31 +88,7 @@ fn fused_on<B: Backend, K: icl_lab_kernels::attention::FusedAttention>(qkv: Tens
 
 /// The fused attention, or `qkv` back when `B` has none.
 fn fused_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
-    #[cfg(feature = "cuda")]
-    {
-        type Ad = crate::runtime::CudaBackend;
-        let qkv = match fused_on::<B, Ad>(qkv, heads) {
-            Ok(y) => return Ok(y),
-            Err(qkv) => qkv,
-        };
-        let qkv = match fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(qkv, heads) {
-            Ok(y) => return Ok(y),
-            Err(qkv) => qkv,
-        };
-        #[cfg(feature = "emulator")]
-        {
-            type Emu = crate::runtime::EmuBackend;
-            let qkv = match fused_on::<B, Emu>(qkv, heads) {
-                Ok(y) => return Ok(y),
-                Err(qkv) => qkv,
-            };
-            return fused_on::<B, <Emu as AutodiffBackend>::InnerBackend>(qkv, heads);
-        }
-        #[allow(unreachable_code)]
-        return Err(qkv);
-    }
-    #[allow(unreachable_code)]
-    Err(qkv)
+    on_fused_backend!(fused_on::<B>(qkv, heads))
 }
 
 /// Shapes `[b, t, e, heads]` on which the fused attention is checked against the tensor ops:

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 
-use super::fused::{cast, fused_available};
+use super::fused::{cast, fused_available, on_fused_backend};
 
 /// Whether the chosen strategies may run: `ICL_LAB_MATMUL=burn` keeps burn's matmuls (for
 /// benchmarks and checks); read once per process.
@@ -77,34 +77,7 @@ fn chosen_on<B: Backend, K: icl_lab_kernels::linear::FusedLinear, const D: usize
 /// `x w + b` with the chosen strategies (∂b by the kernels' column sum), or `x` back when `B`
 /// has none.
 fn chosen_linear<B: Backend, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    #[cfg(feature = "cuda")]
-    {
-        type Ad = crate::runtime::CudaBackend;
-        let operands = match chosen_on::<B, Ad, D>((x, w, b)) {
-            Ok(y) => return Ok(y),
-            Err(back) => back,
-        };
-        let operands = match chosen_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(operands) {
-            Ok(y) => return Ok(y),
-            Err(back) => back,
-        };
-        #[cfg(feature = "emulator")]
-        {
-            type Emu = crate::runtime::EmuBackend;
-            let operands = match chosen_on::<B, Emu, D>(operands) {
-                Ok(y) => return Ok(y),
-                Err(back) => back,
-            };
-            return chosen_on::<B, <Emu as AutodiffBackend>::InnerBackend, D>(operands).map_err(|(x, _, _)| x);
-        }
-        #[allow(unreachable_code)]
-        return Err(operands.0);
-    }
-    #[allow(unreachable_code)]
-    {
-        let _ = (w, b);
-        Err(x)
-    }
+    on_fused_backend!(chosen_on::<B, D>((x, w, b))).map_err(|(x, _, _)| x)
 }
 
 /// `max |got − want| / max |want|`: TF32 rounding is relative to a dot product's terms, not to

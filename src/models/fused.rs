@@ -38,3 +38,23 @@ pub(crate) fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
     }
 }
 
+/// `$on::<B, K, ..>(operands, args..)` for each backend `K` that has the fused kernels (the
+/// CUDA backend with and without autodiff; with the `emulator` feature the emulator's too),
+/// until one takes them: `$on` returns `Ok(y)` when `B` is its `K`, else the operands back.
+/// `Err(operands)` when `B` is none of them (every other backend, and every build without
+/// `cuda`). Extra generic arguments after `K` (a rank) and extra call arguments pass through.
+macro_rules! on_fused_backend {
+    ($on:ident::<$b:ty $(, $generic:ident)*>($operands:expr $(, $arg:expr)*)) => {{
+        let result = Err($operands);
+        #[cfg(feature = "cuda")]
+        let result = result
+            .or_else(|ops| $on::<$b, crate::runtime::CudaBackend $(, $generic)*>(ops $(, $arg)*))
+            .or_else(|ops| $on::<$b, <crate::runtime::CudaBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend $(, $generic)*>(ops $(, $arg)*));
+        #[cfg(feature = "emulator")]
+        let result = result
+            .or_else(|ops| $on::<$b, crate::runtime::EmuBackend $(, $generic)*>(ops $(, $arg)*))
+            .or_else(|ops| $on::<$b, <crate::runtime::EmuBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend $(, $generic)*>(ops $(, $arg)*));
+        result
+    }};
+}
+pub(crate) use on_fused_backend;

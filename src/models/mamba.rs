@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use super::dense::dense;
+use super::fused::on_fused_backend;
 use super::init::{Dist, Init};
 use super::members::{channels_of, members_of};
 use super::scan::{selective_scan, ScanInputs, ScanMode};
@@ -101,7 +102,7 @@ fn fused_conv_allowed() -> bool {
 }
 
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn conv_on<B: Backend, K: icl_lab_kernels::conv::FusedCausalConv>(x: Tensor<B, 3>, w: Tensor<B, 2>, bias: Tensor<B, 1>) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 2>, Tensor<B, 1>)> {
+fn conv_on<B: Backend, K: icl_lab_kernels::conv::FusedCausalConv>((x, w, bias): (Tensor<B, 3>, Tensor<B, 2>, Tensor<B, 1>)) -> Result<Tensor<B, 3>, (Tensor<B, 3>, Tensor<B, 2>, Tensor<B, 1>)> {
     use super::fused::cast;
     let x: Tensor<K, 3> = match cast(x) {
         Ok(x) => x,
@@ -118,38 +119,7 @@ fn fused_conv<B: Backend>(x: Tensor<B, 3>, w: Tensor<B, 2>, bias: Tensor<B, 1>) 
     if !icl_lab_kernels::conv::supports_width(w.dims()[1]) {
         return Err(x);
     }
-    #[cfg(feature = "cuda")]
-    {
-        use burn::tensor::backend::AutodiffBackend;
-        type Ad = crate::runtime::CudaBackend;
-        let (x, w, bias) = match conv_on::<B, Ad>(x, w, bias) {
-            Ok(y) => return Ok(y),
-            Err(back) => back,
-        };
-        let (x, w, bias) = match conv_on::<B, <Ad as AutodiffBackend>::InnerBackend>(x, w, bias) {
-            Ok(y) => return Ok(y),
-            Err(back) => back,
-        };
-        #[cfg(feature = "emulator")]
-        {
-            type Emu = crate::runtime::EmuBackend;
-            let (x, w, bias) = match conv_on::<B, Emu>(x, w, bias) {
-                Ok(y) => return Ok(y),
-                Err(back) => back,
-            };
-            return conv_on::<B, <Emu as AutodiffBackend>::InnerBackend>(x, w, bias).map_err(|(x, _, _)| x);
-        }
-        #[cfg(not(feature = "emulator"))]
-        {
-            let _ = (w, bias);
-            return Err(x);
-        }
-    }
-    #[allow(unreachable_code)]
-    {
-        let _ = (w, bias);
-        Err(x)
-    }
+    on_fused_backend!(conv_on::<B>((x, w, bias))).map_err(|(x, _, _)| x)
 }
 
 /// One Mamba mixer (no norm, no residual).

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 
-use super::fused::{cast, fused_available};
+use super::fused::{cast, fused_available, on_fused_backend};
 use super::init::LAYER_NORM_EPS;
 use super::scan::max_relative_error;
 
@@ -70,9 +70,7 @@ pub fn norm<B: Backend, const D: usize>(ln: &LayerNorm<B>, x: Tensor<B, D>) -> T
 
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn fused_on<B: Backend, K: icl_lab_kernels::layer_norm::FusedLayerNorm, const D: usize>(
-    x: Tensor<B, D>,
-    gamma: Tensor<B, 1>,
-    beta: Tensor<B, 1>,
+    (x, gamma, beta): (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>),
 ) -> Result<Tensor<B, D>, (Tensor<B, D>, Tensor<B, 1>, Tensor<B, 1>)> {
     let x: Tensor<K, D> = match cast(x) {
         Ok(x) => x,
@@ -85,37 +83,7 @@ fn fused_on<B: Backend, K: icl_lab_kernels::layer_norm::FusedLayerNorm, const D:
 
 /// The fused LayerNorm, or `x` back when `B` has none.
 fn fused_layer_norm<B: Backend, const D: usize>(x: Tensor<B, D>, gamma: Tensor<B, 1>, beta: Tensor<B, 1>) -> Result<Tensor<B, D>, Tensor<B, D>> {
-    #[cfg(feature = "cuda")]
-    {
-        type Ad = crate::runtime::CudaBackend;
-        let (x, gamma, beta) = match fused_on::<B, Ad, D>(x, gamma, beta) {
-            Ok(y) => return Ok(y),
-            Err(back) => back,
-        };
-        let (x, gamma, beta) = match fused_on::<B, <Ad as AutodiffBackend>::InnerBackend, D>(x, gamma, beta) {
-            Ok(y) => return Ok(y),
-            Err(back) => back,
-        };
-        #[cfg(feature = "emulator")]
-        {
-            type Emu = crate::runtime::EmuBackend;
-            let (x, gamma, beta) = match fused_on::<B, Emu, D>(x, gamma, beta) {
-                Ok(y) => return Ok(y),
-                Err(back) => back,
-            };
-            return fused_on::<B, <Emu as AutodiffBackend>::InnerBackend, D>(x, gamma, beta).map_err(|(x, _, _)| x);
-        }
-        #[cfg(not(feature = "emulator"))]
-        {
-            let _ = (gamma, beta);
-            return Err(x);
-        }
-    }
-    #[allow(unreachable_code)]
-    {
-        let _ = (gamma, beta);
-        Err(x)
-    }
+    on_fused_backend!(fused_on::<B, D>((x, gamma, beta))).map_err(|(x, _, _)| x)
 }
 
 /// Shapes `[b, t, e]` on which the fused LayerNorm is checked: widths of one to eight warps a

@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::{Rng, SeedableRng};
 
-use super::fused::{cast, fused_available};
+use super::fused::{cast, fused_available, on_fused_backend};
 
 /// Steps solved in closed form at once. Memory per chunk is `b·E·N·CHUNK²` floats.
 pub const CHUNK: usize = 16;
@@ -93,31 +93,7 @@ fn fused_on<B: Backend, K: icl_lab_kernels::scan::FusedScan>(inp: ScanInputs<B>)
 
 /// The fused scan, or the inputs back when `B` has none.
 fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs<B>> {
-    #[cfg(feature = "cuda")]
-    {
-        type Ad = crate::runtime::CudaBackend;
-        let inp = match fused_on::<B, Ad>(inp) {
-            Ok(y) => return Ok(y),
-            Err(inp) => inp,
-        };
-        let inp = match fused_on::<B, <Ad as AutodiffBackend>::InnerBackend>(inp) {
-            Ok(y) => return Ok(y),
-            Err(inp) => inp,
-        };
-        #[cfg(feature = "emulator")]
-        {
-            type Emu = crate::runtime::EmuBackend;
-            let inp = match fused_on::<B, Emu>(inp) {
-                Ok(y) => return Ok(y),
-                Err(inp) => inp,
-            };
-            return fused_on::<B, <Emu as AutodiffBackend>::InnerBackend>(inp);
-        }
-        #[allow(unreachable_code)]
-        return Err(inp);
-    }
-    #[allow(unreachable_code)]
-    Err(inp)
+    on_fused_backend!(fused_on::<B>(inp))
 }
 
 /// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
