@@ -107,7 +107,7 @@ impl Task for ChainOfThought {
                 weights[at_s + k] = w;
             }
         }
-        Sample { t, tokens, target: Target::Dense { values, weights }, batch, extra: Extra::Cot { s, k } }
+        Sample { t, tokens, target: Target::Dense { values, weights }, batch, extra: Extra::Cot { s, k }, interleaved: false }
     }
 
     /// E[y²] = |x|² ≈ d (as for the 2NN task).

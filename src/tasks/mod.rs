@@ -145,6 +145,10 @@ pub struct Sample {
     pub target: Target,
     pub batch: Batch,
     pub extra: Extra,
+    /// Whether `tokens` are exactly `batch.tokens()` (each example an x token, then its y
+    /// padded with zeros to x's width): the training loop then uploads the examples alone,
+    /// about half the bytes, and builds the tokens on the device (`train::HostTokens`).
+    pub interleaved: bool,
 }
 
 impl Sample {
@@ -161,7 +165,7 @@ impl Sample {
     pub fn interleaved_with(batch: Batch, target: impl Fn(f32) -> f32) -> Self {
         let tokens = batch.tokens();
         let target = x_token_targets(&batch, |p, i| target(batch.y(p, i)));
-        Sample { t: 2 * batch.n, tokens, target, batch, extra: Extra::None }
+        Sample { t: 2 * batch.n, tokens, target, batch, extra: Extra::None, interleaved: true }
     }
 }
 

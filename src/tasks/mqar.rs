@@ -138,6 +138,7 @@ impl Task for VectorMqar {
             target: Target::Dense { values: target, weights },
             batch,
             extra: Extra::Mqar { query_of, queries: nq, values },
+            interleaved: false,
         }
     }
 
@@ -220,6 +221,7 @@ impl Task for TokenMqar {
             target: Target::Classes { classes, weights },
             batch,
             extra: Extra::Mqar { query_of, queries: nq, values: Vec::new() },
+            interleaved: false,
         }
     }
 

@@ -72,6 +72,7 @@ impl Task for OrthogonalOutlierRegression {
                 sample.tokens[at..at + d].copy_from_slice(y_out);
             }
         }
+        sample.interleaved = false;
         sample
     }
 

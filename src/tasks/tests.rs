@@ -436,3 +436,23 @@ fn gd_2nn_learns_and_skips_what_it_does_not_cover() {
     let net = (errs[40] + errs[41 + 40]) / 2.0;
     assert!(net < 0.5 * zero, "2-layer NN {net} vs zero {zero}");
 }
+
+#[test]
+fn a_sample_marked_interleaved_has_its_examples_as_tokens_exactly() {
+    // The training loop uploads a marked sample's examples alone and rebuilds its tokens on
+    // the device from them: every task, at a curriculum shape and at full width.
+    let mut marked = Vec::new();
+    for kind in crate::spec::TaskSpec::KINDS {
+        let spec: crate::spec::TaskSpec = toml::from_str(&format!("kind = '{kind}'")).unwrap();
+        let task = build(&spec);
+        for (seed, dims) in [(3, 2), (4, spec.n_dims())] {
+            let s = task.sample(&mut rng(seed), 5, 7, dims.min(spec.n_dims()));
+            if s.interleaved {
+                assert_eq!(s.t, 2 * s.batch.n, "{kind}");
+                assert_eq!(s.tokens, s.batch.tokens(), "{kind}: tokens are not the examples interleaved");
+                marked.push(kind);
+            }
+        }
+    }
+    assert!(marked.contains(&"linear_regression") && !marked.contains(&"orthogonal_outlier_regression"), "{marked:?}");
+}
