@@ -155,6 +155,24 @@ pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Median milliseconds of `reps` (at least one) timed calls of `run`, after `warmups` untimed
+/// ones (the first calls compile kernels and grow memory pools). `run` must end with its
+/// device's sync, so each time is the work's and not its launch's.
+pub(super) fn median_ms(warmups: usize, reps: usize, mut run: impl FnMut()) -> f64 {
+    for _ in 0..warmups {
+        run();
+    }
+    median(
+        (0..reps.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
 /// Trains `spec` once on a one-slot CPU pool; returns wall seconds from submit to finish.
 fn timed_run(spec: &ExperimentSpec, store: Option<&Arc<SledStore>>) -> f64 {
     let writer = store.map(|s| Writer::spawn(s.clone() as Arc<dyn RunStore>, None));
@@ -427,17 +445,12 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         use burn::prelude::*;
         let inp = crate::models::scan::random_inputs::<B>(dims, 0, &device);
         let proj = Tensor::<B, 3>::ones([dims[0], dims[1], dims[2]], &device);
-        let once = || {
-            let start = Instant::now();
+        median_ms(2, reps, || {
             let y = crate::models::scan::selective_scan(inp.clone(), mode);
             let grads = (y * proj.clone()).sum().backward();
             <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
             drop(grads);
-            start.elapsed().as_secs_f64() * 1e3
-        };
-        once();
-        once();
-        median((0..reps.max(1)).map(|_| once()).collect())
+        })
     };
     let (bandwidth, bandwidth_source) = match crate::runtime::device::cuda_peak_bandwidth(0) {
         Ok(b) => (b, "this GPU's"),
@@ -458,15 +471,11 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
             c: inp.c.detach(),
             d: inp.d.detach(),
         };
-        let once = || {
-            let start = Instant::now();
+        median_ms(1, reps, || {
             let y = crate::models::scan::selective_scan(inp.clone(), ScanMode::Fused);
             <B as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
             drop(y);
-            start.elapsed().as_secs_f64() * 1e3
-        };
-        once();
-        median((0..reps.max(1)).map(|_| once()).collect())
+        })
     };
     // The kernels alone: the forward saving its states, then the backward given ∂y = 1 (the
     // autodiff time above adds the loss's sum over y and the graph's own work).
@@ -482,16 +491,12 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         let inp = inputs;
         let scan = Scan { x: prim(inp.x), delta: prim(inp.delta), a: prim(inp.a), b: prim(inp.b_in), c: prim(inp.c), d: prim(inp.d) };
         let dy = Tensor::<Inner, 3>::ones([dims[0], dims[1], dims[2]], &device).into_primitive().tensor();
-        let once = || {
-            let start = Instant::now();
+        median_ms(1, reps, || {
             let (y, states) = Inner::scan_forward(scan.clone(), true, run_layout);
             let grads = Inner::scan_backward(scan.clone(), states.expect("states saved"), dy.clone());
             <Inner as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
             drop((y, grads));
-            start.elapsed().as_secs_f64() * 1e3
-        };
-        once();
-        median((0..reps.max(1)).map(|_| once()).collect())
+        })
     };
     let timed_kernel = run_layout.name();
     let tile = icl_lab_kernels::scan::chosen_tile();

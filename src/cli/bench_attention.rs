@@ -43,7 +43,6 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
 
 #[cfg(feature = "cuda")]
 pub fn bench_attention(args: AttentionArgs) -> CliResult {
-    use std::time::Instant;
 
     use burn::prelude::*;
     use serde_json::json;
@@ -76,8 +75,7 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
     let proj = Tensor::<B, 3>::ones([b, t, e], &device);
     // Milliseconds, median of `reps` after two warm-up calls; with `backward`, of Σ y ⊙ proj.
     let time = |mode: AttentionMode, backward: bool| -> f64 {
-        let once = || {
-            let start = Instant::now();
+        super::bench::median_ms(2, args.reps, || {
             if backward {
                 let x = qkv.clone().require_grad();
                 let grads = (causal_attention(x, heads, mode) * proj.clone()).sum().backward();
@@ -88,11 +86,7 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
                 sync();
                 drop(y);
             }
-            start.elapsed().as_secs_f64() * 1e3
-        };
-        once();
-        once();
-        super::bench::median((0..args.reps.max(1)).map(|_| once()).collect())
+        })
     };
     let [fused, fused_fwd, tensor, tensor_fwd] = [(AttentionMode::Fused, true), (AttentionMode::Fused, false), (AttentionMode::Tensor, true), (AttentionMode::Tensor, false)].map(|(m, bw)| time(m, bw));
     println!("causal attention at [b, t, e, heads] = {dims:?} (head size {}), median:", e / heads);

@@ -44,7 +44,6 @@ pub fn bench_conv(args: ConvArgs) -> CliResult {
 
 #[cfg(feature = "cuda")]
 pub fn bench_conv(args: ConvArgs) -> CliResult {
-    use std::time::Instant;
 
     use burn::prelude::*;
     use serde_json::json;
@@ -77,16 +76,11 @@ pub fn bench_conv(args: ConvArgs) -> CliResult {
     let x = Tensor::<B, 3>::random([b, l, c], burn::tensor::Distribution::Uniform(-2.0, 2.0), &device);
     let proj = Tensor::<B, 3>::ones([b, l, c], &device);
     let time = |fused: bool| -> f64 {
-        let once = || {
-            let start = Instant::now();
+        super::bench::median_ms(2, args.reps, || {
             let grads = (conv.forward_with(x.clone().require_grad(), fused) * proj.clone()).sum().backward();
             sync();
             drop(grads);
-            start.elapsed().as_secs_f64() * 1e3
-        };
-        once();
-        once();
-        super::bench::median((0..args.reps.max(1)).map(|_| once()).collect())
+        })
     };
     let (fused, tensor) = (time(true), time(false));
     println!("causal conv ({} taps) forward+backward at [b, l, c] = {dims:?}, median: fused {fused:.3} ms, tensor ops {tensor:.3} ms ({:.1}x)", args.taps, tensor / fused);

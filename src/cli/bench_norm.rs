@@ -42,7 +42,6 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
 
 #[cfg(feature = "cuda")]
 pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
-    use std::time::Instant;
 
     use burn::prelude::*;
     use serde_json::json;
@@ -84,16 +83,11 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
     let x = Tensor::<B, 3>::random([b, t, e], burn::tensor::Distribution::Uniform(-2.0, 2.0), &device);
     let proj = Tensor::<B, 3>::ones([b, t, e], &device);
     let time = |fused: bool| -> f64 {
-        let once = || {
-            let start = Instant::now();
+        super::bench::median_ms(2, args.reps, || {
             let grads = (layer_norm(&ln, x.clone().require_grad(), fused) * proj.clone()).sum().backward();
             sync();
             drop(grads);
-            start.elapsed().as_secs_f64() * 1e3
-        };
-        once();
-        once();
-        super::bench::median((0..args.reps.max(1)).map(|_| once()).collect())
+        })
     };
     let (fused, burn) = (time(true), time(false));
     println!("layer norm forward+backward at [b, t, e] = {dims:?}, median: fused {fused:.3} ms, burn's {burn:.3} ms ({:.1}x)", burn / fused);
