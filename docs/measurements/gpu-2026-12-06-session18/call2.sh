@@ -3,7 +3,8 @@
 # interleaved samples built on the device). No nsys on these machines: Nsight Compute with
 # only the duration metric (tests/gpu/ncu_summary.py), skipping the first steps' launches.
 # GPT-2 e256 L12 alone (slower than PyTorch with TF32 in call 1), GPT-2 e128 and Mamba e128 at
-# 16 members (the 8x target).
+# 16 members (the 8x target). Then `bench matmul` (every cubek strategy on a block's linears) at
+# GPT-2 e256's shape and at 16 x 64 rows of GPT-2 e128.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} ICL_LAB_KERNEL_CACHE=/tmp/kc-cu
@@ -22,4 +23,9 @@ prof() {  # name, skip, count, per-step kernel, its launches a step, then the ic
 prof gpt2_e256 4000 2100 attention_forward 12 bench models --device cuda:0 --only gpt2-e256-l12-t280 --steps 16 --timeout 190
 prof gpt2_16 3000 700 attention_forward 2 bench members --device cuda --config gpt2-e128-l2-t82 --members 16 --steps 40
 prof mamba_16 6000 1500 causal_conv_forward 4 bench members --device cuda --config mamba-e128-l4-t82 --members 16 --steps 40
+for shape in 64,280,256 1024,82,128; do
+  log "matmul strategies at $shape"
+  timeout 100 /tmp/b bench matmul --shape $shape --reps 10 > "$OUT/matmul_${shape//,/x}.txt" 2>&1; log "rc $?"
+  tail -25 "$OUT/matmul_${shape//,/x}.txt"
+done
 log done
