@@ -4,7 +4,6 @@
 //! default (all six bench configs faster in one lease, GPT-2 e256 67.5 → 57.5 ms a step;
 //! docs/performance.md, session 8). `ICL_LAB_MATMUL=burn` keeps burn's.
 
-use std::sync::OnceLock;
 
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -16,8 +15,7 @@ use super::fused::{cast, fused_available, on_fused_backend};
 /// Whether the chosen strategies may run: `ICL_LAB_MATMUL=burn` keeps burn's matmuls (for
 /// benchmarks and checks); read once per process.
 fn chosen_allowed() -> bool {
-    static ALLOWED: OnceLock<bool> = OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("ICL_LAB_MATMUL").map_or(true, |v| v.trim() != "burn"))
+    crate::runtime::fast_path_on!("ICL_LAB_MATMUL", off: "burn")
 }
 
 /// `lin` applied to `x`: with the chosen matmul strategies when `B` is the CUDA backend (and

@@ -97,8 +97,7 @@ impl<B: Backend> CausalConv1d<B> {
 
 /// Whether the conv may take the fused kernels (`ICL_LAB_CONV=tensor` keeps the tensor ops).
 fn fused_conv_allowed() -> bool {
-    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("ICL_LAB_CONV").map_or(true, |v| v.trim() != "tensor"))
+    crate::runtime::fast_path_on!("ICL_LAB_CONV", off: "tensor")
 }
 
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]

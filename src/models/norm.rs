@@ -2,7 +2,6 @@
 //! reference), or on CUDA the fused kernels (`icl_lab_kernels::layer_norm`), one launch each way
 //! instead of burn's reductions and element-wise ops.
 
-use std::sync::OnceLock;
 
 use burn::nn::LayerNorm;
 use burn::prelude::*;
@@ -16,8 +15,7 @@ use super::scan::max_relative_error;
 /// Whether the fused kernels may run: `ICL_LAB_LAYER_NORM=tensor` turns them off (for
 /// benchmarks and checks); read once per process.
 fn fused_allowed() -> bool {
-    static ALLOWED: OnceLock<bool> = OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("ICL_LAB_LAYER_NORM").map_or(true, |v| v.trim() != "tensor"))
+    crate::runtime::fast_path_on!("ICL_LAB_LAYER_NORM", off: "tensor")
 }
 
 /// `ln` applied to `x` over its last dimension: the fused kernels when `B` is the CUDA

@@ -77,3 +77,14 @@ pub fn train_members_on(
         }
     }
 }
+
+/// Whether the environment variable `$var` leaves a fast path on: off only when it holds `$off`
+/// (surrounding spaces ignored). Read once per process and call site, so a run never switches
+/// paths midway.
+macro_rules! fast_path_on {
+    ($var:literal, off: $off:literal) => {{
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| std::env::var($var).map_or(true, |v| v.trim() != $off))
+    }};
+}
+pub(crate) use fast_path_on;

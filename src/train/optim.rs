@@ -9,7 +9,6 @@
 //! other. `ICL_LAB_OPTIMIZER=tensor` keeps burn's form on CUDA.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
@@ -33,8 +32,7 @@ pub type OptimRecord<B> = <OptimizerAdaptor<Adam, IclModel<B>, B> as Optimizer<I
 
 /// Whether the fused step may run: `ICL_LAB_OPTIMIZER=tensor` turns it off; read once.
 fn fused_allowed() -> bool {
-    static ALLOWED: OnceLock<bool> = OnceLock::new();
-    *ALLOWED.get_or_init(|| std::env::var("ICL_LAB_OPTIMIZER").map_or(true, |v| v.trim() != "tensor"))
+    crate::runtime::fast_path_on!("ICL_LAB_OPTIMIZER", off: "tensor")
 }
 
 /// Clipping plus Adam, in burn's tensor ops or fused (see the module docs).
