@@ -43,7 +43,6 @@ pub fn bench_attention(args: AttentionArgs) -> CliResult {
 
 #[cfg(feature = "cuda")]
 pub fn bench_attention(args: AttentionArgs) -> CliResult {
-
     use burn::prelude::*;
     use serde_json::json;
 

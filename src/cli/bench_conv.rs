@@ -44,7 +44,6 @@ pub fn bench_conv(args: ConvArgs) -> CliResult {
 
 #[cfg(feature = "cuda")]
 pub fn bench_conv(args: ConvArgs) -> CliResult {
-
     use burn::prelude::*;
     use serde_json::json;
 

@@ -42,7 +42,6 @@ pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
 
 #[cfg(feature = "cuda")]
 pub fn bench_layer_norm(args: LayerNormArgs) -> CliResult {
-
     use burn::prelude::*;
     use serde_json::json;
 

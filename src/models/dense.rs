@@ -4,7 +4,6 @@
 //! default (all six bench configs faster in one lease, GPT-2 e256 67.5 → 57.5 ms a step;
 //! docs/performance.md, session 8). `ICL_LAB_MATMUL=burn` keeps burn's.
 
-
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;

@@ -2,7 +2,6 @@
 //! reference), or on CUDA the fused kernels (`icl_lab_kernels::layer_norm`), one launch each way
 //! instead of burn's reductions and element-wise ops.
 
-
 use burn::nn::LayerNorm;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
