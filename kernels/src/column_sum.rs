@@ -25,10 +25,13 @@ pub const ONE_PASS_ROWS: usize = 256;
 /// Rows of a chunk of a first pass (16 loads a thread), one partial sum per chunk.
 pub const CHUNK_ROWS: usize = 128;
 
-/// `out[chunk, c] = Σ x[r, c]` over the rows `r` of chunk `CUBE_POS_Y` (`chunk` rows each);
-/// a cube takes 32 columns.
+/// `Σ x[r, c]` over the rows `r` of chunk `CUBE_POS_Y` (`chunk` rows each) into
+/// `out[chunk, c]` for the columns `c < split` and `rest[chunk, c - split]` for the others
+/// (`split = cols`: all into `out`; `rest` is then bound but never written); a cube takes 32
+/// columns.
 #[cube(launch, launch_unchecked)]
-pub fn column_sum_kernel<F: Float>(x: &Tensor<F>, out: &mut Tensor<F>, rows: u32, cols: u32, chunk: u32, #[define(F)] _dtype: StorageType) {
+#[allow(clippy::too_many_arguments)]
+pub fn column_sum_kernel<F: Float>(x: &Tensor<F>, out: &mut Tensor<F>, rest: &mut Tensor<F>, rows: u32, cols: u32, chunk: u32, split: u32, #[define(F)] _dtype: StorageType) {
     let lane = UNIT_POS_X as usize;
     let warp = UNIT_POS_Y as usize;
     let c = cols as usize;
@@ -59,7 +62,12 @@ pub fn column_sum_kernel<F: Float>(x: &Tensor<F>, out: &mut Tensor<F>, rows: u32
         for w in 0..ROW_LANES {
             total += shared[w * 32 + lane];
         }
-        out[CUBE_POS_Y as usize * c + col] = total;
+        let split = split as usize;
+        if col < split {
+            out[CUBE_POS_Y as usize * split + col] = total;
+        } else {
+            rest[CUBE_POS_Y as usize * (c - split) + col - split] = total;
+        }
     }
 }
 
@@ -77,29 +85,55 @@ pub fn passes(rows: usize) -> Vec<(usize, usize)> {
 
 /// The sum over the rows of a 2-D tensor `[rows, cols]`: `[cols]`.
 pub fn column_sum<R: CubeRuntime>(x: CubeTensor<R>) -> CubeTensor<R> {
+    let cols = x.shape().dims::<2>()[1];
+    sum_rows(x, cols).0
+}
+
+/// The sum over the rows of a 2-D tensor `[rows, cols]` as two tensors, columns
+/// `..split` (`[split]`) and `split..` (`[cols - split]`), by the same launches as one sum (the
+/// last pass writes both), where a sum then a split would copy every part that misses the
+/// memory alignment.
+pub fn column_sums<R: CubeRuntime>(x: CubeTensor<R>, split: usize) -> (CubeTensor<R>, CubeTensor<R>) {
+    let cols = x.shape().dims::<2>()[1];
+    assert!(0 < split && split < cols, "column sums: split {split} must fall within the {cols} columns");
+    let (first, rest) = sum_rows(x, split);
+    (first, rest.expect("a split sum"))
+}
+
+/// Columns `..split` summed, and the rest's sums when `split < cols`.
+fn sum_rows<R: CubeRuntime>(x: CubeTensor<R>, split: usize) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
     let [rows, cols] = x.shape().dims::<2>();
     assert!(cols > 0, "column sum: no columns");
     let mut x = into_contiguous(x);
     let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
-    for (rows, chunk) in passes(rows) {
+    let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
+    let plan = passes(rows);
+    let last = plan.len() - 1;
+    let mut rest = None;
+    for (pass, (rows, chunk)) in plan.into_iter().enumerate() {
         let chunks = rows.div_ceil(chunk);
         assert!(chunks <= 65_535, "column sum: {rows} rows exceed the grid's y limit");
-        // Dense output: the kernel indexes it row-major.
-        let out = empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), Shape::new([chunks, cols]), dtype);
+        // Dense outputs: the kernel indexes them row-major. Only the last pass splits.
+        let split = if pass == last { split } else { cols };
+        let out = empty(Shape::new([chunks, split]));
+        let second = if split < cols { empty(Shape::new([cols - split])) } else { out.clone() };
         crate::launch!(column_sum_kernel::<R>(
             &client,
             CubeCount::Static(cols.div_ceil(32) as u32, chunks as u32, 1),
             CubeDim::new_2d(32, ROW_LANES as u32),
             x.into_tensor_arg(),
             out.clone().into_tensor_arg(),
+            second.clone().into_tensor_arg(),
             rows as u32,
             cols as u32,
             chunk as u32,
+            split as u32,
             dtype.into(),
         ));
         x = out;
+        rest = Some(second);
     }
-    reshape(x, Shape::new([cols]))
+    (reshape(x, Shape::new([split])), rest.filter(|_| split < cols))
 }
 
 #[cfg(test)]

@@ -10,6 +10,17 @@ use cubecl::prelude::*;
 use super::kernel::{adam_update_kernel, clip_coefficient_kernel, square_sum_kernel, AdamScalarsLaunch, CHUNK, GROUP, THREADS};
 use super::{AdamKernels, AdamParam, AdamSettings, AdamUpdated};
 
+/// A launch's sequence of [`GROUP`] values, one per parameter of `group` (at most `GROUP`),
+/// the rest repeating the first: the kernels bind them but their grid never reaches them.
+fn padded<R: Runtime, T: LaunchArg>(group: &[usize], value: impl Fn(usize) -> T::RuntimeArg<R>) -> SequenceArg<R, T> {
+    assert!(!group.is_empty() && group.len() <= GROUP, "a group of {} parameters", group.len());
+    let mut seq = SequenceArg::new();
+    for k in 0..GROUP {
+        seq.push(value(*group.get(k).unwrap_or(&group[0])));
+    }
+    seq
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernels for CubeBackend<R, F, I, BT> {
     fn clipped_adam(params: Vec<AdamParam<Self>>, s: AdamSettings) -> (Vec<AdamUpdated<Self>>, CubeTensor<R>) {
         let first = params.first().expect("clipped_adam: no parameters");
@@ -29,36 +40,26 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
         }
 
         // Partial sums of squares, one per CHUNK of each member's part of each gradient, into
-        // one buffer laid out member by member (`stride` partials a member); GROUP gradients
-        // a launch (a short last group repeats its first, with no elements).
+        // one buffer laid out member by member (`stride` partials a member).
         let chunks: Vec<usize> = sizes.iter().map(|n| (n / members).div_ceil(CHUNK)).collect();
         let offsets: Vec<usize> = chunks.iter().scan(0, |at, c| Some(std::mem::replace(at, *at + c))).collect();
         let stride: usize = chunks.iter().sum();
         let partials = empty(Shape::new([(members * stride).max(1)]));
-        for group in (0..params.len()).collect::<Vec<_>>().chunks(GROUP) {
-            let slot = |k: usize| group.get(k).copied();
-            let grad = |k: usize| params[slot(k).unwrap_or(group[0])].grad.clone().into_tensor_arg();
-            let n = |k: usize| slot(k).map_or(0, |i| sizes[i]) as u32;
-            let offset = |k: usize| slot(k).map_or(0, |i| offsets[i]) as u32;
+        let arg = |t: &CubeTensor<R>| t.clone().into_tensor_arg();
+        // Parameters of like sizes share a launch, so few of its cubes find nothing to do.
+        let mut by_size: Vec<usize> = (0..params.len()).collect();
+        by_size.sort_by_key(|&i| sizes[i]);
+        for group in by_size.chunks(GROUP) {
             let widest = group.iter().map(|&i| members * chunks[i]).max().unwrap_or(0);
             if widest > 0 {
                 crate::launch!(square_sum_kernel::<R>(
                     &client,
                     CubeCount::Static(widest as u32, group.len() as u32, 1),
                     CubeDim::new_1d(THREADS as u32),
-                    grad(0),
-                    grad(1),
-                    grad(2),
-                    grad(3),
+                    padded(group, |i| arg(&params[i].grad)),
                     partials.clone().into_tensor_arg(),
-                    n(0),
-                    n(1),
-                    n(2),
-                    n(3),
-                    offset(0),
-                    offset(1),
-                    offset(2),
-                    offset(3),
+                    padded(group, |i| sizes[i] as u32),
+                    padded(group, |i| offsets[i] as u32),
                     members as u32,
                     stride as u32,
                     dtype.into(),
@@ -78,8 +79,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
             dtype.into(),
         ));
 
-        // Updates by pairs of parameters with the same step number (a lone one is paired
-        // with itself, given no elements).
+        // Updates by groups of parameters with the same step number, like sizes together.
         let outs: Vec<AdamUpdated<Self>> = params
             .iter()
             .map(|p| {
@@ -87,43 +87,33 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamKernel
                 AdamUpdated { value: empty(shape.clone()), moment_1: empty(shape.clone()), moment_2: empty(shape) }
             })
             .collect();
-        let mut i = 0;
-        while i < params.len() {
-            let j = if i + 1 < params.len() && params[i + 1].time == params[i].time { i + 1 } else { i };
-            let (ni, nj) = (sizes[i] as u32, if j > i { sizes[j] as u32 } else { 0 });
-            let widest = ni.max(nj) as usize;
-            if widest > 0 {
-                let (step_factor, eps_hat) = s.corrections(params[i].time);
-                let (a, b) = (&params[i], &params[j]);
-                let (oa, ob) = (&outs[i], &outs[j]);
-                let arg = |t: &CubeTensor<R>| t.clone().into_tensor_arg();
+        let mut by_time: Vec<usize> = (0..params.len()).collect();
+        by_time.sort_by_key(|&i| (params[i].time, sizes[i]));
+        for same_time in by_time.chunk_by(|&i, &j| params[i].time == params[j].time) {
+            for group in same_time.chunks(GROUP) {
+                let widest = group.iter().map(|&i| sizes[i]).max().unwrap_or(0);
+                if widest == 0 {
+                    continue;
+                }
+                let (step_factor, eps_hat) = s.corrections(params[group[0]].time);
                 crate::launch!(adam_update_kernel::<R>(
                     &client,
-                    CubeCount::Static(widest.div_ceil(THREADS) as u32, 2, 1),
+                    CubeCount::Static(widest.div_ceil(THREADS) as u32, group.len() as u32, 1),
                     CubeDim::new_1d(THREADS as u32),
-                    arg(&a.value),
-                    arg(&a.grad),
-                    arg(&a.moment_1),
-                    arg(&a.moment_2),
-                    arg(&oa.value),
-                    arg(&oa.moment_1),
-                    arg(&oa.moment_2),
-                    arg(&b.value),
-                    arg(&b.grad),
-                    arg(&b.moment_1),
-                    arg(&b.moment_2),
-                    arg(&ob.value),
-                    arg(&ob.moment_1),
-                    arg(&ob.moment_2),
+                    padded(group, |i| arg(&params[i].value)),
+                    padded(group, |i| arg(&params[i].grad)),
+                    padded(group, |i| arg(&params[i].moment_1)),
+                    padded(group, |i| arg(&params[i].moment_2)),
+                    padded(group, |i| arg(&outs[i].value)),
+                    padded(group, |i| arg(&outs[i].moment_1)),
+                    padded(group, |i| arg(&outs[i].moment_2)),
                     arg(&coef),
-                    ni,
-                    nj,
+                    padded(group, |i| sizes[i] as u32),
                     members as u32,
                     AdamScalarsLaunch::new(s.lr, s.beta_1, 1.0 - s.beta_1, s.beta_2, 1.0 - s.beta_2, step_factor, eps_hat),
                     dtype.into(),
                 ));
             }
-            i = j + 1;
         }
         let updated = outs;
         (updated, norm)

@@ -1,7 +1,7 @@
 //! Adam with clipping by the global gradient norm: cube-wise sums of squares of every
-//! gradient (four a launch) into one shared buffer of partial sums, one cube that turns them
-//! into the norm and the clipping coefficient, then element-wise updates of p, m and v (two
-//! parameters a launch, the grid's y picking the tensor).
+//! gradient into one shared buffer of partial sums, one cube that turns them into the norm and
+//! the clipping coefficient, then element-wise updates of p, m and v. Both passes take up to
+//! [`GROUP`] tensors a launch as sequences, the grid's y picking the tensor.
 //! Sums run in a fixed order (warp sums, then the cube's warps, then the partials in index
 //! order), so a step is deterministic.
 //!
@@ -39,10 +39,13 @@ fn cube_sum<F: Float>(s: F) -> F {
     total
 }
 
-/// Gradients one launch of [`square_sum_kernel`] takes (and [`adam_update_kernel`] takes
-/// two parameters): a launch per parameter cost more than the kernels' work on our models'
-/// small tensors (151 launches each way a step for GPT-2 e256), on the host as on the GPU.
-pub const GROUP: usize = 4;
+/// Parameters one launch of [`square_sum_kernel`] or [`adam_update_kernel`] takes: a launch
+/// per parameter cost more than the kernels' work on our models' small tensors (151 launches
+/// each way a step for GPT-2 e256), on the host as on the GPU; groups of four gradients and
+/// two updates still left 25 of GPT-2 e128's 136 launches a step to the optimiser. A launch
+/// always binds `GROUP` tensors of each kind (a short group repeats its first, never read:
+/// the grid's y covers only the real ones), so one compiled kernel serves every group.
+pub const GROUP: usize = 16;
 
 /// `Σ g²` over chunk `local` ([`CHUNK`] elements) of the `len` elements of `g` from `base`
 /// on; 0 past their end.
@@ -67,63 +70,38 @@ fn member_chunks(n: u32, members: u32) -> u32 {
     (n / members + comptime!(CHUNK as u32) - 1) / comptime!(CHUNK as u32)
 }
 
-/// For gradient `CUBE_POS_Y` of the group (`g0`..`g3`, `n0`..`n3` elements, each member's
-/// partial sums from `o0`..`o3` on within the member's `stride`): cube `CUBE_POS_X` is chunk
-/// `local` of member `m`'s part, and `partials[m · stride + o + local] = Σ g²` over it (the
-/// grid covers the group's largest).
+/// For gradient `CUBE_POS_Y` of the group (`ns[k]` elements, each member's partial sums from
+/// `offsets[k]` on within the member's `stride`): cube `CUBE_POS_X` is chunk `local` of
+/// member `m`'s part, and `partials[m · stride + offset + local] = Σ g²` over it (the grid
+/// covers the group's largest).
 #[cube(launch, launch_unchecked)]
-#[allow(clippy::too_many_arguments)]
 pub fn square_sum_kernel<F: Float>(
-    g0: &Tensor<F>,
-    g1: &Tensor<F>,
-    g2: &Tensor<F>,
-    g3: &Tensor<F>,
+    grads: &Sequence<Tensor<F>>,
     partials: &mut Tensor<F>,
-    n0: u32,
-    n1: u32,
-    n2: u32,
-    n3: u32,
-    o0: u32,
-    o1: u32,
-    o2: u32,
-    o3: u32,
+    ns: Sequence<u32>,
+    offsets: Sequence<u32>,
     members: u32,
     stride: u32,
     #[define(F)] _dtype: StorageType,
 ) {
     let cube = CUBE_POS_X as usize;
-    let which = CUBE_POS_Y;
+    let which = CUBE_POS_Y as usize;
     // Uniform per cube: every thread takes the same branch and meets in `cube_sum`.
-    let mut n = n0;
-    let mut offset = o0;
-    if which == 1 {
-        n = n1;
-        offset = o1;
-    } else if which == 2 {
-        n = n2;
-        offset = o2;
-    } else if which == 3 {
-        n = n3;
-        offset = o3;
-    }
-    let len = (n / members) as usize;
-    // Cubes past this gradient's chunks (a short gradient in a wide group) sum nothing.
-    let chunks = max(member_chunks(n, members), 1) as usize;
-    let member = cube / chunks;
-    let local = cube % chunks;
-    let base = min(member, members as usize - 1) * len;
-    let s = if which == 0 {
-        chunk_square_sum::<F>(g0, base, len, local)
-    } else if which == 1 {
-        chunk_square_sum::<F>(g1, base, len, local)
-    } else if which == 2 {
-        chunk_square_sum::<F>(g2, base, len, local)
-    } else {
-        chunk_square_sum::<F>(g3, base, len, local)
-    };
-    let total = cube_sum::<F>(s);
-    if UNIT_POS == 0 && member < members as usize && local * CHUNK < len {
-        partials[member * stride as usize + offset as usize + local] = total;
+    #[unroll]
+    for k in 0..GROUP {
+        if which == k {
+            let n = *ns.index(k);
+            let len = (n / members) as usize;
+            // Cubes past this gradient's chunks (a short gradient in a wide group) sum nothing.
+            let chunks = max(member_chunks(n, members), 1) as usize;
+            let member = cube / chunks;
+            let local = cube % chunks;
+            let base = min(member, members as usize - 1) * len;
+            let total = cube_sum::<F>(chunk_square_sum::<F>(grads.index(k), base, len, local));
+            if UNIT_POS == 0 && member < members as usize && local * CHUNK < len {
+                partials[member * stride as usize + *offsets.index(k) as usize + local] = total;
+            }
+        }
     }
 }
 
@@ -184,41 +162,44 @@ fn adam_element<F: Float>(p: &Tensor<F>, g: &Tensor<F>, m: &Tensor<F>, v: &Tenso
     v_out[i] = vi;
 }
 
-/// One Adam step of parameter `CUBE_POS_Y` of a pair (`p0`.. with `n0` elements, `p1`..
-/// with `n1`), element i taking member `i / (n / members)`'s coefficient; the grid covers
-/// the larger.
+/// One Adam step of parameter `CUBE_POS_Y` of the group (`ns[k]` elements; all of one step
+/// number), element i taking member `i / (n / members)`'s coefficient; the grid covers the
+/// largest.
 #[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn adam_update_kernel<F: Float>(
-    p0: &Tensor<F>,
-    g0: &Tensor<F>,
-    m0: &Tensor<F>,
-    v0: &Tensor<F>,
-    p0_out: &mut Tensor<F>,
-    m0_out: &mut Tensor<F>,
-    v0_out: &mut Tensor<F>,
-    p1: &Tensor<F>,
-    g1: &Tensor<F>,
-    m1: &Tensor<F>,
-    v1: &Tensor<F>,
-    p1_out: &mut Tensor<F>,
-    m1_out: &mut Tensor<F>,
-    v1_out: &mut Tensor<F>,
+    values: &Sequence<Tensor<F>>,
+    grads: &Sequence<Tensor<F>>,
+    moments_1: &Sequence<Tensor<F>>,
+    moments_2: &Sequence<Tensor<F>>,
+    values_out: &mut Sequence<Tensor<F>>,
+    moments_1_out: &mut Sequence<Tensor<F>>,
+    moments_2_out: &mut Sequence<Tensor<F>>,
     coef: &Tensor<F>,
-    n0: u32,
-    n1: u32,
+    ns: Sequence<u32>,
     members: u32,
     scalars: AdamScalars,
     #[define(F)] _dtype: StorageType,
 ) {
     let i = CUBE_POS_X as usize * CUBE_DIM_X as usize + UNIT_POS as usize;
-    if CUBE_POS_Y == 0 {
-        if i < n0 as usize {
-            let c = coef[i / (n0 / members) as usize];
-            adam_element::<F>(p0, g0, m0, v0, c, p0_out, m0_out, v0_out, i, &scalars);
+    let which = CUBE_POS_Y as usize;
+    #[unroll]
+    for k in 0..GROUP {
+        let n = *ns.index(k);
+        if which == k && i < n as usize {
+            let c = coef[i / (n / members) as usize];
+            adam_element::<F>(
+                values.index(k),
+                grads.index(k),
+                moments_1.index(k),
+                moments_2.index(k),
+                c,
+                values_out.index_mut(k),
+                moments_1_out.index_mut(k),
+                moments_2_out.index_mut(k),
+                i,
+                &scalars,
+            );
         }
-    } else if i < n1 as usize {
-        let c = coef[i / (n1 / members) as usize];
-        adam_element::<F>(p1, g1, m1, v1, c, p1_out, m1_out, v1_out, i, &scalars);
     }
 }

@@ -7,7 +7,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use crate::column_sum::column_sum;
+use crate::column_sum::column_sums;
 use super::kernel::{layer_norm_backward_kernel, layer_norm_forward_kernel, ROWS_PER_WARP, WARPS};
 use super::{members, supports_width, FusedLayerNorm, LayerNormKernels};
 
@@ -58,8 +58,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormK
         // At least one cube a member, so every member's partials are written (zeros if no rows).
         let chunks = rows_per_member.div_ceil(WARPS * ROWS_PER_WARP).max(1);
         let dx = empty(x.shape());
-        let part = || empty(Shape::new([chunks, members * e]));
-        let (dgamma_part, dbeta_part) = (part(), part());
+        let parts = empty(Shape::new([chunks, 2 * members * e]));
         crate::launch!(layer_norm_backward_kernel::<R>(
             &client,
             CubeCount::Static((chunks * members) as u32, 1, 1),
@@ -70,14 +69,14 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LayerNormK
             into_contiguous(rstd).into_tensor_arg(),
             dy.into_tensor_arg(),
             dx.clone().into_tensor_arg(),
-            dgamma_part.clone().into_tensor_arg(),
-            dbeta_part.clone().into_tensor_arg(),
+            parts.clone().into_tensor_arg(),
             members as u32,
             rows_per_member as u32,
             e / 32,
             dtype.into(),
         ));
-        (dx, column_sum(dgamma_part), column_sum(dbeta_part))
+        let (dgamma, dbeta) = column_sums(parts, members * e);
+        (dx, dgamma, dbeta)
     }
 }
 

@@ -76,8 +76,7 @@ pub fn layer_norm_backward_kernel<F: Float>(
     rstd: &Tensor<F>,
     dy: &Tensor<F>,
     dx: &mut Tensor<F>,
-    dgamma_part: &mut Tensor<F>,
-    dbeta_part: &mut Tensor<F>,
+    parts: &mut Tensor<F>,
     members: u32,
     rows_per_member: u32,
     #[comptime] k: usize,
@@ -87,9 +86,13 @@ pub fn layer_norm_backward_kernel<F: Float>(
     let lane = UNIT_POS_PLANE as usize;
     let u = UNIT_POS as usize;
     let warp = u / 32;
-    // Cube c is member c % K's chunk c / K: its partials land at row c of [cubes / K, K·e].
+    // Cube c is member c % K's chunk c / K: its partials land in row c / K of
+    // [cubes / K, 2·K·e], ∂γ's in its first K·e columns (member m's from m·e on), ∂β's in
+    // the rest, so one column sum finishes both.
     let cube = CUBE_POS_X as usize;
     let member = cube % members as usize;
+    let width = members as usize * e;
+    let part_row = (cube / members as usize) * 2 * width + member * e;
     let rows = rows_per_member as usize;
     let inv_e = F::new(1.0) / F::new(comptime!(e as f32));
     let mut gam = Array::<F>::new(k);
@@ -153,8 +156,8 @@ pub fn layer_norm_backward_kernel<F: Float>(
                 tg += sg[w * e + c];
                 tb += sb[w * e + c];
             }
-            dgamma_part[cube * e + c] = tg;
-            dbeta_part[cube * e + c] = tb;
+            parts[part_row + c] = tg;
+            parts[part_row + width + c] = tb;
         }
     }
 }
