@@ -1,6 +1,7 @@
 //! Adam with clipping by the global gradient norm, for all of a model's parameters in one
-//! operation: `⌈P/4⌉ + ⌈P/2⌉ + 1` kernel launches for `P` parameters (sums of squares four
-//! gradients a launch, updates two parameters a launch) and, under burn-fusion, one recorded
+//! operation: about `2·⌈P/16⌉ + 1` kernel launches for `P` parameters (sums of squares and
+//! updates 16 parameters a launch, an update launch one step number) and, under burn-fusion,
+//! one recorded
 //! operation,
 //! where burn's `Adam` after the tensor-op clipping records about 18 operations per
 //! parameter (the host's work per operation, not the GPU's, bounds our small models' steps).
