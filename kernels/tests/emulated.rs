@@ -468,6 +468,36 @@ fn causal_conv_kernels_match_the_reference() {
     }
 }
 
+#[test]
+fn stacked_members_convolve_each_with_its_own_filters() {
+    use icl_lab_kernels::conv::CausalConvKernels;
+    emu_runtime::set_execute(true);
+    // K members of `b` sequences each: sequences longer than a backward piece (two pieces a
+    // sequence, so a member's partial sums span several rows), and a single short one.
+    for (members, dims, seed) in [(3, [2, 150, 40, 4], 91), (2, [1, 9, 5, 2], 92)] {
+        let [b, l, c, k] = dims;
+        let (x, w, bias) = (uniform(members * b * l * c, -1.0, 1.0, seed), uniform(members * c * k, -1.0, 1.0, seed + 1), uniform(members * c, -1.0, 1.0, seed + 2));
+        let dy = uniform(members * b * l * c, -1.0, 1.0, seed + 3);
+        // Each member alone through the reference; its parts of every tensor are consecutive.
+        let (mut want_y, mut want) = (Vec::new(), [Vec::new(), Vec::new(), Vec::new()]);
+        for m in 0..members {
+            let part = |v: &[f64], n: usize| v[m * n..(m + 1) * n].to_vec();
+            let (y, grads) = conv_reference(&part(&x, b * l * c), &part(&w, c * k), &part(&bias, c), dims, &part(&dy, b * l * c));
+            want_y.extend(y);
+            for (all, g) in want.iter_mut().zip(grads) {
+                all.extend(g);
+            }
+        }
+        let (kb, kc) = (members * b, members * c);
+        let y = B::causal_conv_forward(device(&x, [kb, l, c]), device(&w, [kc, k]), device(&bias, [kc]));
+        let (dx, dw, db) = B::causal_conv_backward(device(&x, [kb, l, c]), device(&w, [kc, k]), device(&dy, [kb, l, c]));
+        for (name, got, want) in [("y", y, &want_y), ("∂x", dx, &want[0]), ("∂w", dw, &want[1]), ("∂bias", db, &want[2])] {
+            let err = relative_error(&read(got), want);
+            assert!(err < 1e-4, "causal conv x{members} {dims:?}: {name} off by {err:.2e}");
+        }
+    }
+}
+
 /// The differentiable op on `A` (autodiff over the emulated backend, with or without fusion):
 /// y and the three gradients of Σ y·∂y through burn's autodiff.
 fn conv_through_autodiff<A: burn::tensor::backend::AutodiffBackend<Device = EmuDevice> + icl_lab_kernels::conv::FusedCausalConv>(

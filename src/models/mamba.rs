@@ -69,12 +69,8 @@ impl<B: Backend> CausalConv1d<B> {
     pub fn forward_with(&self, x: Tensor<B, 3>, fused: bool) -> Tensor<B, 3> {
         let [kb, l, c] = x.dims();
         let members = super::members::count(self.weight.dims()[0], c);
-        if members > 1 {
-            // Depthwise: a stacked model's members are K·c channels over b sequences.
-            return members_of(self.forward_with(channels_of(x, members), fused), members);
-        }
-        let b = kb;
-        let k = self.weight.dims()[1];
+        // The fused kernels take a stacked model's members as they come (sequence r with its
+        // member's filters).
         let x = if fused {
             match fused_conv(x, self.weight.val(), self.bias.val()) {
                 Ok(y) => return y,
@@ -83,6 +79,13 @@ impl<B: Backend> CausalConv1d<B> {
         } else {
             x
         };
+        if members > 1 {
+            // Depthwise: in tensor ops a stacked model's members are K·c channels over b
+            // sequences.
+            return members_of(self.forward_with(channels_of(x, members), false), members);
+        }
+        let b = kb;
+        let k = self.weight.dims()[1];
         // The zeros in x's own float type (the device's default may differ: an f64 reference).
         let padded = Tensor::cat(vec![Tensor::zeros([b, k - 1, c], (&x.device(), x.dtype())), x], 1);
         let w = self.weight.val();

@@ -10,7 +10,7 @@ use cubecl::prelude::*;
 
 use super::kernel::{causal_conv_backward_kernel, causal_conv_forward_kernel};
 use super::{supports_width, CausalConvKernels, FusedCausalConv};
-use crate::column_sum::column_sum;
+use crate::column_sum::column_sums;
 
 /// Threads a cube.
 const BLOCK: usize = 256;
@@ -18,20 +18,21 @@ const BLOCK: usize = 256;
 /// partial sum of ∂w and ∂bias a piece.
 const SPAN: usize = 128;
 
-/// `[b, l, c]` and `k`, checked.
-fn sizes<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>) -> ([usize; 3], usize) {
+/// `[b, l, c]`, `k` and the members K (w `[K·c, k]` over `b = K·b'` sequences), checked.
+fn sizes<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>) -> ([usize; 3], usize, usize) {
     let [b, l, c] = x.shape().dims::<3>();
     let [wc, k] = w.shape().dims::<2>();
-    assert_eq!(wc, c, "causal conv: w has {wc} channels, x {c}");
-    assert!(supports_width(k), "causal conv: no kernel for {k} taps");
     assert!(b > 0 && l > 0 && c > 0, "causal conv: empty input [{b}, {l}, {c}]");
-    ([b, l, c], k)
+    let members = wc / c;
+    assert!(members >= 1 && members * c == wc && b.is_multiple_of(members), "causal conv: w's {wc} channels are not whole members of x's {c} over {b} sequences");
+    assert!(supports_width(k), "causal conv: no kernel for {k} taps");
+    ([b, l, c], k, members)
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConvKernels for CubeBackend<R, F, I, BT> {
     fn causal_conv_forward(x: CubeTensor<R>, w: CubeTensor<R>, bias: CubeTensor<R>) -> CubeTensor<R> {
         let (x, w, bias) = (into_contiguous(x), into_contiguous(w), into_contiguous(bias));
-        let ([b, l, c], k) = sizes(&x, &w);
+        let ([b, l, c], k, members) = sizes(&x, &w);
         let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
         let y = empty_device_contiguous_dtype::<R>(client.clone(), device, Shape::new([b, l, c]), dtype);
         let total = b * l * c;
@@ -45,6 +46,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
             y.clone().into_tensor_arg(),
             l as u32,
             c as u32,
+            (b / members) as u32,
             total as u32,
             k,
             dtype.into(),
@@ -54,14 +56,16 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
 
     fn causal_conv_backward(x: CubeTensor<R>, w: CubeTensor<R>, dy: CubeTensor<R>) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
         let (x, w, dy) = (into_contiguous(x), into_contiguous(w), into_contiguous(dy));
-        let ([b, l, c], k) = sizes(&x, &w);
+        let ([b, l, c], k, members) = sizes(&x, &w);
         assert_eq!(dy.shape().dims::<3>(), [b, l, c], "causal conv backward: dy must have x's shape");
         let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let pieces = b * l.div_ceil(SPAN);
         assert!(pieces <= 65_535, "causal conv backward: {pieces} sequence pieces exceed the grid's y limit");
         let dx = empty(Shape::new([b, l, c]));
-        let (dw_part, dbias_part) = (empty(Shape::new([pieces, c * k])), empty(Shape::new([pieces, c])));
+        // A row per piece of a member's sequences; each member's ∂w then ∂bias side by side.
+        let kc = members * c;
+        let parts = empty(Shape::new([pieces / members, kc * (k + 1)]));
         crate::launch!(causal_conv_backward_kernel::<R>(
             &client,
             CubeCount::Static(c.div_ceil(BLOCK) as u32, pieces as u32, 1),
@@ -70,15 +74,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
             w.into_tensor_arg(),
             dy.into_tensor_arg(),
             dx.clone().into_tensor_arg(),
-            dw_part.clone().into_tensor_arg(),
-            dbias_part.clone().into_tensor_arg(),
+            parts.clone().into_tensor_arg(),
             l as u32,
             c as u32,
+            members as u32,
+            (b / members) as u32,
             SPAN as u32,
             k,
             dtype.into(),
         ));
-        (dx, reshape(column_sum(dw_part), Shape::new([c, k])), column_sum(dbias_part))
+        let (dw, dbias) = column_sums(parts, kc * k);
+        (dx, reshape(dw, Shape::new([kc, k])), dbias)
     }
 }
 

@@ -1,34 +1,51 @@
-//! The kernels. x, y, dy, dx `[b, l, c]`, w `[c, k]`, bias `[c]`, contiguous; a thread per
-//! output element forward, per (sequence piece, channel) backward (consecutive threads take
-//! consecutive channels: coalesced rows).
+//! The kernels. x, y, dy, dx `[K·b, l, c]`, w `[K·c, k]`, bias `[K·c]` for K stacked members
+//! (sequence row r is member `r / b`'s, with its rows of w and bias; K = 1 a plain conv),
+//! contiguous; a thread per output element forward, per (sequence piece, channel) backward
+//! (consecutive threads take consecutive channels: coalesced rows).
 
 use cubecl::prelude::*;
 
-/// `y[i] = bias[c] + Σ_j w[c, j] · x[b, t − (k − 1 − j), c]` for element `i` = (b, t, c).
+/// `y[i] = bias[c'] + Σ_j w[c', j] · x[r, t − (k − 1 − j), c]` for element `i` = (r, t, c),
+/// `c' = m·c + c` the channel's row in member `m = r / per_member`'s part of w and bias.
 #[cube(launch, launch_unchecked)]
-pub fn causal_conv_forward_kernel<F: Float>(x: &Tensor<F>, w: &Tensor<F>, bias: &Tensor<F>, y: &mut Tensor<F>, len: u32, channels: u32, total: u32, #[comptime] k: usize, #[define(F)] _dtype: StorageType) {
+#[allow(clippy::too_many_arguments)]
+pub fn causal_conv_forward_kernel<F: Float>(
+    x: &Tensor<F>,
+    w: &Tensor<F>,
+    bias: &Tensor<F>,
+    y: &mut Tensor<F>,
+    len: u32,
+    channels: u32,
+    per_member: u32,
+    total: u32,
+    #[comptime] k: usize,
+    #[define(F)] _dtype: StorageType,
+) {
     let i = ABSOLUTE_POS;
     if i >= total as usize {
         terminate!();
     }
     let c = channels as usize;
+    let l = len as usize;
     let ch = i % c;
-    let t = (i / c) % len as usize;
-    let mut acc = bias[ch];
+    let t = (i / c) % l;
+    let wrow = (i / (c * l) / per_member as usize) * c + ch;
+    let mut acc = bias[wrow];
     #[unroll]
     for j in 0..k {
         let back = comptime!(k - 1 - j);
         if t >= back {
-            acc += w[ch * k + j] * x[i - back * c];
+            acc += w[wrow * k + j] * x[i - back * c];
         }
     }
     y[i] = acc;
 }
 
-/// Thread (piece, ch): steps `piece`'s `span` steps of one sequence for channel `ch`: ∂x of
-/// each (`Σ_j w[c, j] · ∂y[t + k − 1 − j]`), and the piece's sums of ∂w (`∂y[t] · x[t − (k − 1
-/// − j)]`, into row `piece` of `dw_part` `[pieces, c·k]`, row-major `[c, k]`) and of ∂bias
-/// (`∂y[t]`, into `dbias_part` `[pieces, c]`).
+/// Thread (piece, ch): steps `piece`'s `span` steps of one sequence (of member m) for channel
+/// `ch`: ∂x of each (`Σ_j w[c', j] · ∂y[t + k − 1 − j]`, `c' = m·c + ch`), and the piece's sums
+/// of ∂w (`∂y[t] · x[t − (k − 1 − j)]`) and of ∂bias (`∂y[t]`), into row p (the piece's place
+/// among its member's pieces) of `parts` `[pieces / K, K·c·(k + 1)]`: ∂w at columns
+/// `c'·k + j` (row-major `[K·c, k]`), ∂bias at `K·c·k + c'`; one column sum then finishes both.
 #[cube(launch, launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn causal_conv_backward_kernel<F: Float>(
@@ -36,10 +53,11 @@ pub fn causal_conv_backward_kernel<F: Float>(
     w: &Tensor<F>,
     dy: &Tensor<F>,
     dx: &mut Tensor<F>,
-    dw_part: &mut Tensor<F>,
-    dbias_part: &mut Tensor<F>,
+    parts: &mut Tensor<F>,
     len: u32,
     channels: u32,
+    members: u32,
+    per_member: u32,
     span: u32,
     #[comptime] k: usize,
     #[define(F)] _dtype: StorageType,
@@ -53,13 +71,15 @@ pub fn causal_conv_backward_kernel<F: Float>(
     let piece = CUBE_POS_Y as usize;
     let pieces = (l + span as usize - 1) / span as usize;
     let bi = piece / pieces;
+    let member = bi / per_member as usize;
+    let wrow = member * c + ch;
     let t0 = (piece % pieces) * span as usize;
     let t1 = if t0 + (span as usize) < l { t0 + span as usize } else { l };
     let mut taps = Array::<F>::new(k);
     let mut sums = Array::<F>::new(k);
     #[unroll]
     for j in 0..k {
-        taps[j] = w[ch * k + j];
+        taps[j] = w[wrow * k + j];
         sums[j] = F::new(0.0);
     }
     let mut sum_bias = F::new(0.0);
@@ -80,9 +100,12 @@ pub fn causal_conv_backward_kernel<F: Float>(
         dx[row] = acc;
         sum_bias += g;
     }
+    // Pieces of one member are consecutive: its p-th is piece − member · (its pieces).
+    let kc = members as usize * c;
+    let row = (piece - member * per_member as usize * pieces) * kc * comptime!(k + 1);
     #[unroll]
     for j in 0..k {
-        dw_part[(piece * c + ch) * k + j] = sums[j];
+        parts[row + wrow * k + j] = sums[j];
     }
-    dbias_part[piece * c + ch] = sum_bias;
+    parts[row + kc * k + wrow] = sum_bias;
 }

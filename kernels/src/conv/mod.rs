@@ -31,7 +31,9 @@ pub fn supports_width(k: usize) -> bool {
     WIDTHS.contains(&k)
 }
 
-/// The raw kernels on a backend's primitives: x `[b, l, c]`, w `[c, k]`, bias `[c]`.
+/// The raw kernels on a backend's primitives: x `[b, l, c]`, w `[c, k]`, bias `[c]`; or, for
+/// K stacked members, w `[K·c, k]` and bias `[K·c]` with sequence r member `r / (b / K)`'s
+/// (no copies into a channel layout and back).
 pub trait CausalConvKernels: Backend {
     /// y `[b, l, c]`.
     fn causal_conv_forward(x: FloatTensor<Self>, w: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -46,13 +48,14 @@ pub trait FusedCausalConv: Backend {
 }
 
 /// The causal depthwise conv1d of x `[b, l, c]` with w `[c, k]` (`k` one of [`WIDTHS`]) and
-/// bias `[c]`: y `[b, l, c]`.
+/// bias `[c]`: y `[b, l, c]`. K stacked members: w `[K·c, k]`, bias `[K·c]`, sequence r
+/// member `r / (b / K)`'s.
 pub fn causal_conv1d<B: FusedCausalConv>(x: Tensor<B, 3>, w: Tensor<B, 2>, bias: Tensor<B, 1>) -> Tensor<B, 3> {
-    let [_, _, c] = x.dims();
+    let [b, _, c] = x.dims();
     let [wc, k] = w.dims();
-    assert_eq!(wc, c, "causal conv: w has {wc} channels, x {c}");
+    assert!(wc.is_multiple_of(c) && b.is_multiple_of(wc / c), "causal conv: w's {wc} channels are not whole members of x's {c} over {b} sequences");
     assert!(supports_width(k), "causal conv: no kernel for {k} taps (one of {WIDTHS:?})");
-    assert_eq!(bias.dims(), [c], "causal conv: bias must be [{c}]");
+    assert_eq!(bias.dims(), [wc], "causal conv: bias must be [{wc}]");
     let prim = |t: TensorPrimitive<B>| t.tensor();
     Tensor::from_primitive(TensorPrimitive::Float(B::fused_causal_conv(prim(x.into_primitive()), prim(w.into_primitive()), prim(bias.into_primitive()))))
 }
