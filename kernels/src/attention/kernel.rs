@@ -116,14 +116,19 @@ pub fn attention_forward_kernel<F: Float>(
     let mut ks = SharedMemory::<F>::new(comptime!(BLOCK * d));
     let mut vs = SharedMemory::<F>::new(comptime!(BLOCK * d));
 
-    // Keys 0 ..= the cube's last query. A key after the query scores -1e30, so its weight is
-    // exp(-1e30 - m) = 0: key 0 always comes first, so m is a real score by then.
+    // Keys 0 ..= the cube's last query, a tile at a time: first the tile's scores (independent
+    // dot products the compiler interleaves), then one rescale by the tile's maximum and the
+    // weighted values. A key after the query scores -1e30, so its weight is exp(-1e30 - m) = 0:
+    // key 0 is in the first tile, so m is a real score after it.
+    let mut scores = Array::<F>::new(BLOCK);
     let tiles = row_tile + 1;
     for tile in 0..tiles {
         let j0 = tile * BLOCK;
         load_tile::<F>(qkv, &mut ks, start, j0, t, 3 * e, e + hh * d, d, lanes);
         load_tile::<F>(qkv, &mut vs, start, j0, t, 3 * e, 2 * e + hh * d, d, lanes);
         sync_cube();
+        let mut tile_max = F::new(-1.0e30);
+        #[unroll]
         for j in 0..BLOCK {
             let mut s = F::new(0.0);
             #[unroll]
@@ -131,16 +136,26 @@ pub fn attention_forward_kernel<F: Float>(
                 s += q[c] * ks[j * d + cols + c];
             }
             let s = select(j0 + j <= i, sum_over_lanes::<F>(s, lanes), F::new(-1.0e30));
-            let m_new = max(m, s);
-            let corr = (m - m_new).exp();
-            let p = (s - m_new).exp();
-            l = l * corr + p;
+            scores[j] = s;
+            tile_max = max(tile_max, s);
+        }
+        let m_new = max(m, tile_max);
+        let corr = (m - m_new).exp();
+        l *= corr;
+        #[unroll]
+        for c in 0..dh {
+            acc[c] *= corr;
+        }
+        #[unroll]
+        for j in 0..BLOCK {
+            let p = (scores[j] - m_new).exp();
+            l += p;
             #[unroll]
             for c in 0..dh {
-                acc[c] = acc[c] * corr + p * vs[j * d + cols + c];
+                acc[c] += p * vs[j * d + cols + c];
             }
-            m = m_new;
         }
+        m = m_new;
         sync_cube();
     }
     if active {
@@ -209,6 +224,7 @@ pub fn attention_backward_query_kernel<F: Float>(
     }
     let mut ks = SharedMemory::<F>::new(comptime!(BLOCK * d));
     let mut vs = SharedMemory::<F>::new(comptime!(BLOCK * d));
+    let mut ds = Array::<F>::new(BLOCK);
 
     let tiles = row_tile + 1;
     for tile in 0..tiles {
@@ -216,6 +232,8 @@ pub fn attention_backward_query_kernel<F: Float>(
         load_tile::<F>(qkv, &mut ks, start, j0, t, 3 * e, e + hh * d, d, lanes);
         load_tile::<F>(qkv, &mut vs, start, j0, t, 3 * e, 2 * e + hh * d, d, lanes);
         sync_cube();
+        // The tile's score gradients first (independent per key), then ∂q from them.
+        #[unroll]
         for j in 0..BLOCK {
             let mut s = F::new(0.0);
             let mut dp = F::new(0.0);
@@ -226,10 +244,13 @@ pub fn attention_backward_query_kernel<F: Float>(
             }
             let s = sum_over_lanes::<F>(s, lanes);
             let dp = sum_over_lanes::<F>(dp, lanes);
-            let ds = select(j0 + j <= i, (s - li).exp() * (dp - di), F::new(0.0));
+            ds[j] = select(j0 + j <= i, (s - li).exp() * (dp - di), F::new(0.0));
+        }
+        #[unroll]
+        for j in 0..BLOCK {
             #[unroll]
             for c in 0..dh {
-                dq[c] += ds * ks[j * d + cols + c];
+                dq[c] += ds[j] * ks[j * d + cols + c];
             }
         }
         sync_cube();
@@ -290,6 +311,8 @@ pub fn attention_backward_key_kernel<F: Float>(
     let mut gs = SharedMemory::<F>::new(comptime!(BLOCK * d));
     let mut ls = SharedMemory::<F>::new(BLOCK);
     let mut dsums = SharedMemory::<F>::new(BLOCK);
+    let mut ps = Array::<F>::new(BLOCK);
+    let mut ds = Array::<F>::new(BLOCK);
 
     // Queries from the cube's first key to the last row; within the first tile, queries
     // before the thread's key are masked (weight 0).
@@ -301,8 +324,10 @@ pub fn attention_backward_key_kernel<F: Float>(
         load_row_values::<F>(lse, &mut ls, bh, i0, t);
         load_row_values::<F>(dsum, &mut dsums, bh, i0, t);
         sync_cube();
-        let to = min(BLOCK, t - i0);
-        for r in 0..to {
+        // Each query's weight and score gradient first (independent per query), then ∂v and ∂k
+        // from them. Rows past the last (a clamped copy of it) weigh 0.
+        #[unroll]
+        for r in 0..BLOCK {
             let mut s = F::new(0.0);
             let mut dp = F::new(0.0);
             #[unroll]
@@ -312,12 +337,16 @@ pub fn attention_backward_key_kernel<F: Float>(
             }
             let s = sum_over_lanes::<F>(s, lanes);
             let dp = sum_over_lanes::<F>(dp, lanes);
-            let p = select(i0 + r >= j, (s - ls[r]).exp(), F::new(0.0));
-            let ds = p * (dp - dsums[r]);
+            let p = select(i0 + r >= j && i0 + r < t, (s - ls[r]).exp(), F::new(0.0));
+            ps[r] = p;
+            ds[r] = p * (dp - dsums[r]);
+        }
+        #[unroll]
+        for r in 0..BLOCK {
             #[unroll]
             for c in 0..dh {
-                dv[c] += p * gs[r * d + cols + c];
-                dk[c] += ds * qs[r * d + cols + c];
+                dv[c] += ps[r] * gs[r * d + cols + c];
+                dk[c] += ds[r] * qs[r * d + cols + c];
             }
         }
         sync_cube();
