@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Session 19, call E: what bounds the attention kernels at GPT-2 e256's shape (Nsight Compute,
+# Session 19, calls E (BIN=ilp, the merged binary; output in call_e/) and F (BIN=base, main
+# 58e05bb; output in call_f/): what bounds the attention kernels at GPT-2 e256's shape (Nsight Compute,
 # the three kernels once each after warm-up: occupancy, launch statistics, warp stall reasons,
 # throughput), merged binary.
 set -u
