@@ -500,6 +500,32 @@ fn stacked_members_convolve_each_with_its_own_filters() {
     }
 }
 
+#[test]
+fn the_conv_reads_a_column_slice_in_place() {
+    use icl_lab_kernels::conv::CausalConvKernels;
+    emu_runtime::set_execute(true);
+    // x as Mamba's conv meets it: the second half of each row of a wider tensor (in_proj's
+    // output, x beside z), a view whose steps lie 2c apart. 128 channels: the slice's ends fall
+    // on the 512-byte alignment, so burn's slice is a view, not a copy.
+    let [b, l, c, k] = [2, 37, 128, 4];
+    let wide = uniform(b * l * 2 * c, -1.0, 1.0, 81);
+    let x: Vec<f64> = wide.chunks(2 * c).flat_map(|row| row[c..].to_vec()).collect();
+    let (w, bias, dy) = (uniform(c * k, -1.0, 1.0, 82), uniform(c, -1.0, 1.0, 83), uniform(b * l * c, -1.0, 1.0, 84));
+    let (want_y, want) = conv_reference(&x, &w, &bias, [b, l, c, k], &dy);
+    let slice = || {
+        let t = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(device(&wide, [b, l, 2 * c]))).slice([0..b, 0..l, c..2 * c]);
+        let x = t.into_primitive().tensor();
+        assert_eq!(x.meta.strides().to_vec(), vec![l * 2 * c, 2 * c, 1], "the slice is a view");
+        x
+    };
+    let y = B::causal_conv_forward(slice(), device(&w, [c, k]), device(&bias, [c]));
+    let (dx, dw, db) = B::causal_conv_backward(slice(), device(&w, [c, k]), device(&dy, [b, l, c]));
+    for (name, got, want) in [("y", y, &want_y), ("∂x", dx, &want[0]), ("∂w", dw, &want[1]), ("∂bias", db, &want[2])] {
+        let err = relative_error(&read(got), want);
+        assert!(err < 1e-4, "causal conv of a column slice: {name} off by {err:.2e}");
+    }
+}
+
 /// The differentiable op on `A` (autodiff over the emulated backend, with or without fusion):
 /// y and the three gradients of Σ y·∂y through burn's autodiff.
 fn conv_through_autodiff<A: burn::tensor::backend::AutodiffBackend<Device = EmuDevice> + icl_lab_kernels::conv::FusedCausalConv>(
