@@ -336,7 +336,7 @@ fn attention_kernels_match_the_reference() {
     check_attention([1, 41, 1, 8], 32);
     check_attention([1, 19, 2, 32], 33);
     check_attention([1, 7, 1, 64], 34);
-    // Three key tiles, the last partial: the key-side backward masks the rows past the end.
+    // Three tiles, the last partial.
     check_attention([1, 70, 1, 16], 35);
 }
 
