@@ -336,7 +336,7 @@ fn attention_kernels_match_the_reference() {
     check_attention([1, 41, 1, 8], 32);
     check_attention([1, 19, 2, 32], 33);
     check_attention([1, 7, 1, 64], 34);
-    // Three key tiles, the last partial: the key-side backward masks the rows past the end.
+    // Three tiles, the last partial.
     check_attention([1, 70, 1, 16], 35);
 }
 
@@ -497,6 +497,32 @@ fn stacked_members_convolve_each_with_its_own_filters() {
             let err = relative_error(&read(got), want);
             assert!(err < 1e-4, "causal conv x{members} {dims:?}: {name} off by {err:.2e}");
         }
+    }
+}
+
+#[test]
+fn the_conv_reads_a_column_slice_in_place() {
+    use icl_lab_kernels::conv::CausalConvKernels;
+    emu_runtime::set_execute(true);
+    // x as Mamba's conv meets it: the second half of each row of a wider tensor (in_proj's
+    // output, x beside z), a view whose steps lie 2c apart. 128 channels: the slice's ends fall
+    // on the 512-byte alignment, so burn's slice is a view, not a copy.
+    let [b, l, c, k] = [2, 37, 128, 4];
+    let wide = uniform(b * l * 2 * c, -1.0, 1.0, 81);
+    let x: Vec<f64> = wide.chunks(2 * c).flat_map(|row| row[c..].to_vec()).collect();
+    let (w, bias, dy) = (uniform(c * k, -1.0, 1.0, 82), uniform(c, -1.0, 1.0, 83), uniform(b * l * c, -1.0, 1.0, 84));
+    let (want_y, want) = conv_reference(&x, &w, &bias, [b, l, c, k], &dy);
+    let slice = || {
+        let t = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(device(&wide, [b, l, 2 * c]))).slice([0..b, 0..l, c..2 * c]);
+        let x = t.into_primitive().tensor();
+        assert_eq!(x.meta.strides().to_vec(), vec![l * 2 * c, 2 * c, 1], "the slice is a view");
+        x
+    };
+    let y = B::causal_conv_forward(slice(), device(&w, [c, k]), device(&bias, [c]));
+    let (dx, dw, db) = B::causal_conv_backward(slice(), device(&w, [c, k]), device(&dy, [b, l, c]));
+    for (name, got, want) in [("y", y, &want_y), ("∂x", dx, &want[0]), ("∂w", dw, &want[1]), ("∂bias", db, &want[2])] {
+        let err = relative_error(&read(got), want);
+        assert!(err < 1e-4, "causal conv of a column slice: {name} off by {err:.2e}");
     }
 }
 

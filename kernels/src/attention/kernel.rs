@@ -311,8 +311,6 @@ pub fn attention_backward_key_kernel<F: Float>(
     let mut gs = SharedMemory::<F>::new(comptime!(BLOCK * d));
     let mut ls = SharedMemory::<F>::new(BLOCK);
     let mut dsums = SharedMemory::<F>::new(BLOCK);
-    let mut ps = Array::<F>::new(BLOCK);
-    let mut ds = Array::<F>::new(BLOCK);
 
     // Queries from the cube's first key to the last row; within the first tile, queries
     // before the thread's key are masked (weight 0).
@@ -324,10 +322,8 @@ pub fn attention_backward_key_kernel<F: Float>(
         load_row_values::<F>(lse, &mut ls, bh, i0, t);
         load_row_values::<F>(dsum, &mut dsums, bh, i0, t);
         sync_cube();
-        // Each query's weight and score gradient first (independent per query), then ∂v and ∂k
-        // from them. Rows past the last (a clamped copy of it) weigh 0.
-        #[unroll]
-        for r in 0..BLOCK {
+        let to = min(BLOCK, t - i0);
+        for r in 0..to {
             let mut s = F::new(0.0);
             let mut dp = F::new(0.0);
             #[unroll]
@@ -337,16 +333,12 @@ pub fn attention_backward_key_kernel<F: Float>(
             }
             let s = sum_over_lanes::<F>(s, lanes);
             let dp = sum_over_lanes::<F>(dp, lanes);
-            let p = select(i0 + r >= j && i0 + r < t, (s - ls[r]).exp(), F::new(0.0));
-            ps[r] = p;
-            ds[r] = p * (dp - dsums[r]);
-        }
-        #[unroll]
-        for r in 0..BLOCK {
+            let p = select(i0 + r >= j, (s - ls[r]).exp(), F::new(0.0));
+            let ds = p * (dp - dsums[r]);
             #[unroll]
             for c in 0..dh {
-                dv[c] += ps[r] * gs[r * d + cols + c];
-                dk[c] += ds[r] * qs[r * d + cols + c];
+                dv[c] += p * gs[r * d + cols + c];
+                dk[c] += ds * qs[r * d + cols + c];
             }
         }
         sync_cube();

@@ -18,6 +18,21 @@ const BLOCK: usize = 256;
 /// partial sum of ∂w and ∂bias a piece.
 const SPAN: usize = 128;
 
+/// x as the kernels read it, and how far apart its steps lie: as it is when its channels are
+/// adjacent and its steps evenly spaced (a column slice of a wider tensor, as Mamba's x half of
+/// in_proj's output is), else a contiguous copy. Reading the slice in place saves a copy of x
+/// in the forward and another in the backward (the autodiff state keeps the slice).
+fn steps_of<R: CubeRuntime>(x: CubeTensor<R>) -> (CubeTensor<R>, usize) {
+    let [_, l, c] = x.shape().dims::<3>();
+    let strides = x.meta.strides();
+    let step = strides[1];
+    if strides[2] == 1 && step >= c && strides[0] == l * step {
+        (x, step)
+    } else {
+        (into_contiguous(x), c)
+    }
+}
+
 /// `[b, l, c]`, `k` and the members K (w `[K·c, k]` over `b = K·b'` sequences), checked.
 fn sizes<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>) -> ([usize; 3], usize, usize) {
     let [b, l, c] = x.shape().dims::<3>();
@@ -31,7 +46,7 @@ fn sizes<R: CubeRuntime>(x: &CubeTensor<R>, w: &CubeTensor<R>) -> ([usize; 3], u
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConvKernels for CubeBackend<R, F, I, BT> {
     fn causal_conv_forward(x: CubeTensor<R>, w: CubeTensor<R>, bias: CubeTensor<R>) -> CubeTensor<R> {
-        let (x, w, bias) = (into_contiguous(x), into_contiguous(w), into_contiguous(bias));
+        let ((x, x_step), w, bias) = (steps_of(x), into_contiguous(w), into_contiguous(bias));
         let ([b, l, c], k, members) = sizes(&x, &w);
         let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
         let y = empty_device_contiguous_dtype::<R>(client.clone(), device, Shape::new([b, l, c]), dtype);
@@ -46,6 +61,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
             y.clone().into_tensor_arg(),
             l as u32,
             c as u32,
+            x_step as u32,
             (b / members) as u32,
             total as u32,
             k,
@@ -55,7 +71,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
     }
 
     fn causal_conv_backward(x: CubeTensor<R>, w: CubeTensor<R>, dy: CubeTensor<R>) -> (CubeTensor<R>, CubeTensor<R>, CubeTensor<R>) {
-        let (x, w, dy) = (into_contiguous(x), into_contiguous(w), into_contiguous(dy));
+        let ((x, x_step), w, dy) = (steps_of(x), into_contiguous(w), into_contiguous(dy));
         let ([b, l, c], k, members) = sizes(&x, &w);
         assert_eq!(dy.shape().dims::<3>(), [b, l, c], "causal conv backward: dy must have x's shape");
         let (client, device, dtype) = (x.client.clone(), x.device.clone(), x.dtype);
@@ -77,6 +93,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
             parts.clone().into_tensor_arg(),
             l as u32,
             c as u32,
+            x_step as u32,
             members as u32,
             (b / members) as u32,
             SPAN as u32,

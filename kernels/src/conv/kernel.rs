@@ -1,7 +1,9 @@
 //! The kernels. x, y, dy, dx `[K·b, l, c]`, w `[K·c, k]`, bias `[K·c]` for K stacked members
 //! (sequence row r is member `r / b`'s, with its rows of w and bias; K = 1 a plain conv),
-//! contiguous; a thread per output element forward, per (sequence piece, channel) backward
-//! (consecutive threads take consecutive channels: coalesced rows).
+//! contiguous, except that x's steps may lie `x_step ≥ c` apart (a column slice of a wider
+//! tensor: Mamba's x, half of in_proj's output); a thread per output element forward, per
+//! (sequence piece, channel) backward (consecutive threads take consecutive channels:
+//! coalesced rows).
 
 use cubecl::prelude::*;
 
@@ -16,6 +18,7 @@ pub fn causal_conv_forward_kernel<F: Float>(
     y: &mut Tensor<F>,
     len: u32,
     channels: u32,
+    x_step: u32,
     per_member: u32,
     total: u32,
     #[comptime] k: usize,
@@ -30,12 +33,14 @@ pub fn causal_conv_forward_kernel<F: Float>(
     let ch = i % c;
     let t = (i / c) % l;
     let wrow = (i / (c * l) / per_member as usize) * c + ch;
+    let xs = x_step as usize;
+    let xi = (i / c) * xs + ch;
     let mut acc = bias[wrow];
     #[unroll]
     for j in 0..k {
         let back = comptime!(k - 1 - j);
         if t >= back {
-            acc += w[wrow * k + j] * x[i - back * c];
+            acc += w[wrow * k + j] * x[xi - back * xs];
         }
     }
     y[i] = acc;
@@ -56,6 +61,7 @@ pub fn causal_conv_backward_kernel<F: Float>(
     parts: &mut Tensor<F>,
     len: u32,
     channels: u32,
+    x_step: u32,
     members: u32,
     per_member: u32,
     span: u32,
@@ -83,8 +89,10 @@ pub fn causal_conv_backward_kernel<F: Float>(
         sums[j] = F::new(0.0);
     }
     let mut sum_bias = F::new(0.0);
+    let xs = x_step as usize;
     for t in t0..t1 {
         let row = (bi * l + t) * c + ch;
+        let xrow = (bi * l + t) * xs + ch;
         let g = dy[row];
         let mut acc = F::new(0.0);
         #[unroll]
@@ -94,7 +102,7 @@ pub fn causal_conv_backward_kernel<F: Float>(
                 acc += taps[j] * dy[row + ahead * c];
             }
             if t >= ahead {
-                sums[j] += g * x[row - ahead * c];
+                sums[j] += g * x[xrow - ahead * xs];
             }
         }
         dx[row] = acc;
