@@ -4,7 +4,8 @@
 # against it on one machine: `bench attention` at GPT-2 e256's and e128's shapes, two rounds,
 # and `bench members` 1 and 16 for GPT-2 e128 and Mamba e128 (tests/gpu/members_ab.sh); (3) its
 # kernel seed (tests/gpu/seed_cache.sh, sweep cut at $SWEEP_S s). Carry two stripped, gzipped
-# release binaries (--features cuda) in $DIR: base.gz (main) and cand.gz (the branch). Then, if
+# release binaries (--features cuda) in $DIR: base.gz (main) and cand.gz (the branch). $OUT ends
+# with six files: log, checks, base, cand, seed_log and the seed. Then, if
 # the checks pass and the times hold: copy $OUT/<key>.cbor.gz to kernels/seed/, name it in
 # SEEDS (src/runtime/kernel_cache.rs), delete the old seed, merge.
 set -u
@@ -15,9 +16,10 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/
 for n in base cand; do gunzip -c $DIR/$n.gz > /tmp/ab-$n && chmod +x /tmp/ab-$n; done
 ok=1
 for check in ${CHECKS:-conv attention scan layer-norm adam}; do
-  ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-cand timeout 100 /tmp/ab-cand bench $check --check --reps 3 > "$OUT/check_$check.txt" 2>&1
-  log "check $check rc $?"; grep -E "^check|median" "$OUT/check_$check.txt" | tee -a "$OUT/log.txt"
-  grep -q "^check: all within" "$OUT/check_$check.txt" || ok=0
+  # One file for every check: the device returns at most 8 files, and the seed must be one.
+  ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-cand timeout 100 /tmp/ab-cand bench $check --check --reps 3 > /tmp/check.txt 2>&1
+  log "check $check rc $?"; cat /tmp/check.txt >> "$OUT/checks.txt"; grep -E "^check|median" /tmp/check.txt | tee -a "$OUT/log.txt"
+  grep -q "^check: all within" /tmp/check.txt || ok=0
 done
 [ $ok = 1 ] || { log "a check failed: stop"; exit 1; }
 for round in 1 2; do for n in base cand; do for shape in 64,280,256,8 1024,82,128,8; do
