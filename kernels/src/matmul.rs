@@ -40,6 +40,138 @@ pub const STRATEGIES: [&str; 14] = [
     "double-unit",
 ];
 
+/// A plane-tiling of one's own, past the few cubek infers (`tile-<tma|cyc>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz]`):
+/// TF32 tensor-core tiles of 16x16x8, `planes` warps along m each holding `rows` x `n` tiles
+/// of the output, `k` tiles deep a stage, single or double partition buffering, shared memory
+/// swizzled or not. cubek's inference for f32 on TMA swizzles shared memory, which caps a
+/// stage at 32 x 32 x 32 (128-byte rows); these take larger stages, for `bench matmul`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiles {
+    pub tma: bool,
+    pub planes: u32,
+    pub rows: u32,
+    pub n: u32,
+    pub k: u32,
+    pub double: bool,
+    pub swizzle: bool,
+}
+
+impl Tiles {
+    pub fn parse(name: &str) -> Option<Tiles> {
+        let mut parts = name.strip_prefix("tile-")?.split('-');
+        let tma = match parts.next()? {
+            "tma" => true,
+            "cyc" => false,
+            _ => return None,
+        };
+        let (planes, rows) = parts.next()?.strip_prefix('m')?.split_once('x')?;
+        let n = parts.next()?.strip_prefix('n')?.parse().ok()?;
+        let k = parts.next()?.strip_prefix('k')?.parse().ok()?;
+        let double = match parts.next()? {
+            "s" => false,
+            "d" => true,
+            _ => return None,
+        };
+        let swizzle = match parts.next() {
+            None => false,
+            Some("swz") => true,
+            Some(_) => return None,
+        };
+        let tiles = Tiles { tma, planes: planes.parse().ok()?, rows: rows.parse().ok()?, n, k, double, swizzle };
+        let sizes = [tiles.planes, tiles.rows, tiles.n, tiles.k];
+        (sizes.iter().all(|&v| (1..=32).contains(&v)) && parts.next().is_none()).then_some(tiles)
+    }
+}
+
+/// `lhs @ rhs` on [`Tiles`]: f32 operands read as TF32 (as cubek's inferred tensor-core
+/// strategies round them), f32 accumulators and output.
+pub fn matmul_tiled<R: CubeRuntime>(tiles: Tiles, lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> Result<CubeTensor<R>, String> {
+    use cubecl::ir::{ElemType, FloatKind, StorageType};
+    use cubek::matmul::components::stage::PartitionBuffering;
+    use cubek::matmul::definition::{MatmulProblem, TilingBlueprint, TilingScheme};
+    use cubek::std::cube_count::{CubeCountStrategy, GlobalOrder, HypercubeBlueprint, SmAllocation};
+    use cubek::matmul::routines::select_swizzle;
+    use cubek::std::{MatrixLayout, PartitionSize, StageSize, SwizzleModes, TileSize};
+    let err = |e: &dyn std::fmt::Debug| format!("{e:?}");
+    let dtype = lhs.dtype;
+    let out = init_matmul_output(&lhs, &rhs, dtype);
+    let client = out.client.clone();
+    let tf32 = StorageType::Scalar(ElemType::Float(FloatKind::TF32));
+    let globals = MatmulGlobalElems { lhs: tf32, rhs: tf32, out: dtype.into() };
+    let (lhs, rhs) = (InputBinding::new(lhs.binding(), tf32), InputBinding::new(rhs.binding(), tf32));
+    let out_binding = out.clone().binding();
+    let address = lhs.required_address_type().max(rhs.required_address_type()).max(out_binding.required_address_type(4));
+    let problem = MatmulProblem::from_shapes_and_strides(
+        lhs.shape().clone(),
+        rhs.shape().clone(),
+        out_binding.shape.clone(),
+        lhs.data().strides.clone(),
+        rhs.data().strides.clone(),
+        out_binding.strides.clone(),
+        globals.clone(),
+        address,
+        None,
+        None,
+    )
+    .map_err(|e| err(&e))?;
+    let scheme = TilingScheme::builder()
+        .with_tile_size(TileSize::new(16, 16, 8))
+        .with_partition_size(PartitionSize::new(tiles.rows, tiles.n, tiles.k))
+        .with_stage_size(StageSize::new(tiles.planes, 1, 1))
+        .build()
+        .map_err(|e| err(&e))?;
+    let cube_count = match client.properties().hardware.num_streaming_multiprocessors {
+        Some(num_sms) => CubeCountStrategy::Sm { num_sms, sm_usage: SmAllocation::Exact, cubes_first: true },
+        None => CubeCountStrategy::FromProblem,
+    };
+    let hypercube = HypercubeBlueprint::builder().global_order(GlobalOrder::SwizzleRow(4)).cube_count_strategy(cube_count).build();
+    let mut builder = TilingBlueprint::builder(TileMatmulKind::Cmma, scheme, 32, &problem)
+        .partition_buffering(if tiles.double { PartitionBuffering::Double } else { PartitionBuffering::Single })
+        .hypercube_blueprint(hypercube);
+    if tiles.swizzle {
+        // As cubek's inference does: by the bytes of a stage row along the contiguous dimension.
+        let lhs_dim = match problem.lhs_layout {
+            MatrixLayout::RowMajor => scheme.elements_per_stage_along_k(),
+            MatrixLayout::ColMajor => scheme.elements_per_stage_along_m(),
+        };
+        let rhs_dim = match problem.rhs_layout {
+            MatrixLayout::RowMajor => scheme.elements_per_stage_along_n(),
+            MatrixLayout::ColMajor => scheme.elements_per_stage_along_k(),
+        };
+        let lhs_mode = select_swizzle(lhs_dim as usize, tf32, 1);
+        let rhs_mode = select_swizzle(rhs_dim as usize, tf32, 1);
+        builder = builder.shared_swizzle(SwizzleModes { lhs: lhs_mode, rhs: rhs_mode, ..Default::default() });
+    }
+    let blueprint = builder.build();
+    let strategy = if tiles.tma {
+        Strategy::SimpleTmaCmma(BlueprintStrategy::Forced(blueprint))
+    } else {
+        Strategy::SimpleCyclicCmma(BlueprintStrategy::Forced(blueprint))
+    };
+    let mut dtypes = MatmulElems::from_globals(&globals);
+    launch_ref(&strategy, &client, lhs, rhs, out_binding, &mut dtypes).map_err(|e| err(&e))?;
+    Ok(out)
+}
+
+/// A strategy by name, or [`Tiles`] of one's own.
+pub enum Choice {
+    Strategy(Strategy),
+    Tiles(Tiles),
+}
+
+/// `lhs @ rhs` by `choice` ([`matmul_with`] or [`matmul_tiled`]).
+pub fn matmul_by<R: CubeRuntime>(choice: &Choice, lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> Result<CubeTensor<R>, String> {
+    match choice {
+        Choice::Strategy(s) => matmul_with(s, lhs, rhs),
+        Choice::Tiles(t) => matmul_tiled(*t, lhs, rhs),
+    }
+}
+
+/// [`strategy`] or [`Tiles::parse`] of `name`.
+pub fn choice(name: &str) -> Option<Choice> {
+    strategy(name).map(Choice::Strategy).or_else(|| Tiles::parse(name).map(Choice::Tiles))
+}
+
 /// The strategy called `name` (one of [`STRATEGIES`]).
 pub fn strategy(name: &str) -> Option<Strategy> {
     use BlueprintStrategy::Inferred;
@@ -110,7 +242,7 @@ impl Form {
 
 /// Runs `form` on `x [b, t, in]`, `w [in, out]` and `dy [b, t, out]` with `strategy`.
 pub fn run_form<R: CubeRuntime>(
-    strategy: &Strategy,
+    choice: &Choice,
     form: Form,
     x: &CubeTensor<R>,
     w: &CubeTensor<R>,
@@ -122,17 +254,33 @@ pub fn run_form<R: CubeRuntime>(
     let [b, t, d_in] = x.shape().dims();
     let [_, d_out] = w.shape().dims();
     let w3 = || B::<R>::float_reshape(w.clone(), Shape::new([1, d_in, d_out]));
+    let run = |lhs, rhs| matmul_by(choice, lhs, rhs);
     match form {
-        Form::Forward => matmul_with(strategy, x.clone(), w3()),
-        Form::InputGrad => matmul_with(strategy, dy.clone(), B::<R>::float_swap_dims(w3(), 1, 2)),
+        Form::Forward => run(x.clone(), w3()),
+        Form::InputGrad => run(dy.clone(), B::<R>::float_swap_dims(w3(), 1, 2)),
         Form::WeightGradBatched => {
-            let per_batch = matmul_with(strategy, B::<R>::float_swap_dims(x.clone(), 1, 2), dy.clone())?;
+            let per_batch = run(B::<R>::float_swap_dims(x.clone(), 1, 2), dy.clone())?;
             Ok(B::<R>::float_reshape(B::<R>::float_sum_dim(per_batch, 0), Shape::new([d_in, d_out])))
         }
         Form::WeightGradFlat => {
             let x2 = B::<R>::float_reshape(x.clone(), Shape::new([b * t, d_in]));
             let dy2 = B::<R>::float_reshape(dy.clone(), Shape::new([b * t, d_out]));
-            matmul_with(strategy, B::<R>::float_swap_dims(x2, 0, 1), dy2)
+            run(B::<R>::float_swap_dims(x2, 0, 1), dy2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tiles;
+
+    #[test]
+    fn tilings_parse_from_their_names_and_refuse_malformed_ones() {
+        let t = Tiles::parse("tile-tma-m4x2-n8-k4-d-swz").expect("a tiling");
+        assert_eq!(t, Tiles { tma: true, planes: 4, rows: 2, n: 8, k: 4, double: true, swizzle: true });
+        assert_eq!(Tiles::parse("tile-cyc-m8x1-n4-k2-s"), Some(Tiles { tma: false, planes: 8, rows: 1, n: 4, k: 2, double: false, swizzle: false }));
+        for bad in ["tile-tma-m4-n8-k4-s", "tile-gpu-m4x2-n8-k4-s", "tile-tma-m4x2-n8-k4", "tile-tma-m4x2-n8-k4-s-x", "tile-tma-m0x2-n8-k4-s", "tile-tma-m4x2-n64-k4-s", "auto"] {
+            assert_eq!(Tiles::parse(bad), None, "{bad}");
         }
     }
 }

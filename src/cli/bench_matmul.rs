@@ -21,7 +21,9 @@ pub struct MatmulArgs {
     /// (default: GPT-2 e256 on 280 tokens, batch 64).
     #[arg(long, default_value = "64,280,256")]
     shape: String,
-    /// Strategies to time, comma-separated (default: all).
+    /// Strategies to time, comma-separated (default: all): names of cubek's, or tilings of
+    /// one's own, `tile-<tma|cyc>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz]`
+    /// (`icl_lab_kernels::matmul::Tiles`).
     #[arg(long)]
     strategies: Option<String>,
     #[arg(long)]
@@ -29,15 +31,17 @@ pub struct MatmulArgs {
 }
 
 /// The strategies named in `list` (all when `None`), each checked against the known names.
-fn parse_strategies(list: Option<&str>) -> Result<Vec<&'static str>, CliError> {
+fn parse_strategies(list: Option<&str>) -> Result<Vec<String>, CliError> {
     let known = icl_lab_kernels::matmul::STRATEGIES;
-    let Some(list) = list else { return Ok(known.to_vec()) };
+    let Some(list) = list else { return Ok(known.iter().map(|k| k.to_string()).collect()) };
     list.split(',')
         .map(|name| {
             let name = name.trim();
-            known.iter().copied().find(|k| *k == name).ok_or_else(|| {
-                CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {})", known.join(", ")))
-            })
+            if known.contains(&name) || icl_lab_kernels::matmul::Tiles::parse(name).is_some() {
+                Ok(name.to_string())
+            } else {
+                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or tile-<tma|cyc>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz])", known.join(", "))))
+            }
         })
         .collect()
 }
@@ -68,7 +72,7 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
 
     use burn::prelude::*;
     use burn::tensor::{Distribution, TensorPrimitive};
-    use icl_lab_kernels::matmul::{run_form, strategy, CudaCube as C, Form};
+    use icl_lab_kernels::matmul::{choice, run_form, CudaCube as C, Form};
     use serde_json::json;
 
     let [b, t, e] = parse_shape(&args.shape)?;
@@ -116,7 +120,7 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
         let mut rows = Vec::new();
         let refs = Form::ALL.map(reference);
         for name in &names {
-            let s = strategy(name).expect("known strategy");
+            let s = choice(name).expect("a strategy parse_strategies accepted");
             let errors: Vec<Option<f64>> = Form::ALL
                 .iter()
                 .zip(&refs)
@@ -158,7 +162,7 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
     println!("{:>22} {} {:>9} {:>9}", "strategy", Form::ALL.map(|f| format!("{:>11}", f.name())).join(""), "layer", "fwd TF/s");
     let mut rows = Vec::new();
     for name in &names {
-        let s = strategy(name).expect("known strategy");
+        let s = choice(name).expect("a strategy parse_strategies accepted");
         let times: Vec<Option<f64>> = Form::ALL
             .iter()
             .map(|&form| {
@@ -204,6 +208,8 @@ mod tests {
         let why = parse_strategies(Some("auto,fastest")).unwrap_err();
         assert_eq!(why.code, crate::cli::exit::BAD_INPUT);
         assert!(why.message.contains("\"fastest\""), "{}", why.message);
+        assert_eq!(parse_strategies(Some("tile-tma-m4x2-n8-k4-s")).unwrap(), ["tile-tma-m4x2-n8-k4-s"]);
+        assert!(parse_strategies(Some("tile-tma-m4-n8-k4-s")).is_err(), "planes and rows are both needed");
     }
 
     #[test]

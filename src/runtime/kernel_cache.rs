@@ -72,8 +72,8 @@ const CUBECL_VERSION: &str = "0.10.0";
 #[cfg(feature = "cuda")]
 pub const SEEDS: &[(&str, &[u8])] = &[(
     // H100 / H200, CUDA 13.0: the `bench models` matrix and every shipped experiment (session 20).
-    "sm_90-nvrtc13.0-c2d48a6734ba5808",
-    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-c2d48a6734ba5808.cbor.gz"),
+    "sm_90-nvrtc13.0-23d0758f7bf20416",
+    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-23d0758f7bf20416.cbor.gz"),
 )];
 
 /// Starts the cache at `root` (the subdirectory for `key`) from the shipped kernels for `key`,

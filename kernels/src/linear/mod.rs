@@ -1,11 +1,12 @@
 //! A linear layer (`y = x w + b`) with a `cubek-matmul` strategy chosen per
 //! matmul, in place of the one strategy burn uses for all of them when autotune is off.
 //!
-//! `icl-lab bench matmul` on the H200 (GPT-2 e256 on 280 tokens, batch 64) timed every
-//! strategy on the three matmuls of a training step; the fastest of each is fixed here, so no
-//! run pays autotune's minutes: a TMA kernel forward, a specialised TMA kernel for ∂x, the
-//! multi-row MMA kernel for the batched ∂w. A strategy that cannot take some operands (an
-//! alignment TMA needs, say) falls back to burn's default.
+//! `icl-lab bench matmul` timed cubek's strategies on the three matmuls of a training step
+//! (the H200, session 8; an H100, sessions 18 and 20) and tilings of our own
+//! ([`crate::matmul::Tiles`]); the fastest of each is fixed here, so no run pays autotune's
+//! minutes: our 128 x 64 x 32 TMA stages forward and for ∂x, the multi-row MMA kernel for the
+//! batched ∂w. A strategy that cannot take some operands (an alignment TMA needs, say) falls
+//! back to burn's default. `ICL_LAB_LINEAR_STRATEGIES` names others for A/B runs.
 //!
 //! Layering as in [`crate::layer_norm`]: [`LinearKernels`] are the raw matmuls on
 //! `CubeBackend` ([`cube`]) and `Fusion<CubeBackend>` ([`fusion`]); [`FusedLinear`] is the
@@ -23,12 +24,49 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Shape, TensorMetadata, TensorPrimitive};
 
-/// The strategy of each matmul (names from [`crate::matmul::STRATEGIES`]).
-pub const FORWARD: &str = "simple-tma-cmma";
+/// The strategy of each matmul ([`crate::matmul::choice`] names): the forward and ∂x on a
+/// tiling of our own (stages of 128 x 64 x 32: 4 warps of 2 x 4 TF32 tiles, session 20's
+/// `bench matmul` on an H100 against cubek's inferred 32 x 32 x 32 stages: a GPT-2 e256
+/// block's forward 0.70 against 0.76 ms, ∂x 0.73 against 0.87, and at 16 GPT-2 e128 members
+/// 1.38 against 1.51 and 1.36 against 1.72).
+pub const FORWARD: &str = "tile-tma-m4x2-n4-k4-s";
 /// ∂x = ∂y wᵀ.
-pub const INPUT_GRAD: &str = "specialized-tma-cmma";
+pub const INPUT_GRAD: &str = "tile-tma-m4x2-n4-k4-s";
 /// ∂w = Σ_b xᵀ ∂y.
 pub const WEIGHT_GRAD: &str = "simple-rows-mma";
+
+/// `ICL_LAB_LINEAR_STRATEGIES=<forward>,<dx>,<dw>`: other strategies for the three matmuls
+/// (for A/B runs; a bad list is reported once and the defaults kept).
+pub const STRATEGIES_ENV: &str = "ICL_LAB_LINEAR_STRATEGIES";
+
+/// The process's (forward, ∂x, ∂w) strategies: [`STRATEGIES_ENV`]'s, else the defaults.
+pub fn chosen_strategies() -> [&'static str; 3] {
+    static CHOSEN: std::sync::OnceLock<[&'static str; 3]> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        let defaults = [FORWARD, INPUT_GRAD, WEIGHT_GRAD];
+        match std::env::var(STRATEGIES_ENV) {
+            Ok(list) => parse_strategies(&list).unwrap_or_else(|why| {
+                eprintln!("{STRATEGIES_ENV}={list:?}: {why}; using {}", defaults.join(","));
+                defaults
+            }),
+            Err(_) => defaults,
+        }
+    })
+}
+
+/// Three strategy names, `forward,dx,dw`, each one [`crate::matmul::choice`] knows.
+pub fn parse_strategies(list: &str) -> Result<[&'static str; 3], String> {
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    let [forward, dx, dw] = names[..] else {
+        return Err("expected three strategies: forward,dx,dw".to_string());
+    };
+    let known = |name: &str| -> Result<&'static str, String> {
+        crate::matmul::choice(name).ok_or_else(|| format!("unknown strategy {name:?}"))?;
+        // Once a process: the names live as long as the process's choice.
+        Ok(Box::leak(name.to_string().into_boxed_str()))
+    };
+    Ok([known(forward)?, known(dx)?, known(dw)?])
+}
 
 /// The raw matmuls on a backend's primitives; `x` is `[b, t, d_in]`, `w` is `[d_in, d_out]`.
 pub trait LinearKernels: Backend {
@@ -134,7 +172,15 @@ mod tests {
     #[test]
     fn chosen_strategies_exist() {
         for name in [super::FORWARD, super::INPUT_GRAD, super::WEIGHT_GRAD] {
-            assert!(crate::matmul::strategy(name).is_some(), "{name}");
+            assert!(crate::matmul::choice(name).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn strategy_lists_name_three_known_strategies() {
+        assert_eq!(super::parse_strategies(" simple-tma-cmma, specialized-tma-cmma,simple-rows-mma "), Ok(["simple-tma-cmma", "specialized-tma-cmma", "simple-rows-mma"]));
+        assert_eq!(super::parse_strategies("tile-tma-m4x2-n4-k4-s,auto,unit"), Ok(["tile-tma-m4x2-n4-k4-s", "auto", "unit"]));
+        assert!(super::parse_strategies("auto,unit").unwrap_err().contains("three"));
+        assert!(super::parse_strategies("auto,unit,fastest").unwrap_err().contains("\"fastest\""));
     }
 }
