@@ -40,30 +40,53 @@ pub const STRATEGIES: [&str; 14] = [
     "double-unit",
 ];
 
-/// A plane-tiling of one's own, past the few cubek infers (`tile-<tma|cyc>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz]`):
-/// TF32 tensor-core tiles of 16x16x8, `planes` warps along m each holding `rows` x `n` tiles
-/// of the output, `k` tiles deep a stage, single or double partition buffering, shared memory
-/// swizzled or not. cubek's inference for f32 on TMA swizzles shared memory, which caps a
-/// stage at 32 x 32 x 32 (128-byte rows); these take larger stages, for `bench matmul`.
+/// How a [`Tiles`] matmul moves its stages into shared memory: cubek's routines that take a
+/// forced tiling blueprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loader {
+    /// One stage at a time through TMA (`tma`).
+    Tma,
+    /// One stage at a time, loaded by the cube's threads (`cyc`).
+    Cyclic,
+    /// Two stages in flight through TMA: the next stage loads while this one computes (`dtma`).
+    DoubleTma,
+    /// Two stages in flight, loaded by the cube's threads (`dcyc`).
+    DoubleCyclic,
+    /// Warps specialised to loading (TMA) beside the computing ones (`stma`).
+    SpecializedTma,
+}
+
+impl Loader {
+    const NAMES: [(&'static str, Loader); 5] =
+        [("tma", Loader::Tma), ("cyc", Loader::Cyclic), ("dtma", Loader::DoubleTma), ("dcyc", Loader::DoubleCyclic), ("stma", Loader::SpecializedTma)];
+
+}
+
+/// A plane-tiling of one's own, past the few cubek infers
+/// (`tile-<loader>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma]`, loaders as in
+/// [`Loader`]): TF32 tensor-core tiles of 16x16x8 (`wmma`, or `mma.sync` with `-mma`),
+/// `planes` warps along m each holding `rows` x `n` tiles of the output, `k` tiles deep a
+/// stage, single or double partition buffering, shared memory swizzled or not. cubek's
+/// inference for f32 on TMA swizzles shared memory, which caps a stage at 32 x 32 x 32
+/// (128-byte rows); these take larger stages (the linear layers' forward and ∂x run on one,
+/// [`crate::linear::FORWARD`]). `bench matmul` times them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
-    pub tma: bool,
+    pub loader: Loader,
     pub planes: u32,
     pub rows: u32,
     pub n: u32,
     pub k: u32,
     pub double: bool,
     pub swizzle: bool,
+    pub mma: bool,
 }
 
 impl Tiles {
     pub fn parse(name: &str) -> Option<Tiles> {
         let mut parts = name.strip_prefix("tile-")?.split('-');
-        let tma = match parts.next()? {
-            "tma" => true,
-            "cyc" => false,
-            _ => return None,
-        };
+        let loader_name = parts.next()?;
+        let loader = Loader::NAMES.iter().find(|(n, _)| *n == loader_name)?.1;
         let (planes, rows) = parts.next()?.strip_prefix('m')?.split_once('x')?;
         let n = parts.next()?.strip_prefix('n')?.parse().ok()?;
         let k = parts.next()?.strip_prefix('k')?.parse().ok()?;
@@ -72,14 +95,17 @@ impl Tiles {
             "d" => true,
             _ => return None,
         };
-        let swizzle = match parts.next() {
-            None => false,
-            Some("swz") => true,
-            Some(_) => return None,
-        };
-        let tiles = Tiles { tma, planes: planes.parse().ok()?, rows: rows.parse().ok()?, n, k, double, swizzle };
+        let (mut swizzle, mut mma) = (false, false);
+        for flag in parts {
+            match flag {
+                "swz" if !swizzle && !mma => swizzle = true,
+                "mma" if !mma => mma = true,
+                _ => return None,
+            }
+        }
+        let tiles = Tiles { loader, planes: planes.parse().ok()?, rows: rows.parse().ok()?, n, k, double, swizzle, mma };
         let sizes = [tiles.planes, tiles.rows, tiles.n, tiles.k];
-        (sizes.iter().all(|&v| (1..=32).contains(&v)) && parts.next().is_none()).then_some(tiles)
+        sizes.iter().all(|&v| (1..=32).contains(&v)).then_some(tiles)
     }
 }
 
@@ -125,7 +151,8 @@ pub fn matmul_tiled<R: CubeRuntime>(tiles: Tiles, lhs: CubeTensor<R>, rhs: CubeT
         None => CubeCountStrategy::FromProblem,
     };
     let hypercube = HypercubeBlueprint::builder().global_order(GlobalOrder::SwizzleRow(4)).cube_count_strategy(cube_count).build();
-    let mut builder = TilingBlueprint::builder(TileMatmulKind::Cmma, scheme, 32, &problem)
+    let kind = if tiles.mma { TileMatmulKind::Mma } else { TileMatmulKind::Cmma };
+    let mut builder = TilingBlueprint::builder(kind, scheme, 32, &problem)
         .partition_buffering(if tiles.double { PartitionBuffering::Double } else { PartitionBuffering::Single })
         .hypercube_blueprint(hypercube);
     if tiles.swizzle {
@@ -142,11 +169,28 @@ pub fn matmul_tiled<R: CubeRuntime>(tiles: Tiles, lhs: CubeTensor<R>, rhs: CubeT
         let rhs_mode = select_swizzle(rhs_dim as usize, tf32, 1);
         builder = builder.shared_swizzle(SwizzleModes { lhs: lhs_mode, rhs: rhs_mode, ..Default::default() });
     }
+    if tiles.loader == Loader::SpecializedTma {
+        use cubek::matmul::components::global::{InputLoadFlow, LoadFlows};
+        builder = builder.load_specialization_config(LoadFlows { lhs: InputLoadFlow::LoadOnly, rhs: InputLoadFlow::LoadOnly });
+    }
     let blueprint = builder.build();
-    let strategy = if tiles.tma {
-        Strategy::SimpleTmaCmma(BlueprintStrategy::Forced(blueprint))
-    } else {
-        Strategy::SimpleCyclicCmma(BlueprintStrategy::Forced(blueprint))
+    // Each routine has its own strategy type over the same blueprint.
+    macro_rules! forced {
+        () => {
+            BlueprintStrategy::Forced(blueprint.clone())
+        };
+    }
+    let strategy = match (tiles.loader, tiles.mma) {
+        (Loader::Tma, false) => Strategy::SimpleTmaCmma(forced!()),
+        (Loader::Tma, true) => Strategy::SimpleTmaMma(forced!()),
+        (Loader::Cyclic, false) => Strategy::SimpleCyclicCmma(forced!()),
+        (Loader::Cyclic, true) => Strategy::SimpleCyclicMma(forced!()),
+        (Loader::DoubleTma, false) => Strategy::DoubleTmaCmma(forced!()),
+        (Loader::DoubleTma, true) => Strategy::DoubleTmaMma(forced!()),
+        (Loader::DoubleCyclic, false) => Strategy::DoubleCyclicCmma(forced!()),
+        (Loader::DoubleCyclic, true) => Strategy::DoubleCyclicMma(forced!()),
+        (Loader::SpecializedTma, false) => Strategy::SpecializedTmaCmma(forced!()),
+        (Loader::SpecializedTma, true) => Strategy::SpecializedTmaMma(forced!()),
     };
     let mut dtypes = MatmulElems::from_globals(&globals);
     launch_ref(&strategy, &client, lhs, rhs, out_binding, &mut dtypes).map_err(|e| err(&e))?;
@@ -276,10 +320,25 @@ mod tests {
 
     #[test]
     fn tilings_parse_from_their_names_and_refuse_malformed_ones() {
+        use super::Loader;
         let t = Tiles::parse("tile-tma-m4x2-n8-k4-d-swz").expect("a tiling");
-        assert_eq!(t, Tiles { tma: true, planes: 4, rows: 2, n: 8, k: 4, double: true, swizzle: true });
-        assert_eq!(Tiles::parse("tile-cyc-m8x1-n4-k2-s"), Some(Tiles { tma: false, planes: 8, rows: 1, n: 4, k: 2, double: false, swizzle: false }));
-        for bad in ["tile-tma-m4-n8-k4-s", "tile-gpu-m4x2-n8-k4-s", "tile-tma-m4x2-n8-k4", "tile-tma-m4x2-n8-k4-s-x", "tile-tma-m0x2-n8-k4-s", "tile-tma-m4x2-n64-k4-s", "auto"] {
+        assert_eq!(t, Tiles { loader: Loader::Tma, planes: 4, rows: 2, n: 8, k: 4, double: true, swizzle: true, mma: false });
+        assert_eq!(Tiles::parse("tile-cyc-m8x1-n4-k2-s"), Some(Tiles { loader: Loader::Cyclic, planes: 8, rows: 1, n: 4, k: 2, double: false, swizzle: false, mma: false }));
+        let loaders = |name: &str| Tiles::parse(name).map(|t| (t.loader, t.swizzle, t.mma));
+        assert_eq!(loaders("tile-dtma-m4x2-n4-k4-s-mma"), Some((Loader::DoubleTma, false, true)));
+        assert_eq!(loaders("tile-stma-m4x2-n4-k4-s-swz-mma"), Some((Loader::SpecializedTma, true, true)));
+        assert_eq!(loaders("tile-dcyc-m4x2-n4-k4-d"), Some((Loader::DoubleCyclic, false, false)));
+        for bad in [
+            "tile-tma-m4-n8-k4-s",
+            "tile-gpu-m4x2-n8-k4-s",
+            "tile-tma-m4x2-n8-k4",
+            "tile-tma-m4x2-n8-k4-s-x",
+            "tile-tma-m4x2-n8-k4-s-mma-swz",
+            "tile-tma-m4x2-n8-k4-s-mma-mma",
+            "tile-tma-m0x2-n8-k4-s",
+            "tile-tma-m4x2-n64-k4-s",
+            "auto",
+        ] {
             assert_eq!(Tiles::parse(bad), None, "{bad}");
         }
     }

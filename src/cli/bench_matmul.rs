@@ -22,7 +22,7 @@ pub struct MatmulArgs {
     #[arg(long, default_value = "64,280,256")]
     shape: String,
     /// Strategies to time, comma-separated (default: all): names of cubek's, or tilings of
-    /// one's own, `tile-<tma|cyc>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz]`
+    /// one's own, `tile-<tma|cyc|dtma|dcyc|stma>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma]`
     /// (`icl_lab_kernels::matmul::Tiles`).
     #[arg(long)]
     strategies: Option<String>,
@@ -40,7 +40,7 @@ fn parse_strategies(list: Option<&str>) -> Result<Vec<String>, CliError> {
             if known.contains(&name) || icl_lab_kernels::matmul::Tiles::parse(name).is_some() {
                 Ok(name.to_string())
             } else {
-                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or tile-<tma|cyc>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz])", known.join(", "))))
+                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or tile-<tma|cyc|dtma|dcyc|stma>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma])", known.join(", "))))
             }
         })
         .collect()
@@ -208,7 +208,7 @@ mod tests {
         let why = parse_strategies(Some("auto,fastest")).unwrap_err();
         assert_eq!(why.code, crate::cli::exit::BAD_INPUT);
         assert!(why.message.contains("\"fastest\""), "{}", why.message);
-        assert_eq!(parse_strategies(Some("tile-tma-m4x2-n8-k4-s")).unwrap(), ["tile-tma-m4x2-n8-k4-s"]);
+        assert_eq!(parse_strategies(Some("tile-tma-m4x2-n8-k4-s, tile-dtma-m4x2-n4-k4-s-mma")).unwrap(), ["tile-tma-m4x2-n8-k4-s", "tile-dtma-m4x2-n4-k4-s-mma"]);
         assert!(parse_strategies(Some("tile-tma-m4-n8-k4-s")).is_err(), "planes and rows are both needed");
     }
 
