@@ -273,6 +273,21 @@ mod tests {
         assert!(!ptx_chunk(&other).exists());
     }
 
+    /// A change to kernels/src (comments included) or to burn's and CubeCL's versions makes a
+    /// new fingerprint, and the shipped kernels then go unused: every first run compiles again
+    /// (10-20 s a shape). So a kernel change lands with its seed, made on the GPU machine.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn a_shipped_seed_is_for_these_kernels() {
+        let fingerprint = icl_lab_kernels::SOURCE_FINGERPRINT;
+        let keys: Vec<_> = SEEDS.iter().map(|(key, _)| *key).collect();
+        assert!(
+            keys.iter().any(|key| key.ends_with(&format!("-{fingerprint}"))),
+            "no shipped kernel seed for these kernels ({fingerprint}; shipped: {keys:?}): make one with tests/gpu/seed_cache.sh on the GPU machine \
+             (tests/gpu/README.md), or, for a change that must land without one, drop the stale seed from SEEDS and this test with it"
+        );
+    }
+
     #[cfg(feature = "cuda")]
     #[test]
     fn the_shipped_kernels_are_whole_ptx_entries_under_well_formed_keys() {

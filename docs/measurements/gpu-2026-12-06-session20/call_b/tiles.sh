@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Session 20 call B: cubek tilings of our own against the chosen strategies and cuBLAS.
+# (torch_matmuls.py ran from this folder as torch_mm.py; it is tests/gpu/torch_matmuls.py now.)
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
@@ -13,5 +14,5 @@ head -30 "$OUT/check.txt" | tee -a "$OUT/log.txt"
 for shape in 64,280,256 1024,82,128; do
   timeout 150 /tmp/tiles bench matmul --reps 20 --shape $shape --strategies "$C,$T" > /tmp/mm.txt 2>&1; echo "time $shape rc $?" | tee -a "$OUT/log.txt"
   grep -A30 "one GPT-2 block" /tmp/mm.txt | tee -a "$OUT/log.txt"
-  python3 gpu/s20/torch_mm.py $shape 2>&1 | tee -a "$OUT/log.txt"
+  python3 tests/gpu/torch_matmuls.py $shape 2>&1 | tee -a "$OUT/log.txt"
 done

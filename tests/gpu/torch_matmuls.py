@@ -1,4 +1,4 @@
-# cuBLAS (PyTorch, TF32 allowed) on one GPT-2 block's linears: forward, dx, batched dw; ms, median of reps.
+"""cuBLAS (PyTorch, TF32 allowed) on one GPT-2 block's linears: forward, dx, batched dw; ms, median of reps."""
 import sys, torch
 torch.backends.cuda.matmul.allow_tf32 = True
 b, t, e = map(int, sys.argv[1].split(','))
