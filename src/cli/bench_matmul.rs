@@ -121,18 +121,24 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
         let refs = Form::ALL.map(reference);
         for name in &names {
             let s = choice(name).expect("a strategy parse_strategies accepted");
-            let errors: Vec<Option<f64>> = Form::ALL
+            let outcomes: Vec<Result<f64, String>> = Form::ALL
                 .iter()
                 .zip(&refs)
                 .map(|(&form, want)| {
-                    let got = run_form(&s, form, &px, &pw, &pdy).ok()?;
-                    let got: Vec<f32> = Tensor::<C, 1>::from_primitive(TensorPrimitive::Float(got)).flatten::<1>(0, 0).to_data().to_vec().ok()?;
+                    let got = run_form(&s, form, &px, &pw, &pdy)?;
+                    let got: Vec<f32> = Tensor::<C, 1>::from_primitive(TensorPrimitive::Float(got)).flatten::<1>(0, 0).to_data().to_vec().map_err(|e| format!("{e:?}"))?;
                     let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                    Some(got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((f64::from(*g) - w).abs())) / scale)
+                    Ok(got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((f64::from(*g) - w).abs())) / scale)
                 })
                 .collect();
-            let cols = errors.iter().map(|e| e.map_or(format!("{:>11}", "n/a"), |e| format!("{e:>11.1e}"))).collect::<String>();
+            let cols = outcomes.iter().map(|e| e.as_ref().map_or(format!("{:>11}", "n/a"), |e| format!("{e:>11.1e}"))).collect::<String>();
             println!("{name:>22} {cols}");
+            // Why a strategy could not run a form (cubek's setup error), so "n/a" can be acted on.
+            for (form, why) in Form::ALL.iter().zip(&outcomes).filter_map(|(f, o)| o.as_ref().err().map(|why| (f, why))) {
+                let why: String = why.chars().take(240).collect();
+                println!("{:>22}   n/a {}: {why}", "", form.name());
+            }
+            let errors: Vec<Option<f64>> = outcomes.iter().map(|o| o.as_ref().ok().copied()).collect();
             rows.push(json!({ "strategy": name, "errors": Form::ALL.iter().zip(&errors).map(|(f, e)| (f.name().to_string(), json!(e))).collect::<serde_json::Map<_, _>>() }));
         }
         report.insert("check".into(), json!(rows));
