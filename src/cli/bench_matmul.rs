@@ -37,7 +37,7 @@ fn parse_strategies(list: Option<&str>) -> Result<Vec<String>, CliError> {
     list.split(',')
         .map(|name| {
             let name = name.trim();
-            if known.contains(&name) || icl_lab_kernels::matmul::Tiles::parse(name).is_some() {
+            if icl_lab_kernels::matmul::choice(name).is_some() {
                 Ok(name.to_string())
             } else {
                 Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or tile-<tma|cyc|dtma|dcyc|stma>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma])", known.join(", "))))
