@@ -62,9 +62,8 @@ impl Loader {
 
 }
 
-/// A plane-tiling of one's own, past the few cubek infers
-/// (`tile-<loader>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma]`, loaders as in
-/// [`Loader`]): TF32 tensor-core tiles of 16x16x8 (`wmma`, or `mma.sync` with `-mma`),
+/// A plane-tiling of one's own, past the few cubek infers (named as [`Tiles::GRAMMAR`]
+/// says, loaders as in [`Loader`]): TF32 tensor-core tiles of 16x16x8 (`wmma`, or `mma.sync` with `-mma`),
 /// `planes` warps along m each holding `rows` x `n` tiles of the output, `k` tiles deep a
 /// stage, single or double partition buffering, shared memory swizzled or not. cubek's
 /// inference for f32 on TMA swizzles shared memory, which caps a stage at 32 x 32 x 32
@@ -83,6 +82,10 @@ pub struct Tiles {
 }
 
 impl Tiles {
+    /// How a tiling is named.
+    pub const GRAMMAR: &'static str = "tile-<tma|cyc|dtma|dcyc|stma>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma]";
+
+    /// The tiling named `name` (see [`Tiles::GRAMMAR`]); `None` for anything else.
     pub fn parse(name: &str) -> Option<Tiles> {
         let mut parts = name.strip_prefix("tile-")?.split('-');
         let loader_name = parts.next()?;
@@ -341,5 +344,13 @@ mod tests {
         ] {
             assert_eq!(Tiles::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_grammar_names_every_loader() {
+        let loaders = Tiles::GRAMMAR.strip_prefix("tile-<").and_then(|g| g.split_once('>')).expect("tile-<loaders>...").0;
+        let named: Vec<&str> = loaders.split('|').collect();
+        let known: Vec<&str> = super::Loader::NAMES.iter().map(|(name, _)| *name).collect();
+        assert_eq!(named, known);
     }
 }

@@ -22,8 +22,7 @@ pub struct MatmulArgs {
     #[arg(long, default_value = "64,280,256")]
     shape: String,
     /// Strategies to time, comma-separated (default: all): names of cubek's, or tilings of
-    /// one's own, `tile-<tma|cyc|dtma|dcyc|stma>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma]`
-    /// (`icl_lab_kernels::matmul::Tiles`).
+    /// one's own (`icl_lab_kernels::matmul::Tiles::GRAMMAR`, e.g. tile-tma-m4x2-n4-k4-s).
     #[arg(long)]
     strategies: Option<String>,
     #[arg(long)]
@@ -40,7 +39,7 @@ fn parse_strategies(list: Option<&str>) -> Result<Vec<String>, CliError> {
             if icl_lab_kernels::matmul::choice(name).is_some() {
                 Ok(name.to_string())
             } else {
-                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or tile-<tma|cyc|dtma|dcyc|stma>-m<planes>x<rows>-n<tiles>-k<tiles>-<s|d>[-swz][-mma])", known.join(", "))))
+                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or {})", known.join(", "), icl_lab_kernels::matmul::Tiles::GRAMMAR)))
             }
         })
         .collect()

@@ -9,7 +9,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubek::matmul::launch::Strategy;
 
-use super::{add_bias, chosen_strategies, FusedLinear, LinearKernels};
+use super::{add_bias, FusedLinear, LinearKernels, Strategies};
 use crate::column_sum::column_sum;
 use crate::matmul::{choice, matmul_by, matmul_with};
 
@@ -46,11 +46,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         let [rows, d_out] = w.shape().dims();
         let k = members(nb, d_in, rows);
         if k == 1 {
-            return matmul(chosen_strategies()[0], x, Self::float_reshape(w, Shape::new([1, d_in, d_out])));
+            return matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([1, d_in, d_out])));
         }
         // Member m's rows times member m's weight: one matmul batched over the members.
         let x = Self::float_reshape(x, Shape::new([k, nb / k * t, d_in]));
-        let y = matmul(chosen_strategies()[0], x, Self::float_reshape(w, Shape::new([k, d_in, d_out])));
+        let y = matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([k, d_in, d_out])));
         Self::float_reshape(y, Shape::new([nb, t, d_out]))
     }
 
@@ -63,9 +63,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         }
         let db = bias.then(|| column_sum(Self::float_reshape(dy.clone(), Shape::new([nb * t, d_out]))));
         let w_t = Self::float_swap_dims(Self::float_reshape(w, Shape::new([1, d_in, d_out])), 1, 2);
-        let dx = matmul(chosen_strategies()[1], dy.clone(), w_t);
+        let dx = matmul(Strategies::chosen().input_grad, dy.clone(), w_t);
         // Per batch row, then summed over the rows: [nb, d_in·d_out] → [d_in·d_out].
-        let per_batch = matmul(chosen_strategies()[2], Self::float_swap_dims(x, 1, 2), dy);
+        let per_batch = matmul(Strategies::chosen().weight_grad, Self::float_swap_dims(x, 1, 2), dy);
         let dw = Self::float_reshape(column_sum(Self::float_reshape(per_batch, Shape::new([nb, d_in * d_out]))), Shape::new([d_in, d_out]));
         (dx, dw, db)
     }
@@ -103,8 +103,8 @@ fn stacked_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElem
         B::<R, F, I, BT>::float_reshape(B::<R, F, I, BT>::float_sum_dim(per_prompt, 1), Shape::new([k * d_out]))
     });
     let w_t = B::<R, F, I, BT>::float_swap_dims(B::<R, F, I, BT>::float_reshape(w, Shape::new([k, d_in, d_out])), 1, 2);
-    let dx = B::<R, F, I, BT>::float_reshape(matmul(chosen_strategies()[1], dy.clone(), w_t), Shape::new([nb, t, d_in]));
-    let dw = B::<R, F, I, BT>::float_reshape(matmul(chosen_strategies()[2], B::<R, F, I, BT>::float_swap_dims(x, 1, 2), dy), Shape::new([k * d_in, d_out]));
+    let dx = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().input_grad, dy.clone(), w_t), Shape::new([nb, t, d_in]));
+    let dw = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_swap_dims(x, 1, 2), dy), Shape::new([k * d_in, d_out]));
     (dx, dw, db)
 }
 

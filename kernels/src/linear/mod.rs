@@ -39,33 +39,48 @@ pub const WEIGHT_GRAD: &str = "simple-rows-mma";
 /// (for A/B runs; a bad list is reported once and the defaults kept).
 pub const STRATEGIES_ENV: &str = "ICL_LAB_LINEAR_STRATEGIES";
 
-/// The process's (forward, ∂x, ∂w) strategies: [`STRATEGIES_ENV`]'s, else the defaults.
-pub fn chosen_strategies() -> [&'static str; 3] {
-    static CHOSEN: std::sync::OnceLock<[&'static str; 3]> = std::sync::OnceLock::new();
-    *CHOSEN.get_or_init(|| {
-        let defaults = [FORWARD, INPUT_GRAD, WEIGHT_GRAD];
-        match std::env::var(STRATEGIES_ENV) {
-            Ok(list) => parse_strategies(&list).unwrap_or_else(|why| {
-                eprintln!("{STRATEGIES_ENV}={list:?}: {why}; using {}", defaults.join(","));
-                defaults
-            }),
-            Err(_) => defaults,
-        }
-    })
+/// The strategies of a linear layer's three matmuls, by name (see [`crate::matmul::choice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Strategies {
+    /// `y = x w`.
+    pub forward: &'static str,
+    /// `∂x = ∂y wᵀ`.
+    pub input_grad: &'static str,
+    /// `∂w = Σ_b xᵀ ∂y`.
+    pub weight_grad: &'static str,
 }
 
-/// Three strategy names, `forward,dx,dw`, each one [`crate::matmul::choice`] knows.
-pub fn parse_strategies(list: &str) -> Result<[&'static str; 3], String> {
-    let names: Vec<&str> = list.split(',').map(str::trim).collect();
-    let [forward, dx, dw] = names[..] else {
-        return Err("expected three strategies: forward,dx,dw".to_string());
-    };
-    let known = |name: &str| -> Result<&'static str, String> {
-        crate::matmul::choice(name).ok_or_else(|| format!("unknown strategy {name:?}"))?;
-        // Once a process: the names live as long as the process's choice.
-        Ok(Box::leak(name.to_string().into_boxed_str()))
-    };
-    Ok([known(forward)?, known(dx)?, known(dw)?])
+impl Strategies {
+    pub const DEFAULT: Strategies = Strategies { forward: FORWARD, input_grad: INPUT_GRAD, weight_grad: WEIGHT_GRAD };
+
+    /// Three strategy names, `forward,dx,dw`, each one [`crate::matmul::choice`] knows.
+    pub fn parse(list: &str) -> Result<Strategies, String> {
+        let names: Vec<&str> = list.split(',').map(str::trim).collect();
+        let [forward, dx, dw] = names[..] else {
+            return Err("expected three strategies: forward,dx,dw".to_string());
+        };
+        let known = |name: &str| -> Result<&'static str, String> {
+            crate::matmul::choice(name).ok_or_else(|| format!("unknown strategy {name:?}"))?;
+            // Once a process: the names live as long as the process's choice.
+            Ok(Box::leak(name.to_string().into_boxed_str()))
+        };
+        Ok(Strategies { forward: known(forward)?, input_grad: known(dx)?, weight_grad: known(dw)? })
+    }
+
+    /// The process's strategies: [`STRATEGIES_ENV`]'s, else [`Strategies::DEFAULT`].
+    pub fn chosen() -> Strategies {
+        static CHOSEN: std::sync::OnceLock<Strategies> = std::sync::OnceLock::new();
+        *CHOSEN.get_or_init(|| {
+            let defaults = Strategies::DEFAULT;
+            match std::env::var(STRATEGIES_ENV) {
+                Ok(list) => Strategies::parse(&list).unwrap_or_else(|why| {
+                    eprintln!("{STRATEGIES_ENV}={list:?}: {why}; using {},{},{}", defaults.forward, defaults.input_grad, defaults.weight_grad);
+                    defaults
+                }),
+                Err(_) => defaults,
+            }
+        })
+    }
 }
 
 /// The raw matmuls on a backend's primitives; `x` is `[b, t, d_in]`, `w` is `[d_in, d_out]`.
@@ -170,17 +185,20 @@ impl<B: LinearKernels, const N: usize> Backward<B, N> for LinearBackward<N> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn chosen_strategies_exist() {
-        for name in [super::FORWARD, super::INPUT_GRAD, super::WEIGHT_GRAD] {
+    fn default_strategies_exist() {
+        let chosen = super::Strategies::DEFAULT;
+        for name in [chosen.forward, chosen.input_grad, chosen.weight_grad] {
             assert!(crate::matmul::choice(name).is_some(), "{name}");
         }
     }
 
     #[test]
     fn strategy_lists_name_three_known_strategies() {
-        assert_eq!(super::parse_strategies(" simple-tma-cmma, specialized-tma-cmma,simple-rows-mma "), Ok(["simple-tma-cmma", "specialized-tma-cmma", "simple-rows-mma"]));
-        assert_eq!(super::parse_strategies("tile-tma-m4x2-n4-k4-s,auto,unit"), Ok(["tile-tma-m4x2-n4-k4-s", "auto", "unit"]));
-        assert!(super::parse_strategies("auto,unit").unwrap_err().contains("three"));
-        assert!(super::parse_strategies("auto,unit,fastest").unwrap_err().contains("\"fastest\""));
+        use super::Strategies;
+        let three = |forward, input_grad, weight_grad| Ok(Strategies { forward, input_grad, weight_grad });
+        assert_eq!(Strategies::parse(" simple-tma-cmma, specialized-tma-cmma,simple-rows-mma "), three("simple-tma-cmma", "specialized-tma-cmma", "simple-rows-mma"));
+        assert_eq!(Strategies::parse("tile-tma-m4x2-n4-k4-s,auto,unit"), three("tile-tma-m4x2-n4-k4-s", "auto", "unit"));
+        assert!(Strategies::parse("auto,unit").unwrap_err().contains("three"));
+        assert!(Strategies::parse("auto,unit,fastest").unwrap_err().contains("\"fastest\""));
     }
 }
