@@ -1,4 +1,8 @@
-//! The CUDA C++ that CubeCL generates for the fused scan kernels, with no GPU.
+//! The CUDA C++ that CubeCL generates for the fused scan kernels, with no GPU, or that of our
+//! matmul kernel.
+//!
+//! `... --example cuda_source -- OUT_DIR gemm [TILING ...]` writes the matmul kernel's source
+//! for each tiling (default `icl_lab_kernels::linear`'s) in all four operand layouts.
 //!
 //! `cargo run --release -p icl-lab-kernels --features cuda --example cuda_source -- OUT_DIR
 //! [b,l,e,n ...]` runs each scan (forward and backward, both layouts) on the emulator's
@@ -45,7 +49,11 @@ fn main() {
         eprintln!("usage: cuda_source OUT_DIR [b,l,e,n ...]   (default shape 64,82,256,16)");
         std::process::exit(2);
     };
-    let shapes: Vec<[usize; 4]> = match args.map(|a| parse_shape(&a)).collect::<Result<Vec<_>, _>>() {
+    let args: Vec<String> = args.collect();
+    if args.first().map(String::as_str) == Some("gemm") {
+        return write_gemm_sources(&out, &args[1..]);
+    }
+    let shapes: Vec<[usize; 4]> = match args.iter().map(|a| parse_shape(a)).collect::<Result<Vec<_>, _>>() {
         Ok(s) if s.is_empty() => vec![[64, 82, 256, 16]],
         Ok(s) => s,
         Err(e) => {
@@ -69,5 +77,27 @@ fn main() {
         let path = out.join(format!("{i:02}_{}.cu", k.name));
         std::fs::write(&path, &k.source).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
         println!("{}", path.display());
+    }
+}
+
+/// Our matmul kernel's CUDA C++ for each tiling named (or the default one), in every layout.
+fn write_gemm_sources(out: &std::path::Path, names: &[String]) {
+    use icl_lab_kernels::gemm::{source, Layout, Tiling};
+    let defaults = [icl_lab_kernels::gemm::DEFAULT.to_string()];
+    let names = if names.is_empty() { &defaults[..] } else { names };
+    std::fs::create_dir_all(out).unwrap_or_else(|e| panic!("cannot create {}: {e}", out.display()));
+    for name in names {
+        let Some(tiling) = Tiling::parse(name) else {
+            eprintln!("{name:?}: not a tiling ({})", Tiling::GRAMMAR);
+            std::process::exit(2);
+        };
+        for a_k_contiguous in [true, false] {
+            for b_n_contiguous in [true, false] {
+                let layout = Layout { a_k_contiguous, b_n_contiguous };
+                let path = out.join(format!("{}.cu", source::entry_point(tiling, layout)));
+                std::fs::write(&path, source::cuda(tiling, layout)).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+                println!("{}", path.display());
+            }
+        }
     }
 }

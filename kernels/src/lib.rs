@@ -17,6 +17,7 @@ pub mod adam;
 pub mod attention;
 pub mod column_sum;
 pub mod conv;
+pub mod gemm;
 mod fusion_op;
 mod lanes;
 pub mod layer_norm;

@@ -200,10 +200,11 @@ pub fn matmul_tiled<R: CubeRuntime>(tiles: Tiles, lhs: CubeTensor<R>, rhs: CubeT
     Ok(out)
 }
 
-/// A strategy by name, or [`Tiles`] of one's own.
+/// A strategy by name, [`Tiles`] of one's own, or our own kernel ([`crate::gemm`]).
 pub enum Choice {
     Strategy(Strategy),
     Tiles(Tiles),
+    Gemm(crate::gemm::Tiling),
 }
 
 /// `lhs @ rhs` by `choice` ([`matmul_with`] or [`matmul_tiled`]).
@@ -211,12 +212,16 @@ pub fn matmul_by<R: CubeRuntime>(choice: &Choice, lhs: CubeTensor<R>, rhs: CubeT
     match choice {
         Choice::Strategy(s) => matmul_with(s, lhs, rhs),
         Choice::Tiles(t) => matmul_tiled(*t, lhs, rhs),
+        Choice::Gemm(t) => crate::gemm::matmul(*t, lhs, rhs),
     }
 }
 
-/// [`strategy`] or [`Tiles::parse`] of `name`.
+/// [`strategy`], [`Tiles::parse`] or [`crate::gemm::Tiling::parse`] of `name`.
 pub fn choice(name: &str) -> Option<Choice> {
-    strategy(name).map(Choice::Strategy).or_else(|| Tiles::parse(name).map(Choice::Tiles))
+    strategy(name)
+        .map(Choice::Strategy)
+        .or_else(|| Tiles::parse(name).map(Choice::Tiles))
+        .or_else(|| crate::gemm::Tiling::parse(name).map(Choice::Gemm))
 }
 
 /// The strategy called `name` (one of [`STRATEGIES`]).

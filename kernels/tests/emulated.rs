@@ -567,3 +567,75 @@ fn the_fused_conv_through_autodiff_and_fusion_matches_the_reference() {
         }
     }
 }
+
+/// `v` rounded to TF32 as the tensor cores read it (nearest, ties away from zero).
+fn tf32(v: f64) -> f64 {
+    let bits = (v as f32).to_bits();
+    f64::from(f32::from_bits(bits.wrapping_add(0x1000) & 0xffff_e000))
+}
+
+/// A `[batches, rows, cols]` operand, stored either as it is or as the transpose of a
+/// `[batches, cols, rows]` tensor (a view whose rows are the contiguous dimension).
+fn operand(v: &[f64], [batches, rows, cols]: [usize; 3], transposed: bool) -> burn::tensor::ops::FloatTensor<B> {
+    if !transposed {
+        return device(v, [batches, rows, cols]);
+    }
+    let stored: Vec<f64> = (0..batches * cols * rows).map(|i| {
+        let (bi, c, r) = (i / (cols * rows), i / rows % cols, i % rows);
+        v[(bi * rows + r) * cols + c]
+    }).collect();
+    let t = Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(device(&stored, [batches, cols, rows])));
+    t.swap_dims(1, 2).into_primitive().tensor()
+}
+
+/// Our matmul kernel on `[ab, m, k] @ [bb, k, n]` (a batch of 1 broadcasts), either operand
+/// a transposed view, against f64 on the TF32-rounded inputs (so only the order of f32 sums
+/// differs) and on the exact ones (what TF32 costs).
+fn check_gemm(tiling: &str, [ab, m, k]: [usize; 3], a_transposed: bool, [bb, n]: [usize; 2], b_transposed: bool, seed: u64) {
+    let tiling = icl_lab_kernels::gemm::Tiling::parse(tiling).expect("a tiling");
+    let (a, b) = (uniform(ab * m * k, -1.0, 1.0, seed), uniform(bb * k * n, -1.0, 1.0, seed + 1));
+    let batches = ab.max(bb);
+    let product = |round: fn(f64) -> f64| -> Vec<f64> {
+        (0..batches * m * n)
+            .map(|i| {
+                let (bi, r, c) = (i / (m * n), i / n % m, i % n);
+                let (ai, bj) = (if ab == 1 { 0 } else { bi }, if bb == 1 { 0 } else { bi });
+                (0..k).map(|j| round(a[(ai * m + r) * k + j]) * round(b[(bj * k + j) * n + c])).sum()
+            })
+            .collect()
+    };
+    let what = format!("{} [{ab}, {m}, {k}]{} @ [{bb}, {k}, {n}]{}", tiling.name(), if a_transposed { "ᵀ" } else { "" }, if b_transposed { "ᵀ" } else { "" });
+    let got = icl_lab_kernels::gemm::matmul(tiling, operand(&a, [ab, m, k], a_transposed), operand(&b, [bb, k, n], b_transposed)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got = read(got);
+    let err = relative_error(&got, &product(tf32));
+    assert!(err < 2e-6, "{what}: off the TF32 product by {err:.2e}");
+    let err = relative_error(&got, &product(|v| v));
+    assert!(err < 2e-3, "{what}: off the exact product by {err:.2e}");
+}
+
+#[test]
+fn our_matmul_kernel_matches_the_reference() {
+    emu_runtime::set_execute(true);
+    let main = "gemm-128x64-w2x2-s3";
+    // x [b, t, in] @ w: rows of two batches folded into one m, partial tiles in m, n and k.
+    check_gemm(main, [2, 40, 36], false, [1, 52], false, 61);
+    // ∂y @ wᵀ: B read through a transposed view.
+    check_gemm(main, [2, 40, 52], false, [1, 36], true, 62);
+    // xᵀ @ ∂y: A transposed, K long enough to be split over two cubes and summed.
+    check_gemm(main, [1, 36, 600], true, [1, 20], false, 63);
+    // Stacked members: a batch of each side, both transposed.
+    check_gemm(main, [3, 20, 16], true, [3, 24], true, 64);
+    // Other tilings: four stages with more tiles of K than stages, eight warps.
+    check_gemm("gemm-64x64-w2x2-s4", [1, 70, 200], false, [1, 68], false, 65);
+    check_gemm("gemm-128x128-w2x4-s3", [1, 130, 64], false, [1, 132], true, 66);
+}
+
+#[test]
+fn our_matmul_kernel_refuses_what_it_cannot_read() {
+    let tiling = icl_lab_kernels::gemm::Tiling::parse("gemm-128x64-w2x2-s3").expect("a tiling");
+    // k = 6: rows of A are not whole 16-byte copies.
+    let err = icl_lab_kernels::gemm::matmul(tiling, device(&[0.0; 12], [1, 2, 6]), device(&[0.0; 24], [1, 6, 4])).err().expect("an error");
+    assert!(err.contains("lhs") && err.contains("multiples of 4"), "{err}");
+    let err = icl_lab_kernels::gemm::matmul(tiling, device(&[0.0; 16], [1, 2, 8]), device(&[0.0; 36], [1, 9, 4])).err().expect("an error");
+    assert!(err.contains("8 columns") && err.contains("9 rows"), "{err}");
+}

@@ -21,8 +21,9 @@ pub struct MatmulArgs {
     /// (default: GPT-2 e256 on 280 tokens, batch 64).
     #[arg(long, default_value = "64,280,256")]
     shape: String,
-    /// Strategies to time, comma-separated (default: all): names of cubek's, or tilings of
-    /// one's own (`icl_lab_kernels::matmul::Tiles::GRAMMAR`, e.g. tile-tma-m4x2-n4-k4-s).
+    /// Strategies to time, comma-separated (default: all): names of cubek's, cubek tilings of
+    /// one's own (`icl_lab_kernels::matmul::Tiles::GRAMMAR`, e.g. tile-tma-m4x2-n4-k4-s), or
+    /// our own kernel's tilings (`icl_lab_kernels::gemm::Tiling::GRAMMAR`, e.g. gemm-128x64-w2x2-s3).
     #[arg(long)]
     strategies: Option<String>,
     #[arg(long)]
@@ -39,7 +40,7 @@ fn parse_strategies(list: Option<&str>) -> Result<Vec<String>, CliError> {
             if icl_lab_kernels::matmul::choice(name).is_some() {
                 Ok(name.to_string())
             } else {
-                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or {})", known.join(", "), icl_lab_kernels::matmul::Tiles::GRAMMAR)))
+                Err(CliError::bad_input(format!("--strategies: unknown strategy {name:?} (known: {}, or {}, or {})", known.join(", "), icl_lab_kernels::matmul::Tiles::GRAMMAR, icl_lab_kernels::gemm::Tiling::GRAMMAR)))
             }
         })
         .collect()

@@ -49,6 +49,7 @@ struct Cube {
     std::vector<Group> warps;
     Group all;
     std::vector<uint64_t> lanes;  // a shuffle's values, one slot per thread
+    std::vector<uint32_t> mma;    // an mma's operands, six per thread (icl_mma)
     ucontext_t scheduler;
     const std::function<void()> *kernel = nullptr;
     uint64_t progress = 0;  // barriers completed and fibers finished, to detect a deadlock
@@ -147,6 +148,7 @@ inline void run_cube(Cube &cube, uint3 block, uint3 index) {
     for (unsigned int w = 0; w < cube.warps.size(); ++w) cube.warps[w].live = std::min(32u, threads - w * 32);
     cube.all = Group{threads, 0, 0};
     cube.lanes.assign(threads, 0);
+    cube.mma.assign(threads * 6, 0);
     std::memset(dynamic_shared_mem, 0, sizeof dynamic_shared_mem);
     emu_cube = &cube;
     blockIdx = index;
@@ -198,3 +200,55 @@ inline void launch(uint3 grid, uint3 block, const std::function<void()> &kernel)
     for (auto &t : pool) t.join();
 }
 }  // namespace emu
+
+// The PTX that icl-lab's own matmul kernel (kernels/src/gemm) writes as inline assembly on a
+// GPU, here in C++: TF32 rounding, the warp's `mma.sync.m16n8k8` and `cp.async` (a plain copy:
+// a cube's threads interleave only at barriers, and the kernel waits at one before reading).
+#define ICL_LAB_EMULATED 1
+
+inline uint32_t icl_tf32(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    // As on the GPU: half a unit added below the 13 bits the tensor cores ignore, which they
+    // then drop (nearest, ties away from zero).
+    return (bits + 0x1000u) & 0xffffe000u;
+}
+
+// c += a b for the calling thread's warp: a 16x8 (row-major fragments), b 8x8 (column), c
+// 16x8, as PTX lays them out: with g = lane / 4 and t = lane % 4, a = (g, t), (g + 8, t),
+// (g, t + 4), (g + 8, t + 4); b = (t, g), (t + 4, g); c = (g, 2t), (g, 2t + 1), (g + 8, 2t),
+// (g + 8, 2t + 1).
+inline void icl_mma(float *c, const uint32_t *a, const uint32_t *b) {
+    emu::Cube &cube = *emu_cube;
+    uint32_t *mine = &cube.mma[emu_thread * 6];
+    for (int i = 0; i < 4; ++i) mine[i] = a[i];
+    mine[4] = b[0];
+    mine[5] = b[1];
+    emu::arrive_and_wait(emu::warp());
+    const unsigned base = emu_thread & ~31u, lane = emu_thread & 31u, g = lane / 4, t = lane % 4;
+    auto value = [&](unsigned from, unsigned slot) {
+        float v;
+        std::memcpy(&v, &cube.mma[(base + from) * 6 + slot], 4);
+        return v;
+    };
+    auto a_at = [&](unsigned r, unsigned k) { return value((r % 8) * 4 + k % 4, (r >= 8 ? 1 : 0) + (k >= 4 ? 2 : 0)); };
+    auto b_at = [&](unsigned k, unsigned n) { return value(n * 4 + k % 4, 4 + (k >= 4 ? 1 : 0)); };
+    for (unsigned i = 0; i < 4; ++i) {
+        const unsigned r = g + (i >= 2 ? 8 : 0), n = 2 * t + (i & 1);
+        float sum = c[i];
+        for (unsigned k = 0; k < 8; ++k) sum = std::fma(a_at(r, k), b_at(k, n), sum);
+        c[i] = sum;
+    }
+    // Nobody overwrites their operands before every lane has read them.
+    emu::arrive_and_wait(emu::warp());
+}
+
+inline void icl_cp_async16(float *dst, const float *src, bool valid) {
+    if (valid)
+        std::memcpy(dst, src, 16);
+    else
+        std::memset(dst, 0, 16);
+}
+inline void icl_cp_async_commit() {}
+template <int N>
+inline void icl_cp_async_wait() {}

@@ -11,7 +11,7 @@ use cubek::matmul::launch::Strategy;
 
 use super::{add_bias, FusedLinear, LinearKernels, Strategies};
 use crate::column_sum::column_sum;
-use crate::matmul::{choice, matmul_by, matmul_with};
+use crate::matmul::{choice, matmul_by, matmul_with, Choice};
 
 /// A strategy and the shapes and strides of the operands it could not take.
 type Refusal = (&'static str, [Vec<usize>; 4]);
@@ -64,8 +64,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         let db = bias.then(|| column_sum(Self::float_reshape(dy.clone(), Shape::new([nb * t, d_out]))));
         let w_t = Self::float_swap_dims(Self::float_reshape(w, Shape::new([1, d_in, d_out])), 1, 2);
         let dx = matmul(Strategies::chosen().input_grad, dy.clone(), w_t);
+        let weight_grad = Strategies::chosen().weight_grad;
+        if matches!(choice(weight_grad), Some(Choice::Gemm(_))) {
+            // One matmul over all b·t rows, xᵀ [d_in, b·t] @ ∂y [b·t, d_out]: our kernel splits
+            // so long a K over cubes itself, with no [nb, d_in, d_out] of per-row products.
+            let x = Self::float_reshape(x, Shape::new([1, nb * t, d_in]));
+            let dy = Self::float_reshape(dy, Shape::new([1, nb * t, d_out]));
+            let dw = matmul(weight_grad, Self::float_swap_dims(x, 1, 2), dy);
+            return (dx, Self::float_reshape(dw, Shape::new([d_in, d_out])), db);
+        }
         // Per batch row, then summed over the rows: [nb, d_in·d_out] → [d_in·d_out].
-        let per_batch = matmul(Strategies::chosen().weight_grad, Self::float_swap_dims(x, 1, 2), dy);
+        let per_batch = matmul(weight_grad, Self::float_swap_dims(x, 1, 2), dy);
         let dw = Self::float_reshape(column_sum(Self::float_reshape(per_batch, Shape::new([nb, d_in * d_out]))), Shape::new([d_in, d_out]));
         (dx, dw, db)
     }
