@@ -303,7 +303,7 @@ mod tests {
     fn shared_memory_pads_inner_rows_off_the_banks() {
         let t = Tiling { bm: 128, bn: 64, wm: 2, wn: 2, stages: 3 };
         let both = Layout { a_k_contiguous: true, b_n_contiguous: true };
-        assert_eq!(super::source::shared_bytes(t, both), 4 * 3 * (128 * 36 + 32 * 72));
+        assert_eq!(super::source::shared_bytes(t, both), 4 * 3 * (128 * 36 + 32 * 68));
         let source = super::source::cuda(t, both);
         assert!(source.contains(&super::source::entry_point(t, both)));
     }

@@ -4,10 +4,11 @@
 //! `cp.async` brings into shared memory `stages - 1` ahead of the one being multiplied. Its
 //! warps (`wm x wn`) each hold a `bm/wm x bn/wn` part of the tile in registers as
 //! `mma.sync.m16n8k8` TF32 accumulators (f32). Shared memory keeps each operand in its global
-//! layout (the contiguous dimension inner, so every load is 16 bytes), padded so that a
-//! warp's fragment reads hit 32 different banks: inner rows of `BK` get 4 floats of padding
-//! (lanes spread 4 apart), inner rows of `bm` or `bn` get 8 (lanes spread 8 apart).
-
+//! layout (the contiguous dimension inner, so every load is 16 bytes). Within each 8-deep
+//! MMA step a thread takes k = 2t and 2t + 1 (t = lane % 4) where PTX numbers them t and
+//! t + 4: the sum over k is the same, and an operand whose k is contiguous then reads its two
+//! values as one 8-byte load. Rows are padded by 4 floats, which puts a warp's fragment reads
+//! on 32 different banks in both layouts.
 use super::{Layout, Tiling};
 
 /// Depth of a stage (floats of K).
@@ -16,10 +17,10 @@ pub const BK: u32 = 32;
 /// The 32-bit scalars the kernel reads from its `info` parameter, in order.
 pub const SCALARS: [&str; 9] = ["m", "n", "k", "batches", "k_chunk", "lda", "ldb", "a_batch", "b_batch"];
 
-/// Shared memory rows (outer) and their length with padding (floats) of an operand's stage
-/// whose contiguous dimension is `inner` floats long.
+/// The length (floats) of a shared memory row holding `inner` contiguous floats: 4 more, so
+/// that rows start 4 banks apart.
 fn padded(inner: u32) -> u32 {
-    inner + if inner == BK { 4 } else { 8 }
+    inner + 4
 }
 
 /// Bytes of shared memory the kernel of `tiling` takes.
@@ -102,14 +103,14 @@ __device__ __forceinline__ void icl_cp_async_wait() {{ asm volatile("cp.async.wa
 #else
 #define A_OUTER BK
 #define A_INNER BM
-#define A_LD (BM + 8)
+#define A_LD (BM + 4)
 #define A_DM 1
 #define A_DK A_LD
 #endif
 #if B_N_CONTIGUOUS
 #define B_OUTER BK
 #define B_INNER BN
-#define B_LD (BN + 8)
+#define B_LD (BN + 4)
 #define B_DK B_LD
 #define B_DN 1
 #else
@@ -216,13 +217,13 @@ extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
         }}
     }};
 
-    // This thread's fragments within a stage: A at (row r of MMA tile i, k = t), B at
-    // (k = t, column g of MMA tile j); the other elements are constant offsets from these.
+    // This thread's fragments within a stage: A at (row r of MMA tile i, k = 2t), B at
+    // (k = 2t, column g of MMA tile j); the other elements are constant offsets from these.
     int a_frag[MT], b_frag[NT];
 #pragma unroll
-    for (int i = 0; i < MT; ++i) a_frag[i] = (warp_m * WTM + i * 16 + g) * A_DM + t * A_DK;
+    for (int i = 0; i < MT; ++i) a_frag[i] = (warp_m * WTM + i * 16 + g) * A_DM + 2 * t * A_DK;
 #pragma unroll
-    for (int j = 0; j < NT; ++j) b_frag[j] = (warp_n * WTN + j * 8 + g) * B_DN + t * B_DK;
+    for (int j = 0; j < NT; ++j) b_frag[j] = (warp_n * WTN + j * 8 + g) * B_DN + 2 * t * B_DK;
 
     float acc[MT][NT][4];
 #pragma unroll
@@ -253,16 +254,32 @@ extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
 #pragma unroll
             for (int i = 0; i < MT; ++i) {{
                 const float* p = as + a_frag[i] + kk * A_DK;
+                // a0 (r, 2t), a1 (r + 8, 2t), a2 (r, 2t + 1), a3 (r + 8, 2t + 1).
+#if A_K_CONTIGUOUS
+                const icl_float2 lo = *reinterpret_cast<const icl_float2*>(p), hi = *reinterpret_cast<const icl_float2*>(p + 8 * A_DM);
+                af[i][0] = icl_tf32(lo.x);
+                af[i][1] = icl_tf32(hi.x);
+                af[i][2] = icl_tf32(lo.y);
+                af[i][3] = icl_tf32(hi.y);
+#else
                 af[i][0] = icl_tf32(p[0]);
                 af[i][1] = icl_tf32(p[8 * A_DM]);
-                af[i][2] = icl_tf32(p[4 * A_DK]);
-                af[i][3] = icl_tf32(p[8 * A_DM + 4 * A_DK]);
+                af[i][2] = icl_tf32(p[A_DK]);
+                af[i][3] = icl_tf32(p[8 * A_DM + A_DK]);
+#endif
             }}
 #pragma unroll
             for (int j = 0; j < NT; ++j) {{
                 const float* p = bs + b_frag[j] + kk * B_DK;
+                // b0 (2t, c), b1 (2t + 1, c).
+#if B_N_CONTIGUOUS
                 bf[j][0] = icl_tf32(p[0]);
-                bf[j][1] = icl_tf32(p[4 * B_DK]);
+                bf[j][1] = icl_tf32(p[B_DK]);
+#else
+                const icl_float2 v = *reinterpret_cast<const icl_float2*>(p);
+                bf[j][0] = icl_tf32(v.x);
+                bf[j][1] = icl_tf32(v.y);
+#endif
             }}
 #pragma unroll
             for (int i = 0; i < MT; ++i)
