@@ -158,6 +158,7 @@ pub(super) fn median(mut v: Vec<f64>) -> f64 {
 /// Median milliseconds of `reps` (at least one) timed calls of `run`, after `warmups` untimed
 /// ones (the first calls compile kernels and grow memory pools). `run` must end with its
 /// device's sync, so each time is the work's and not its launch's.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub(super) fn median_ms(warmups: usize, reps: usize, mut run: impl FnMut()) -> f64 {
     for _ in 0..warmups {
         run();
@@ -380,10 +381,12 @@ pub(super) fn first_gpu(what: &str) -> Result<burn_cuda::CudaDevice, CliError> {
 }
 
 /// HBM bandwidth of the H200 (bytes/s): the scan's floor where the driver reports none.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 const H200_BYTES_PER_S: f64 = 4.8e12;
 
 /// Bytes a forward+backward scan must move at least once (fp32): the forward reads x, Δ, B,
 /// C, A, D and writes y; the backward reads them and ∂y and writes the six gradients.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn scan_floor_bytes([b, l, e, n]: [usize; 4]) -> f64 {
     let (ble, bln, en) = ((b * l * e) as f64, (b * l * n) as f64, (e * n) as f64);
     4.0 * (8.0 * ble + 6.0 * bln + 3.0 * en + 3.0 * e as f64)
@@ -762,6 +765,7 @@ fn bench_slots(device: &str, runs: &str, config: &str, steps: usize, members: us
 
 /// The end of a GPU bench with a `--check`: the report as one JSON line when asked, and the
 /// exit code (FAILED when the check did not pass).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub fn finish_check(report: serde_json::Map<String, serde_json::Value>, json: bool, passed: bool) -> CliResult {
     if json {
         println!("{}", serde_json::Value::Object(report));
@@ -772,6 +776,7 @@ pub fn finish_check(report: serde_json::Map<String, serde_json::Value>, json: bo
 /// The error table of a `--check`: a row per shape with our kernel's largest errors beside a
 /// reference form's (for scale), the verdict on ours, and the rows as JSON. Each method gives
 /// a line to print.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 pub struct CheckTable {
     /// The compared values, in the order of a row's errors.
     names: &'static [&'static str],
@@ -783,6 +788,7 @@ pub struct CheckTable {
     rows: Vec<serde_json::Value>,
 }
 
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 impl CheckTable {
     pub fn new(names: &'static [&'static str], other_key: &'static str, shape_width: usize, tolerance: f64) -> Self {
         CheckTable { names, other_key, shape_width, tolerance, passed: true, rows: Vec::new() }

@@ -55,6 +55,7 @@ fn parse_shape(text: &str) -> Result<[usize; 3], CliError> {
 }
 
 /// The (in, out) widths of a GPT-2 block's linear layers at width `e`.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn block_linears(e: usize) -> [(usize, usize); 4] {
     [(e, 3 * e), (e, e), (e, 4 * e), (4 * e, e)]
 }

@@ -87,6 +87,7 @@ fn fused_on<B: Backend, K: icl_lab_kernels::attention::FusedAttention>(qkv: Tens
 }
 
 /// The fused attention, or `qkv` back when `B` has none.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
 fn fused_attention<B: Backend>(qkv: Tensor<B, 3>, heads: usize) -> Result<Tensor<B, 3>, Tensor<B, 3>> {
     on_fused_backend!(fused_on::<B>(qkv, heads))
 }

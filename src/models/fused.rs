@@ -3,6 +3,8 @@
 //! `B` is the CUDA backend (`runtime::CudaBackend` or its inner backend) and casts its tensors
 //! over; any other backend takes the tensor-op form.
 
+#![cfg_attr(not(feature = "cuda"), allow(unused_imports))] // the TypeId checks are for CUDA
+
 use std::any::{Any, TypeId};
 
 use burn::prelude::*;

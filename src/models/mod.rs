@@ -8,6 +8,7 @@
 pub mod attention;
 pub mod dense;
 mod fused;
+#[cfg_attr(not(feature = "cuda"), allow(unused_imports))]
 pub(crate) use fused::cast;
 pub use fused::fused_available;
 pub mod init;

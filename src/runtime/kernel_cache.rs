@@ -36,6 +36,7 @@ pub fn kernel_cache_dir() -> Option<PathBuf> {
 
 /// Creates `dir` and checks that a file can be written there: CubeCL panics on a cache it
 /// cannot write, so an unusable directory turns the cache off instead.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn writable(dir: &std::path::Path) -> bool {
     let probe = dir.join(".icl-lab-probe");
     let ok = std::fs::create_dir_all(dir).is_ok()
