@@ -5,8 +5,8 @@
 //! projection, forward and backward, with no `t x t` matrix in memory. [`layer_norm`]: LayerNorm
 //! over the last dimension, one kernel each way. [`adam`]: global-norm clipping and Adam for
 //! all parameters as one operation. [`linear`]: a linear layer's matmuls, each with the
-//! `cubek-matmul` strategy measured fastest for it ([`matmul`] names the strategies), and its
-//! bias. [`column_sum`]: sums over the rows of a matrix, for the gradients that reduce over
+//! strategy measured fastest for it ([`matmul`] names the strategies; [`gemm`] is our own
+//! TF32 matmul kernel), and its bias. [`column_sum`]: sums over the rows of a matrix, for the gradients that reduce over
 //! many rows. Backends get each
 //! through a `Fused*` trait, implemented for burn's CubeCL backend, for it under burn-fusion
 //! (as a custom fusion operation) and for both under `Autodiff` (with its own backward). The

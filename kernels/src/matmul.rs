@@ -1,8 +1,9 @@
-//! burn's matmul with a chosen `cubek-matmul` strategy, for `icl-lab bench matmul`.
+//! A matmul by a chosen strategy: one of `cubek-matmul`'s by name, a cubek tiling of one's own
+//! ([`Tiles`]), or our own kernel ([`crate::gemm`]). The linear layers take theirs from here
+//! ([`crate::linear::Strategies`]); `icl-lab bench matmul` times them all on our shapes.
 //!
 //! Without CubeCL autotune burn runs every f32 matmul with one strategy (a simple cyclic CMMA
 //! kernel, TF32 on tensor cores); autotune would try the others but costs minutes per shape.
-//! This names each strategy the autotune list holds, so the bench can time them on our shapes.
 
 use burn_cubecl::kernel::matmul::init_matmul_output;
 use burn_cubecl::tensor::CubeTensor;
@@ -67,8 +68,8 @@ impl Loader {
 /// `planes` warps along m each holding `rows` x `n` tiles of the output, `k` tiles deep a
 /// stage, single or double partition buffering, shared memory swizzled or not. cubek's
 /// inference for f32 on TMA swizzles shared memory, which caps a stage at 32 x 32 x 32
-/// (128-byte rows); these take larger stages (the linear layers' forward and ∂x run on one,
-/// [`crate::linear::FORWARD`]). `bench matmul` times them.
+/// (128-byte rows); these take larger stages (the linear layers' forward and ∂x ran on one in
+/// session 20, before [`crate::gemm`]). `bench matmul` times them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub loader: Loader,

@@ -24,16 +24,16 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Shape, TensorMetadata, TensorPrimitive};
 
-/// The strategy of each matmul ([`crate::matmul::choice`] names): the forward and ∂x on a
-/// tiling of our own (stages of 128 x 64 x 32: 4 warps of 2 x 4 TF32 tiles, session 20's
-/// `bench matmul` on an H100 against cubek's inferred 32 x 32 x 32 stages: a GPT-2 e256
-/// block's forward 0.70 against 0.76 ms, ∂x 0.73 against 0.87, and at 16 GPT-2 e128 members
-/// 1.38 against 1.51 and 1.36 against 1.72).
-pub const FORWARD: &str = "tile-tma-m4x2-n4-k4-s";
+/// The strategy of each matmul ([`crate::matmul::choice`] names): all three on our own kernel
+/// ([`crate::gemm`], 128 x 64 tiles of C, four warps, three stages of K in flight), timed by
+/// `bench matmul` on an H100 against every cubek strategy and tiling on our shapes
+/// (docs/performance.md, "Session 21"). Before it: the forward and ∂x on a cubek tiling of our
+/// own (`tile-tma-m4x2-n4-k4-s`), ∂w on `simple-rows-mma` (session 20).
+pub const FORWARD: &str = crate::gemm::DEFAULT;
 /// ∂x = ∂y wᵀ.
-pub const INPUT_GRAD: &str = "tile-tma-m4x2-n4-k4-s";
-/// ∂w = Σ_b xᵀ ∂y.
-pub const WEIGHT_GRAD: &str = "simple-rows-mma";
+pub const INPUT_GRAD: &str = crate::gemm::DEFAULT;
+/// ∂w = Σ_b xᵀ ∂y (one matmul over all b·t rows on our kernel).
+pub const WEIGHT_GRAD: &str = crate::gemm::DEFAULT;
 
 /// `ICL_LAB_LINEAR_STRATEGIES=<forward>,<dx>,<dw>`: other strategies for the three matmuls
 /// (for A/B runs; a bad list is reported once and the defaults kept).
