@@ -3,7 +3,9 @@
 # whose linear layers default to it: `bench matmul --check` of every form and of the linear
 # layers, its times beside cubek's (session 20's choice and other tilings) and cuBLAS (PyTorch,
 # TF32) at GPT-2 e256's shapes, training against the old strategies (ICL_LAB_LINEAR_STRATEGIES,
-# same binary), PyTorch on GPT-2 e256, then the kernel seed (seed_cache.sh, SWEEP_S).
+# same binary), PyTorch on GPT-2 e256, then the kernel seed (seed_cache.sh, SWEEP_S). GEMMS: the
+# tilings timed (default: the two measured in session 21 and three with 64 x 64 warp tiles,
+# ~210 registers and no spills by kernels/sass.py).
 # Carry a stripped, gzipped release binary (--features cuda) as $DIR/icl-lab.gz.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s21}
@@ -13,7 +15,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/
 gunzip -c $DIR/icl-lab.gz > /tmp/g && chmod +x /tmp/g
 OLD=tile-tma-m4x2-n4-k4-s,tile-tma-m4x2-n4-k4-s,simple-rows-mma
 NOW="tile-tma-m4x2-n4-k4-s,simple-rows-mma,tile-dtma-m4x2-n4-k4-s"
-G=${GEMMS:-gemm-128x64-w2x2-s3,gemm-128x64-w2x2-s4,gemm-128x128-w2x4-s3,gemm-64x64-w2x2-s4}
+G=${GEMMS:-gemm-128x64-w2x2-s3,gemm-128x128-w2x4-s3,gemm-128x128-w2x2-s3,gemm-256x128-w4x2-s3,gemm-128x256-w2x4-s3}
 timeout 120 /tmp/g bench matmul --check --reps 3 --shape 8,40,64 --strategies "$NOW,$G" > "$OUT/check.txt" 2>&1; log "check rc $?"
 grep -B1 -A40 "^relative error" "$OUT/check.txt" | grep -v "^ *n/a" | head -40 | tee -a "$OUT/log.txt"
 timeout 90 /tmp/g bench matmul --reps 20 --shape 64,280,256 --strategies "$NOW,$G" > /tmp/mm.txt 2>&1; log "time rc $?"
