@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Our matmul kernel (icl_lab_kernels::gemm) on the GPU, one call (~9 minutes), for a binary
+# Our matmul kernel (icl_lab_kernels::gemm) on the GPU, one call (~5 minutes), for a binary
 # whose linear layers default to it: `bench matmul --check` of every form and of the linear
 # layers, its times beside cubek's (session 20's choice and other tilings) and cuBLAS (PyTorch,
 # TF32) at GPT-2 e256's shapes, training against the old strategies (ICL_LAB_LINEAR_STRATEGIES,
