@@ -628,6 +628,8 @@ fn our_matmul_kernel_matches_the_reference() {
     // Other tilings: four stages with more tiles of K than stages, eight warps.
     check_gemm("gemm-64x64-w2x2-s4", [1, 70, 200], false, [1, 68], false, 65);
     check_gemm("gemm-128x128-w2x4-s3", [1, 130, 64], false, [1, 132], true, 66);
+    // 64 x 64 warp tiles (4 x 8 MMA tiles a warp), the candidates tests/gpu/gemm.sh times.
+    check_gemm("gemm-128x128-w2x2-s3", [1, 72, 96], true, [1, 136], false, 67);
 }
 
 #[test]
