@@ -134,7 +134,8 @@ pub fn bench_matmul(args: MatmulArgs) -> CliResult {
                 .collect();
             let cols = outcomes.iter().map(|e| e.as_ref().map_or(format!("{:>11}", "n/a"), |e| format!("{e:>11.1e}"))).collect::<String>();
             println!("{name:>22} {cols}");
-            // Why a strategy could not run a form (cubek's setup error), so "n/a" can be acted on.
+            // Why a strategy could not run a form (cubek's setup error, or what our kernel refuses),
+            // so "n/a" can be acted on.
             for (form, why) in Form::ALL.iter().zip(&outcomes).filter_map(|(f, o)| o.as_ref().err().map(|why| (f, why))) {
                 let why: String = why.chars().take(240).collect();
                 println!("{:>22}   n/a {}: {why}", "", form.name());
