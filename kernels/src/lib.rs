@@ -19,6 +19,7 @@ pub mod column_sum;
 pub mod conv;
 pub mod gemm;
 mod fusion_op;
+mod source_kernel;
 mod lanes;
 pub mod layer_norm;
 pub mod linear;

@@ -205,6 +205,9 @@ fn per_channel_kernels_match_the_reference() {
     check([4, 19, 33, 16], 2, Layout::PerChannel, 2);
     check([2, 21, 20, 8], 1, Layout::PerChannel, 3);
     check([2, 9, 12, 3], 1, Layout::PerChannel, 4);
+    // Our CUDA C++ takes N from 4 to 32 in steps of 4 (N = 3 above runs CubeCL's kernel).
+    check([2, 13, 36, 32], 1, Layout::PerChannel, 8);
+    check([3, 10, 7, 4], 1, Layout::PerChannel, 9);
 }
 
 #[test]

@@ -201,9 +201,10 @@ inline void launch(uint3 grid, uint3 block, const std::function<void()> &kernel)
 }
 }  // namespace emu
 
-// The PTX that icl-lab's own matmul kernel (kernels/src/gemm) writes as inline assembly on a
-// GPU, here in C++: TF32 rounding, the warp's `mma.sync.m16n8k8` and `cp.async` (a plain copy:
-// a cube's threads interleave only at barriers, and the kernel waits at one before reading).
+// The PTX that icl-lab's own kernels (kernels/src/gemm, kernels/src/scan/source.rs) write as
+// inline assembly on a GPU, here in C++: TF32 rounding, the warp's `mma.sync.m16n8k8`,
+// `cp.async` (a plain copy: a cube's threads interleave only at barriers, and the kernel waits
+// at one before reading) and `ex2.approx.ftz`.
 #define ICL_LAB_EMULATED 1
 
 inline uint32_t icl_tf32(float x) {
@@ -250,5 +251,10 @@ inline void icl_cp_async16(float *dst, const float *src, bool valid) {
         std::memset(dst, 0, 16);
 }
 inline void icl_cp_async_commit() {}
+// The scan's ex2.approx.ftz.f32 (kernels/src/scan/source.rs): 2^x, subnormal results as 0.
+inline float icl_ex2(float x) {
+    const float y = std::exp2(x);
+    return std::fpclassify(y) == FP_SUBNORMAL ? 0.0f : y;
+}
 template <int N>
 inline void icl_cp_async_wait() {}

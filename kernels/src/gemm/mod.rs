@@ -3,11 +3,9 @@
 //!
 //! cubek 0.2's matmuls reach about a third of cuBLAS's speed on our shapes
 //! (docs/performance.md, session 20), and the linear layers' matmuls are most of a GPT-2
-//! step. CubeCL launches kernels it compiled from its own IR; here a [`CubeTask`] compiles a
-//! skeleton kernel (for the cube size and shared memory CubeCL's CUDA runtime reads from it)
-//! and hands CubeCL our source in its place. The kernel cache keeps its PTX as it keeps
-//! every other kernel's. The emulator (kernels/emu) runs the same source on the CPU, with
-//! its own `mma.sync` and `cp.async`, so CI checks what it computes.
+//! step. It launches through CubeCL as our other CUDA C++ kernels do ([`crate::source_kernel`]);
+//! the emulator (kernels/emu) runs the same source on the CPU, with its own `mma.sync` and
+//! `cp.async`, so CI checks what it computes.
 //!
 //! Operands: `A [batches, m, k] @ B [batches, k, n]`, each with either of its two inner
 //! dimensions contiguous (a transposed view is read in place), f32 read as TF32 (rounded to
@@ -21,8 +19,8 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::CubeRuntime;
 use cubecl::prelude::*;
-use cubecl::server::{KernelArguments, MetadataBindingInfo};
-use cubecl::{CompilationError, Compiler, CubeTask};
+
+use crate::source_kernel::{compiles_cuda, CudaSource};
 
 /// The tiling the linear layers' matmuls take when they run on this kernel.
 pub const DEFAULT: &str = "gemm-128x64-w2x2-s3";
@@ -72,7 +70,7 @@ impl Tiling {
 
     fn is_valid(self) -> bool {
         let Tiling { bm, bn, wm, wn, stages } = self;
-        let whole = wm > 0 && wn > 0 && bm % (16 * wm) == 0 && bn % (8 * wn) == 0 && bm > 0 && bn > 0;
+        let whole = wm > 0 && wn > 0 && bm.is_multiple_of(16 * wm) && bn.is_multiple_of(8 * wn) && bm > 0 && bn > 0;
         let fits = || {
             let most = [true, false].into_iter().flat_map(|a| [true, false].map(|b| Layout { a_k_contiguous: a, b_n_contiguous: b }));
             most.map(|l| source::shared_bytes(self, l)).max().unwrap_or(0) <= 232_448
@@ -81,7 +79,7 @@ impl Tiling {
         let threads = wm * wn * 32;
         let copies_divide = [(bm, source::BK), (source::BK, bm), (source::BK, bn), (bn, source::BK)]
             .iter()
-            .all(|&(outer, inner)| inner % 4 == 0 && threads % (inner / 4) == 0 && outer % (threads / (inner / 4)).max(1) == 0 && threads / (inner / 4) <= outer);
+            .all(|&(outer, inner)| inner % 4 == 0 && threads % (inner / 4) == 0 && threads / (inner / 4) <= outer && outer % (threads / (inner / 4)) == 0);
         whole && copies_divide && wm * wn <= 16 && (2..=6).contains(&stages) && bm <= 256 && bn <= 256 && fits()
     }
 
@@ -95,62 +93,23 @@ impl Tiling {
     }
 }
 
-/// Only for its compiled form: the cube size, and shared memory of `words` floats, that
-/// CubeCL's CUDA runtime reads from a kernel's representation when it launches it.
-#[cube(launch_unchecked)]
-fn gemm_skeleton(#[comptime] words: usize) {
-    let mut shared = SharedMemory::<f32>::new(words);
-    shared[UNIT_POS as usize] = f32::new(0.0);
-}
+impl CudaSource for (Tiling, Layout) {
+    const NAME: &'static str = "icl_lab_kernels::gemm";
 
-/// The matmul kernel of one tiling and layout as a CubeCL task: the skeleton compiled, its
-/// source and entry point replaced by ours.
-struct GemmTask<R: Runtime> {
-    skeleton: KernelTask<R::Compiler, gemm_skeleton::GemmSkeleton<R>>,
-    tiling: Tiling,
-    layout: Layout,
-}
-
-impl<R: Runtime> KernelMetadata for GemmTask<R> {
-    fn name(&self) -> &'static str {
-        "icl_lab_kernels::gemm"
+    fn entry_point(&self) -> String {
+        source::entry_point(self.0, self.1)
     }
 
-    fn id(&self) -> KernelId {
-        KernelId::new::<Self>().cube_dim(CubeDim::new_1d(self.tiling.threads())).info((self.tiling, self.layout))
+    fn cuda(&self) -> String {
+        source::cuda(self.0, self.1)
     }
 
-    fn address_type(&self) -> StorageType {
-        self.skeleton.address_type()
+    fn threads(&self) -> u32 {
+        self.0.threads()
     }
-}
 
-impl<R: Runtime> CubeTask<R::Compiler> for GemmTask<R> {
-    fn compile(
-        &self,
-        compiler: &mut R::Compiler,
-        options: &<R::Compiler as Compiler>::CompilationOptions,
-        mode: ExecutionMode,
-        address_type: StorageType,
-    ) -> Result<CompiledKernel<R::Compiler>, CompilationError> {
-        let mut kernel = self.skeleton.compile(compiler, options, mode, address_type)?;
-        kernel.entrypoint_name = source::entry_point(self.tiling, self.layout);
-        kernel.source = source::cuda(self.tiling, self.layout);
-        kernel.debug_name = Some("icl_lab_kernels::gemm");
-        Ok(kernel)
-    }
-}
-
-/// Whether `R` compiles to CUDA C++ (the CUDA runtime, or the emulator): the only compiler
-/// our source is written for.
-fn compiles_cuda<R: Runtime>() -> bool {
-    #[cfg(feature = "cuda")]
-    {
-        std::any::TypeId::of::<R::Compiler>() == std::any::TypeId::of::<cubecl::cuda::CudaCompiler>()
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        false
+    fn shared_floats(&self) -> usize {
+        source::shared_bytes(self.0, self.1) as usize / 4
     }
 }
 
@@ -215,9 +174,12 @@ pub fn matmul<R: CubeRuntime>(tiling: Tiling, lhs: CubeTensor<R>, rhs: CubeTenso
     let out_shape = if rank == 3 { Shape::new([batches, m, n]) } else { Shape::new([m, n]) };
     let (client, device) = (lhs.client.clone(), lhs.device.clone());
     let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, DType::F32);
-    let out = empty(out_shape.clone());
     if m == 0 || n == 0 {
-        return Ok(out);
+        return Ok(empty(out_shape));
+    }
+    if k == 0 {
+        // An empty sum: the product is zeros.
+        return Ok(burn_cubecl::ops::numeric::zeros_client::<R>(client, device, out_shape, DType::F32));
     }
     let fits_u32 = |v: usize| u32::try_from(v).map_err(|_| format!("{v} is past the kernel's 32-bit sizes"));
     // A batch of 1 against a batch of many: the single one's rows fold into m when they are
@@ -231,31 +193,22 @@ pub fn matmul<R: CubeRuntime>(tiling: Tiling, lhs: CubeTensor<R>, rhs: CubeTenso
     let tiles = m_run.div_ceil(tiling.bm as usize) * n.div_ceil(tiling.bn as usize) * batch_count;
     let splits = split_k(tiles, k, sms);
     let k_chunk = k.div_ceil(splits).div_ceil(source::BK as usize) * source::BK as usize;
-    let splits = k.div_ceil(k_chunk).max(1);
+    let splits = k.div_ceil(k_chunk);
     let grid_y = m_run.div_ceil(tiling.bm as usize);
     if grid_y > 65_535 || batch_count * splits > 65_535 {
         return Err(format!("{m_run} rows over {batch_count} batches are past the grid's limits"));
     }
     let scalars = [m_run, n, k, batch_count, k_chunk, a.ld, b.ld, a_batch, if b.batches == 1 { 0 } else { b.batch_stride }];
     let scalars: Vec<u32> = scalars.into_iter().map(fits_u32).collect::<Result<_, _>>()?;
-    let partials = if splits == 1 { out.clone() } else { empty(Shape::new([splits, batch_count * m_run * n])) };
-    let words = source::shared_bytes(tiling, layout) as usize / 4;
-    let settings = KernelSettings::default().cube_dim(CubeDim::new_1d(tiling.threads()));
-    let skeleton = gemm_skeleton::GemmSkeleton::<R>::new(settings, client.clone(), words.max(tiling.threads() as usize));
-    let task = GemmTask::<R> { skeleton: KernelTask::new(skeleton), tiling, layout };
-    let info: Vec<u64> = scalars.chunks(2).map(|p| u64::from(p[0]) | (u64::from(*p.get(1).unwrap_or(&0)) << 32)).collect();
-    let info_len = info.len();
-    let arguments = KernelArguments::new()
-        .with_buffer(lhs.handle.clone().binding())
-        .with_buffer(rhs.handle.clone().binding())
-        .with_buffer(partials.handle.clone().binding())
-        .with_info(MetadataBindingInfo::new(info, info_len));
+    // Split K: the parts' products side by side, summed afterwards.
+    let out = empty(if splits == 1 { out_shape.clone() } else { Shape::new([splits, batch_count * m_run * n]) });
     let count = CubeCount::Static(n.div_ceil(tiling.bn as usize) as u32, grid_y as u32, (batch_count * splits) as u32);
-    client.launch(Box::new(task), count, arguments);
+    let buffers = vec![lhs.handle.clone().binding(), rhs.handle.clone().binding(), out.handle.clone().binding()];
+    crate::source_kernel::launch(&client, (tiling, layout), count, buffers, &scalars);
     if splits == 1 {
         return Ok(out);
     }
-    let summed = crate::column_sum::column_sum(partials);
+    let summed = crate::column_sum::column_sum(out);
     Ok(burn_cubecl::ops::reshape(summed, out_shape))
 }
 

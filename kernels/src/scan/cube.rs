@@ -10,7 +10,9 @@ use cubecl::prelude::*;
 
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
-use super::{chosen_tile, layout_of, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
+use super::source::ScanSource;
+use super::{chosen_channel_code, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
+use crate::source_kernel::compiles_cuda;
 
 /// Threads per cube (4 warps of channels of one batch row).
 const BLOCK: usize = 128;
@@ -34,6 +36,18 @@ fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize
     } else {
         1
     }
+}
+
+/// Our own CUDA C++ of the per-channel kernels ([`ScanSource`]) for a scan of `n` state
+/// entries whose B and C rows load as `vector`-float vectors, if it runs this one.
+fn channel_source<R: CubeRuntime>(backward: bool, save: bool, n: usize, vector: usize) -> Option<ScanSource> {
+    let runs = vector == 4 && ScanSource::takes(n) && compiles_cuda::<R>() && chosen_channel_code() == ChannelCode::Source;
+    runs.then_some(ScanSource { backward, save, n: n as u32, chunk: CHUNK as u32, block: BLOCK as u32 })
+}
+
+/// The scalars of [`ScanSource`]'s kernels ([`super::source::SCALARS`]).
+fn source_scalars(nb: usize, members: usize, l: usize, e: usize) -> [u32; 4] {
+    [nb, members, l, e].map(|v| u32::try_from(v).expect("selective scan: a size past 32 bits"))
 }
 
 fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
@@ -97,6 +111,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         }
         let (count, dim) = launch_grid(nb, e);
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
+        if let Some(kernel) = channel_source::<R>(false, save, n, vector) {
+            let buffers = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &y, &states].map(|t| t.handle.clone().binding()).to_vec();
+            crate::source_kernel::launch(&client, kernel, count, buffers, &source_scalars(nb, members, l, e));
+            return (y, save.then_some(states));
+        }
         crate::launch!(scan_forward_kernel::<R>(
             &client,
             count,
@@ -174,34 +193,41 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         } else {
             let (count, dim) = launch_grid(nb, e);
             let vector = row_vector_size(n, [&inp.b, &inp.c]);
-            crate::launch!(scan_backward_kernel::<R>(
-                &client,
-                count,
-                dim,
-                vector,
-                inp.x.into_tensor_arg(),
-                inp.delta.into_tensor_arg(),
-                inp.a.into_tensor_arg(),
-                inp.b.into_tensor_arg(),
-                inp.c.into_tensor_arg(),
-                inp.d.into_tensor_arg(),
-                into_contiguous(states).into_tensor_arg(),
-                dy.into_tensor_arg(),
-                dx.clone().into_tensor_arg(),
-                ddelta.clone().into_tensor_arg(),
-                da_part.clone().into_tensor_arg(),
-                db_part.clone().into_tensor_arg(),
-                dc_part.clone().into_tensor_arg(),
-                dd_part.clone().into_tensor_arg(),
-                nb as u32,
-                members as u32,
-                l as u32,
-                e as u32,
-                n,
-                CHUNK,
-                BLOCK,
-                dtype.into(),
-            ));
+            if let Some(kernel) = channel_source::<R>(true, false, n, vector) {
+                let states = into_contiguous(states);
+                let outputs = [&dx, &ddelta, &da_part, &db_part, &dc_part, &dd_part];
+                let buffers = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &states, &dy].into_iter().chain(outputs).map(|t| t.handle.clone().binding()).collect();
+                crate::source_kernel::launch(&client, kernel, count, buffers, &source_scalars(nb, members, l, e));
+            } else {
+                crate::launch!(scan_backward_kernel::<R>(
+                    &client,
+                    count,
+                    dim,
+                    vector,
+                    inp.x.into_tensor_arg(),
+                    inp.delta.into_tensor_arg(),
+                    inp.a.into_tensor_arg(),
+                    inp.b.into_tensor_arg(),
+                    inp.c.into_tensor_arg(),
+                    inp.d.into_tensor_arg(),
+                    into_contiguous(states).into_tensor_arg(),
+                    dy.into_tensor_arg(),
+                    dx.clone().into_tensor_arg(),
+                    ddelta.clone().into_tensor_arg(),
+                    da_part.clone().into_tensor_arg(),
+                    db_part.clone().into_tensor_arg(),
+                    dc_part.clone().into_tensor_arg(),
+                    dd_part.clone().into_tensor_arg(),
+                    nb as u32,
+                    members as u32,
+                    l as u32,
+                    e as u32,
+                    n,
+                    CHUNK,
+                    BLOCK,
+                    dtype.into(),
+                ));
+            }
         }
         let sum = |t: CubeTensor<R>, dim: usize, shape: Shape| Self::float_reshape(Self::float_sum_dim(t, dim), shape);
         // ∂A and ∂D: over each member's batch rows (all rows for a plain scan).

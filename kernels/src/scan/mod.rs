@@ -27,6 +27,7 @@
 mod cube;
 mod fusion;
 mod kernel;
+mod source;
 mod state_kernel;
 
 use std::sync::OnceLock;
@@ -149,6 +150,45 @@ pub fn chosen_layout() -> LayoutChoice {
     *CHOSEN.get_or_init(|| {
         crate::env_choice("ICL_LAB_SCAN_KERNEL", LayoutChoice::BySize, |v| Layout::parse(v).map(LayoutChoice::Forced).ok_or_else(|| "expected channel or state".to_string()))
     })
+}
+
+/// Which code runs the per-channel kernels on CUDA: our own CUDA C++ ([`source`], the
+/// default) or CubeCL's ([`kernel`]; `ICL_LAB_SCAN_CODE=cubecl`, to compare them). Other
+/// runtimes, and N or B, C rows the source does not take (N not a multiple of 4, or above 32;
+/// rows not 16-byte aligned), run CubeCL's. The two keep their saved states alike, so a
+/// forward of one and a backward of the other agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelCode {
+    Source,
+    Cubecl,
+}
+
+impl ChannelCode {
+    /// `source` or `cubecl`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "source" => Ok(ChannelCode::Source),
+            "cubecl" => Ok(ChannelCode::Cubecl),
+            _ => Err("expected source or cubecl".to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChannelCode::Source => "source",
+            ChannelCode::Cubecl => "cubecl",
+        })
+    }
+}
+
+static CHANNEL_CODE: OnceLock<ChannelCode> = OnceLock::new();
+
+/// The process's per-channel code: `ICL_LAB_SCAN_CODE` (a bad value is reported once on
+/// stderr and ignored), else [`ChannelCode::Source`].
+pub fn chosen_channel_code() -> ChannelCode {
+    *CHANNEL_CODE.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_CODE", ChannelCode::Source, ChannelCode::parse))
 }
 
 /// The per-state kernels' tiling: threads per cube and the steps between the states the
