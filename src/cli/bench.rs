@@ -503,7 +503,11 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     };
     let timed_kernel = run_layout.name();
     let tile = icl_lab_kernels::scan::chosen_tile();
-    let tiling = if run_layout == Layout::PerState { format!(" (cubes of {}, chunks of {})", tile.block, tile.chunk) } else { String::new() };
+    let tiling = match run_layout {
+        Layout::PerState => format!(" (cubes of {}, chunks of {})", tile.block, tile.chunk),
+        // Our CUDA C++ where it takes the scan, else CubeCL's (ICL_LAB_SCAN_CODE).
+        Layout::PerChannel => format!(" ({} code)", icl_lab_kernels::scan::chosen_channel_code()),
+    };
     println!("forward+backward at [b, l, e, n] = {dims:?}, {timed_kernel} kernels{tiling}, median:");
     println!(
         "  kernels              {kernels:>10.3} ms   ({:.1}x the bandwidth floor of {floor_ms:.3} ms at {bandwidth_source} {:.2} TB/s)",
@@ -520,7 +524,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "kernel": timed_kernel, "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
+        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": icl_lab_kernels::scan::chosen_channel_code().to_string(), "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
     );
     finish_check(report, json, passed)
 }

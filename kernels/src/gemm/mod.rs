@@ -23,7 +23,7 @@ use cubecl::prelude::*;
 use crate::source_kernel::{compiles_cuda, CudaSource};
 
 /// The tiling the linear layers' matmuls take when they run on this kernel.
-pub const DEFAULT: &str = "gemm-128x64-w2x2-s3";
+pub const DEFAULT: &str = "gemm-128x128-w2x4-s3";
 
 /// A cube's tile of C (`bm x bn`), its warps (`wm` along m, `wn` along n) and the stages of
 /// K in flight. Named `gemm-<bm>x<bn>-w<wm>x<wn>-s<stages>` ([`Tiling::GRAMMAR`]).

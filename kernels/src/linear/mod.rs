@@ -25,7 +25,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Shape, TensorMetadata, TensorPrimitive};
 
 /// The strategy of each matmul ([`crate::matmul::choice`] names): all three on our own kernel
-/// ([`crate::gemm`], 128 x 64 tiles of C, four warps, three stages of K in flight), timed by
+/// ([`crate::gemm`], 128 x 128 tiles of C, eight warps, three stages of K in flight), timed by
 /// `bench matmul` on an H100 against every cubek strategy and tiling on our shapes
 /// (docs/performance.md, "Session 21"). Before it: the forward and ∂x on a cubek tiling of our
 /// own (`tile-tma-m4x2-n4-k4-s`), ∂w on `simple-rows-mma` (session 20).
