@@ -76,11 +76,14 @@ impl Tiling {
             most.map(|l| source::shared_bytes(self, l)).max().unwrap_or(0) <= 232_448
         };
         // A stage's rows split evenly over the cube's copies, in each operand layout.
+        // (After `whole`, so there is at least one warp.)
         let threads = wm * wn * 32;
-        let copies_divide = [(bm, source::BK), (source::BK, bm), (source::BK, bn), (bn, source::BK)]
-            .iter()
-            .all(|&(outer, inner)| inner % 4 == 0 && threads % (inner / 4) == 0 && threads / (inner / 4) <= outer && outer % (threads / (inner / 4)) == 0);
-        whole && copies_divide && wm * wn <= 16 && (2..=6).contains(&stages) && bm <= 256 && bn <= 256 && fits()
+        let copies_divide = || {
+            [(bm, source::BK), (source::BK, bm), (source::BK, bn), (bn, source::BK)]
+                .iter()
+                .all(|&(outer, inner)| inner % 4 == 0 && threads % (inner / 4) == 0 && threads / (inner / 4) <= outer && outer % (threads / (inner / 4)) == 0)
+        };
+        whole && wm * wn <= 16 && (2..=6).contains(&stages) && bm <= 256 && bn <= 256 && copies_divide() && fits()
     }
 
     fn threads(self) -> u32 {
@@ -147,7 +150,7 @@ impl Operand {
         };
         let offset = t.handle.offset_start.unwrap_or(0);
         // Every copy moves 16 aligned bytes.
-        if extent % 4 != 0 || ld % 4 != 0 || batch_stride % 4 != 0 || offset % 16 != 0 {
+        if !(extent.is_multiple_of(4) && ld.is_multiple_of(4) && batch_stride.is_multiple_of(4) && offset.is_multiple_of(16)) {
             return Err(format!("{side}: shape {shape:?}, strides {strides:?}, offset {offset}: 16-byte loads need the contiguous extent, the strides and the start at multiples of 4 floats"));
         }
         Ok(Operand { batches, rows, cols, cols_contiguous, ld, batch_stride })

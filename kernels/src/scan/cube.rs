@@ -30,8 +30,8 @@ fn sizes<R: CubeRuntime>(inp: &Scan<CubeTensor<R>>) -> [usize; 4] {
 /// kernels: 4 (16-byte loads) when a row of N floats is whole vectors and both tensors start
 /// 16-byte aligned, else 1.
 fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize {
-    let aligned = rows.iter().all(|t| t.handle.offset_start.unwrap_or(0) % 16 == 0);
-    if n % 4 == 0 && aligned {
+    let aligned = rows.iter().all(|t| t.handle.offset_start.unwrap_or(0).is_multiple_of(16));
+    if n.is_multiple_of(4) && aligned {
         4
     } else {
         1

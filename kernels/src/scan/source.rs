@@ -37,7 +37,7 @@ impl ScanSource {
     /// Whether this source takes a scan with `n` state entries: whole 16-byte rows of B and C,
     /// and at most 32 entries (registers).
     pub fn takes(n: usize) -> bool {
-        n % 4 == 0 && (4..=32).contains(&n)
+        n.is_multiple_of(4) && (4..=32).contains(&n)
     }
 
     pub fn entry_point(self) -> String {
