@@ -3,7 +3,8 @@
 # same layout (ICL_LAB_SCAN_CODE=cubecl), one binary, one call (~6 minutes): the fused scan
 # checked against the tensor-op scan with each code (`bench scan --check`, six shapes and two
 # stacked, 1e-4), the kernels alone at the shapes training meets and issue 7's, `bench members`
-# of Mamba e128 (1 and 16) with each, GPT-2 e128 (1 and 16), and matmul tilings (GEMMS).
+# of Mamba e128 (1 and 16) with each, GPT-2 e128 (1 and 16), and matmul tilings (GEMMS;
+# MATMUL=0 skips them).
 # Carry the stripped, gzipped release binary (--features cuda) as $DIR/icl-lab.gz.
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s22}
@@ -30,6 +31,7 @@ for code in source cubecl; do
 done
 timeout 50 $BIN bench members --device cuda --config gpt2-e128-l2-t82 --members 1,16 --steps 200 > "$OUT/members_gpt2.txt" 2>&1
 log "members gpt2 rc $?"; grep -E "^ +(1|16) " "$OUT/members_gpt2.txt" | tee -a "$OUT/log.txt"
+[ "${MATMUL:-1}" = 0 ] && { log done; exit 0; }
 G=${GEMMS:-gemm-128x128-w2x4-s3,gemm-128x64-w2x2-s3,gemm-128x128-w2x2-s3,gemm-256x128-w4x2-s3,gemm-128x256-w2x4-s3,gemm-128x128-w2x4-s4}
 timeout 90 $BIN bench matmul --reps 20 --shape 64,280,256 --strategies "$G" > "$OUT/matmul.txt" 2>&1; log "matmul rc $?"
 grep -A12 "one GPT-2 block" "$OUT/matmul.txt" | tee -a "$OUT/log.txt"
