@@ -194,10 +194,11 @@ fn sm90_options() -> CompilationOptions {
     }
 }
 
-/// A kernel built for the CPU: its library and cube size.
+/// A kernel built for the CPU: its library, cube size and buffer parameters.
 struct Built {
     library: libloading::Library,
     cube_dim: (u32, u32, u32),
+    buffers: usize,
 }
 
 type RunFn = unsafe extern "C" fn(*const *mut u8, *const u8, *const u8, u32, u32, u32);
@@ -253,8 +254,9 @@ fn build_dir() -> PathBuf {
 }
 
 /// The C++ that runs `source`'s kernel `name` over a grid: the kernel's parameters (buffers,
-/// then the dynamic metadata and the info struct CubeCL passes) from the launch's arguments.
-fn wrapper(name: &str, source: &str, cube_dim: (u32, u32, u32)) -> String {
+/// then the dynamic metadata and the info struct CubeCL passes) from the launch's arguments;
+/// and how many buffers it takes (a launch must bind as many, as a GPU would read them all).
+fn wrapper(name: &str, source: &str, cube_dim: (u32, u32, u32)) -> (String, usize) {
     let body: String = source
         .lines()
         .filter(|l| !l.starts_with("#include <cuda_runtime.h>") && !l.trim_start().starts_with("extern __shared__"))
@@ -278,11 +280,13 @@ fn wrapper(name: &str, source: &str, cube_dim: (u32, u32, u32)) -> String {
             }
         })
         .collect();
+    let buffers = args.iter().filter(|a| a.contains(")buffers[")).count();
     let (x, y, z) = cube_dim;
-    format!(
+    let text = format!(
         "#include \"cuda_emu.h\"\n{body}\nextern \"C\" void emu_run(void** buffers, const void* info, const void* dynamic_meta, unsigned gx, unsigned gy, unsigned gz) {{\n    (void)info; (void)dynamic_meta;\n    emu::launch({{gx, gy, gz}}, {{{x}u, {y}u, {z}u}}, [&] {{ {name}({}); }});\n}}\n",
         args.join(", ")
-    )
+    );
+    (text, buffers)
 }
 
 /// Builds the wrapper into a shared library (kept by a hash of its text, so each kernel is
@@ -390,8 +394,9 @@ impl ComputeServer for EmuServer {
                 return;
             }
             let dim = (compiled.cube_dim.x, compiled.cube_dim.y, compiled.cube_dim.z);
-            let library = build(&wrapper(&compiled.entrypoint_name, &compiled.source, dim));
-            self.built.insert(id.clone(), Arc::new(BuiltHandle(Built { library, cube_dim: dim })));
+            let (text, buffers) = wrapper(&compiled.entrypoint_name, &compiled.source, dim);
+            let library = build(&text);
+            self.built.insert(id.clone(), Arc::new(BuiltHandle(Built { library, cube_dim: dim, buffers })));
         }
         let built = self.built[&id].clone();
         let CubeCount::Static(gx, gy, gz) = count else { panic!("the emulator takes static cube counts only") };
@@ -401,6 +406,8 @@ impl ComputeServer for EmuServer {
             .map(|b| self.memory.get_resource(b.memory, b.offset_start, b.offset_end).expect("a bound buffer"))
             .collect();
         let pointers: Vec<*mut u8> = resources.iter_mut().map(|r| r.ptr).collect();
+        // A GPU reads every parameter the kernel declares: too few bound is a launch error there.
+        assert_eq!(pointers.len(), built.0.buffers, "kernel {id:?}: {} buffers bound, {} declared", pointers.len(), built.0.buffers);
         let info: &[u8] = bytemuck_u64(&bindings.info.data);
         let dynamic = bytemuck_u64(&bindings.info.data[bindings.info.dynamic_metadata_offset.min(bindings.info.data.len())..]);
         // SAFETY: `emu_run` is the wrapper's entry point with this signature; every buffer
