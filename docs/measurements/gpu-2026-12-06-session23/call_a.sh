@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Session 23, call A: the per-channel scan split over time (branch time-split, $DIR/icl-lab.gz).
+# Session 23, calls A and B: the per-channel scan split over time (branch time-split,
+# $DIR/icl-lab.gz). Call A ran the build gpu/s23a (the launch bug, call_a_launch_bug/); call B
+# the mended build, as `DIR=gpu/s23b bash call_a.sh` (call_b/).
 # The check (auto split, and none), then the kernels alone by split (ICL_LAB_SCAN_SEGMENTS)
 # at issue 7's shape and the models' scan shapes, against CubeCL's code and the per-state
 # layout; then 16 Mamba e128 members and a lone run, split (auto) and not (1); then the seed
