@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use burn::tensor::{Distribution, Tensor};
 use burn_cubecl::tensor::CubeTensor;
-use icl_lab_kernels::scan::{Layout, Scan, ScanKernels};
+use icl_lab_kernels::scan::{chosen_time_split, Layout, Scan, ScanKernels};
 
 use icl_lab_emu as emu_runtime;
 use emu_runtime::{EmuBackend as B, EmuDevice, EmuRuntime};
@@ -66,8 +66,8 @@ fn main() {
         for layout in [Layout::PerState, Layout::PerChannel] {
             let layout = layout.for_state_size(shape[3]);
             let inp = scan_inputs(shape);
-            let (y, states) = B::scan_forward(inp.clone(), true, layout);
-            let _ = B::scan_backward(inp, states.expect("saved states"), y);
+            let (y, states) = B::scan_forward(inp.clone(), true, layout, chosen_time_split());
+            let _ = B::scan_backward(inp, states.expect("saved states"), y, chosen_time_split());
         }
     }
     // Launches reach the server on CubeCL's device thread: wait for them.

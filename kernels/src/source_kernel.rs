@@ -101,3 +101,24 @@ pub(crate) fn launch<R: Runtime, S: CudaSource>(client: &ComputeClient<R>, kerne
     let arguments = buffers.into_iter().fold(KernelArguments::new(), KernelArguments::with_buffer).with_info(MetadataBindingInfo::new(info, info_len));
     client.launch(Box::new(task), count, arguments);
 }
+
+/// What each of our sources starts with: the integer types they use and the `info`
+/// parameter of `scalars` 32-bit words.
+pub(crate) fn prelude(scalars: usize) -> String {
+    format!(
+        r#"typedef unsigned int uint32;
+typedef unsigned long long int uint64;
+typedef unsigned char uint8;
+
+struct info_st {{
+    uint32 scalars_uint32[{scalars}];
+}};
+"#
+    )
+}
+
+/// The kernel's first lines: each scalar of `names` read from `info` into a `const uint32` of
+/// that name.
+pub(crate) fn read_scalars(names: &[&str]) -> String {
+    names.iter().enumerate().map(|(i, s)| format!("    const uint32 {s} = info.scalars_uint32[{i}];\n")).collect()
+}

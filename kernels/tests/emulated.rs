@@ -15,7 +15,7 @@ use emu_runtime::{EmuBackend as B, EmuDevice};
 use icl_lab_kernels::adam::{AdamKernels, AdamParam, AdamSettings};
 use icl_lab_kernels::attention::AttentionKernels;
 use icl_lab_kernels::layer_norm::LayerNormKernels;
-use icl_lab_kernels::scan::{Layout, Scan, ScanKernels};
+use icl_lab_kernels::scan::{Layout, Scan, ScanKernels, TimeSplit};
 use rand::{Rng, SeedableRng};
 
 /// A scan's operands in f64, row-major as the kernels take them: x, Δ `[b, l, e]`, A
@@ -134,20 +134,25 @@ const NAMES: [&str; 6] = ["x", "delta", "A", "B", "C", "D"];
 
 /// Runs both kernels of `layout` on the emulator and compares y and every gradient.
 fn check(dims: [usize; 4], members: usize, layout: Layout, seed: u64) {
+    check_split(dims, members, layout, TimeSplit::Auto, TimeSplit::Auto, seed)
+}
+
+/// [`check`] with the forward split over time by `forward` and the backward by `backward`.
+fn check_split(dims: [usize; 4], members: usize, layout: Layout, forward: TimeSplit, backward: TimeSplit, seed: u64) {
     emu_runtime::set_execute(true);
     let ops = Operands::random(dims, members, seed);
     let [nb, l, e, _] = dims;
     let dy = Operands::random([nb, l, e, 1], 1, seed + 1).x;
     let want = ops.reference(&dy);
     let inp = ops.tensors();
-    let (y, states) = B::scan_forward(inp.clone(), true, layout);
+    let (y, states) = B::scan_forward(inp.clone(), true, layout, forward);
     let dy_t = Tensor::<B, 3>::from_data(TensorData::new(dy.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice);
-    let grads = B::scan_backward(inp, states.expect("saved states"), dy_t.into_primitive().tensor());
+    let grads = B::scan_backward(inp, states.expect("saved states"), dy_t.into_primitive().tensor(), backward);
     let err = relative_error(&read(y), &want.y);
-    assert!(err < 1e-4, "{layout} {dims:?} x{members}: y off by {err:.2e}");
+    assert!(err < 1e-4, "{layout} {dims:?} x{members} split {forward}/{backward}: y off by {err:.2e}");
     for ((name, got), want) in NAMES.iter().zip(grads.into_array()).zip(&want.grads) {
         let err = relative_error(&read(got), want);
-        assert!(err < 1e-4, "{layout} {dims:?} x{members}: ∂{name} off by {err:.2e}");
+        assert!(err < 1e-4, "{layout} {dims:?} x{members} split {forward}/{backward}: ∂{name} off by {err:.2e}");
     }
 }
 
@@ -208,6 +213,18 @@ fn per_channel_kernels_match_the_reference() {
     // Our CUDA C++ takes N from 4 to 32 in steps of 4 (N = 3 above runs CubeCL's kernel).
     check([2, 13, 36, 32], 1, Layout::PerChannel, 8);
     check([3, 10, 7, 4], 1, Layout::PerChannel, 9);
+}
+
+// Split over time: at these few channels `Auto` makes every chunk a segment (above); here
+// whole scans, and segments of several chunks with a short last one (16 + 16 + 5 steps, two
+// members), each split of the forward paired with another of the backward.
+#[test]
+fn per_channel_kernels_split_over_time_match_the_reference() {
+    let one = TimeSplit::Segments(1);
+    check_split([2, 37, 40, 16], 1, Layout::PerChannel, one, one, 11);
+    check_split([2, 37, 40, 16], 1, Layout::PerChannel, TimeSplit::Segments(3), one, 12);
+    check_split([4, 37, 33, 8], 2, Layout::PerChannel, one, TimeSplit::Segments(3), 13);
+    check_split([2, 30, 12, 32], 1, Layout::PerChannel, TimeSplit::Segments(2), TimeSplit::Auto, 14);
 }
 
 #[test]

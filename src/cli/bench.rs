@@ -483,6 +483,14 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     // The kernels alone: the forward saving its states, then the backward given ∂y = 1 (the
     // autodiff time above adds the loss's sum over y and the graph's own work).
     let run_layout = choice.layout_for(dims[0] * dims[2], dims[3]);
+    let split = icl_lab_kernels::scan::chosen_time_split();
+    // What runs the per-channel kernels for this N: our CUDA C++ (split over time) or CubeCL's.
+    let code = icl_lab_kernels::scan::channel_code_for(dims[3], icl_lab_kernels::scan::chosen_channel_code());
+    let segments = |backward| match code {
+        icl_lab_kernels::scan::ChannelCode::Source => split.segments(dims[0] * dims[2], dims[1], backward),
+        icl_lab_kernels::scan::ChannelCode::Cubecl => 1,
+    };
+    let segments = [segments(false), segments(true)];
     let kernels = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;
@@ -495,8 +503,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         let scan = Scan { x: prim(inp.x), delta: prim(inp.delta), a: prim(inp.a), b: prim(inp.b_in), c: prim(inp.c), d: prim(inp.d) };
         let dy = Tensor::<Inner, 3>::ones([dims[0], dims[1], dims[2]], &device).into_primitive().tensor();
         median_ms(1, reps, || {
-            let (y, states) = Inner::scan_forward(scan.clone(), true, run_layout);
-            let grads = Inner::scan_backward(scan.clone(), states.expect("states saved"), dy.clone());
+            let (y, states) = Inner::scan_forward(scan.clone(), true, run_layout, split);
+            let grads = Inner::scan_backward(scan.clone(), states.expect("states saved"), dy.clone(), split);
             <Inner as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
             drop((y, grads));
         })
@@ -506,7 +514,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     let tiling = match run_layout {
         Layout::PerState => format!(" (cubes of {}, chunks of {})", tile.block, tile.chunk),
         // Our CUDA C++ where it takes the scan, else CubeCL's (ICL_LAB_SCAN_CODE).
-        Layout::PerChannel => format!(" ({} code)", icl_lab_kernels::scan::chosen_channel_code()),
+        Layout::PerChannel => format!(" ({code} code, segments of time: {} forward, {} backward)", segments[0], segments[1]),
     };
     println!("forward+backward at [b, l, e, n] = {dims:?}, {timed_kernel} kernels{tiling}, median:");
     println!(
@@ -524,7 +532,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": icl_lab_kernels::scan::chosen_channel_code().to_string(), "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
+        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
     );
     finish_check(report, json, passed)
 }

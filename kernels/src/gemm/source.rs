@@ -46,17 +46,10 @@ pub fn cuda(tiling: Tiling, layout: Layout) -> String {
     let Tiling { bm, bn, wm, wn, stages } = tiling;
     let name = entry_point(tiling, layout);
     let (a_k, b_n) = (u32::from(layout.a_k_contiguous), u32::from(layout.b_n_contiguous));
-    let scalars = SCALARS.len();
-    let reads: String = SCALARS.iter().enumerate().map(|(i, s)| format!("    const uint32 {s} = info.scalars_uint32[{i}];\n")).collect();
+    let prelude = crate::source_kernel::prelude(SCALARS.len());
+    let reads = crate::source_kernel::read_scalars(&SCALARS);
     format!(
-        r#"typedef unsigned int uint32;
-typedef unsigned long long int uint64;
-typedef unsigned char uint8;
-
-struct info_st {{
-    uint32 scalars_uint32[{scalars}];
-}};
-
+        r#"{prelude}
 #ifndef ICL_LAB_EMULATED
 // Round to TF32 (nearest, ties away), as the tensor cores read it.
 __device__ __forceinline__ uint32 icl_tf32(float x) {{

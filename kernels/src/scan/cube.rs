@@ -10,8 +10,8 @@ use cubecl::prelude::*;
 
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
-use super::source::ScanSource;
-use super::{chosen_channel_code, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, CHUNK};
+use super::source::{Pass, ScanSource};
+use super::{channel_code_for, chosen_channel_code, chosen_time_split, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
 use crate::source_kernel::compiles_cuda;
 
 /// Threads per cube (4 warps of channels of one batch row).
@@ -40,18 +40,26 @@ fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize
 
 /// Our own CUDA C++ of the per-channel kernels ([`ScanSource`]) for a scan of `n` state
 /// entries whose B and C rows load as `vector`-float vectors, if it runs this one.
-fn channel_source<R: CubeRuntime>(backward: bool, save: bool, n: usize, vector: usize) -> Option<ScanSource> {
-    let runs = vector == 4 && ScanSource::takes(n) && compiles_cuda::<R>() && chosen_channel_code() == ChannelCode::Source;
-    runs.then_some(ScanSource { backward, save, n: n as u32, chunk: CHUNK as u32, block: BLOCK as u32 })
+fn channel_source<R: CubeRuntime>(pass: Pass, n: usize, vector: usize) -> Option<ScanSource> {
+    let runs = vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
+    runs.then_some(ScanSource { pass, n: n as u32, chunk: CHUNK as u32, block: BLOCK as u32 })
 }
 
 /// The scalars of [`ScanSource`]'s kernels ([`super::source::SCALARS`]).
-fn source_scalars(nb: usize, members: usize, l: usize, e: usize) -> [u32; 4] {
-    [nb, members, l, e].map(|v| u32::try_from(v).expect("selective scan: a size past 32 bits"))
+fn source_scalars(nb: usize, members: usize, l: usize, e: usize, seg: usize) -> [u32; 5] {
+    [nb, members, l, e, seg].map(|v| u32::try_from(v).expect("selective scan: a size past 32 bits"))
 }
 
-fn launch_grid(nb: usize, e: usize) -> (CubeCount, CubeDim) {
-    (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, 1), CubeDim::new_1d(BLOCK as u32))
+/// The per-channel grid: cubes of [`BLOCK`] channels, by batch row, by segment of time.
+fn launch_grid(nb: usize, e: usize, segments: usize) -> (CubeCount, CubeDim) {
+    (CubeCount::Static(e.div_ceil(BLOCK) as u32, nb as u32, segments as u32), CubeDim::new_1d(BLOCK as u32))
+}
+
+/// Launches `kernel` with `tensors`' buffers in order.
+fn launch_source<R: CubeRuntime>(kernel: ScanSource, count: CubeCount, tensors: &[&CubeTensor<R>], scalars: &[u32]) {
+    assert_eq!(tensors.len(), kernel.pass.buffers().len(), "selective scan: {:?} takes {} buffers", kernel.pass, kernel.pass.buffers().len());
+    let buffers = tensors.iter().map(|t| t.handle.clone().binding()).collect();
+    crate::source_kernel::launch(&tensors[0].client, kernel, count, buffers, scalars);
 }
 
 /// Cubes along the channels and the grid of the per-state kernels (`block / n` channels a
@@ -71,7 +79,7 @@ pub(super) fn states_shape(layout: Layout, [nb, l, e, n]: [usize; 4], tile: Stat
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernels for CubeBackend<R, F, I, BT> {
-    fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool, layout: Layout) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+    fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool, layout: Layout, split: TimeSplit) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
         let inp = inp.map(into_contiguous);
         let [nb, l, e, n] = sizes(&inp);
         let members = super::members_of(&inp);
@@ -109,13 +117,25 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             ));
             return (y, save.then_some(states));
         }
-        let (count, dim) = launch_grid(nb, e);
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
-        if let Some(kernel) = channel_source::<R>(false, save, n, vector) {
-            let buffers = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &y, &states].map(|t| t.handle.clone().binding()).to_vec();
-            crate::source_kernel::launch(&client, kernel, count, buffers, &source_scalars(nb, members, l, e));
+        if let Some(kernel) = channel_source::<R>(Pass::Forward { save }, n, vector) {
+            let seg = split.segment_steps(nb * e, l, false);
+            let (segments, scalars) = (split.segments(nb * e, l, false), source_scalars(nb, members, l, e, seg));
+            // Each segment but the last's end state from a zero start, then every segment from
+            // the state those give. One segment reads no ends (x stands in for them).
+            let ends = if segments > 1 {
+                let ends = empty(Shape::new([segments - 1, n + 1, nb, e]));
+                let pass = ScanSource { pass: Pass::ForwardEnds, ..kernel };
+                launch_source(pass, launch_grid(nb, e, segments - 1).0, &[&inp.x, &inp.delta, &inp.a, &inp.b, &ends], &scalars);
+                ends
+            } else {
+                inp.x.clone()
+            };
+            let tensors = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &y, &states, &ends];
+            launch_source(kernel, launch_grid(nb, e, segments).0, &tensors, &scalars);
             return (y, save.then_some(states));
         }
+        let (count, dim) = launch_grid(nb, e, 1);
         crate::launch!(scan_forward_kernel::<R>(
             &client,
             count,
@@ -141,7 +161,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         (y, save.then_some(states))
     }
 
-    fn scan_backward(inp: Scan<CubeTensor<R>>, states: CubeTensor<R>, dy: CubeTensor<R>) -> Scan<CubeTensor<R>> {
+    fn scan_backward(inp: Scan<CubeTensor<R>>, states: CubeTensor<R>, dy: CubeTensor<R>, split: TimeSplit) -> Scan<CubeTensor<R>> {
         let inp = inp.map(into_contiguous);
         let dy = into_contiguous(dy);
         let [nb, l, e, n] = sizes(&inp);
@@ -151,15 +171,20 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let empty = |shape: Shape| empty_device_contiguous_dtype::<R>(client.clone(), device.clone(), shape, dtype);
         let per_state = states.shape().num_dims() == 5;
         // ∂B and ∂C come back per group of channels: per cube (per state) or per warp (per
-        // channel); ∂A and ∂D per batch row. One `sum_dim` each finishes them.
+        // channel); ∂A and ∂D per batch row (and segment of time, for our code split over
+        // time). One `sum_dim` each finishes them.
         let tile = chosen_tile();
         let groups = if per_state { state_grid(nb, e, n, tile).0 } else { e.div_ceil(WARP) };
+        let vector = row_vector_size(n, [&inp.b, &inp.c]);
+        let source = if per_state { None } else { channel_source::<R>(Pass::Backward, n, vector) };
+        let seg = if source.is_some() { split.segment_steps(nb * e, l, true) } else { l };
+        let segments = if source.is_some() { split.segments(nb * e, l, true) } else { 1 };
         let dx = empty(Shape::new([nb, l, e]));
         let ddelta = empty(Shape::new([nb, l, e]));
-        let da_part = empty(Shape::new([nb, e, n]));
+        let da_part = empty(Shape::new([nb * segments, e, n]));
         let db_part = empty(Shape::new([nb, l, groups, n]));
         let dc_part = empty(Shape::new([nb, l, groups, n]));
-        let dd_part = empty(Shape::new([nb, e]));
+        let dd_part = empty(Shape::new([nb * segments, e]));
         if per_state {
             assert_eq!(states.shape().dims::<5>()[0], l.div_ceil(tile.chunk), "selective scan backward: states saved with another chunk");
             let (_, count, dim) = state_grid(nb, e, n, tile);
@@ -191,13 +216,22 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 dtype.into(),
             ));
         } else {
-            let (count, dim) = launch_grid(nb, e);
-            let vector = row_vector_size(n, [&inp.b, &inp.c]);
-            if let Some(kernel) = channel_source::<R>(true, false, n, vector) {
+            let (count, dim) = launch_grid(nb, e, 1);
+            if let Some(kernel) = source {
                 let states = into_contiguous(states);
-                let outputs = [&dx, &ddelta, &da_part, &db_part, &dc_part, &dd_part];
-                let buffers = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &states, &dy].into_iter().chain(outputs).map(|t| t.handle.clone().binding()).collect();
-                crate::source_kernel::launch(&client, kernel, count, buffers, &source_scalars(nb, members, l, e));
+                let scalars = source_scalars(nb, members, l, e, seg);
+                // Each segment but the first's adjoint carry at its start from a zero carry at
+                // its end, then every segment from the carry those give.
+                let starts = if segments > 1 {
+                    let starts = empty(Shape::new([segments - 1, n + 1, nb, e]));
+                    let pass = ScanSource { pass: Pass::BackwardStarts, ..kernel };
+                    launch_source(pass, launch_grid(nb, e, segments - 1).0, &[&inp.delta, &inp.a, &inp.c, &dy, &starts], &scalars);
+                    starts
+                } else {
+                    inp.x.clone()
+                };
+                let tensors = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &states, &dy, &starts, &dx, &ddelta, &da_part, &db_part, &dc_part, &dd_part];
+                launch_source(kernel, launch_grid(nb, e, segments).0, &tensors, &scalars);
             } else {
                 crate::launch!(scan_backward_kernel::<R>(
                     &client,
@@ -234,7 +268,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let (da, dd) = if members == 1 {
             (sum(da_part, 0, Shape::new([e, n])), sum(dd_part, 0, Shape::new([e])))
         } else {
-            let by_member = |t: CubeTensor<R>, per_row: usize| Self::float_reshape(t, Shape::new([members, nb / members, per_row]));
+            let by_member = |t: CubeTensor<R>, per_row: usize| Self::float_reshape(t, Shape::new([members, nb * segments / members, per_row]));
             (sum(by_member(da_part, e * n), 1, Shape::new([members * e, n])), sum(by_member(dd_part, e), 1, Shape::new([members * e])))
         };
         Scan {
@@ -251,6 +285,6 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
     fn fused_scan(inp: Scan<CubeTensor<R>>) -> CubeTensor<R> {
         let layout = layout_of(&inp);
-        Self::scan_forward(inp, false, layout).0
+        Self::scan_forward(inp, false, layout, chosen_time_split()).0
     }
 }

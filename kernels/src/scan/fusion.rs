@@ -13,13 +13,14 @@ use burn_ir::{CustomOpIr, HandleContainer};
 use crate::fusion_op::register;
 
 use super::cube::states_shape;
-use super::{layout_of, FusedScan, Layout, Scan, ScanKernels};
+use super::{chosen_time_split, layout_of, FusedScan, Layout, Scan, ScanKernels, TimeSplit};
 
 #[derive(Debug)]
 struct ForwardOp<B> {
     desc: CustomOpIr,
     save: bool,
     layout: Layout,
+    split: TimeSplit,
     _b: PhantomData<B>,
 }
 
@@ -27,7 +28,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for ForwardOp<B
     fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
         let inputs: Vec<_> = self.desc.inputs.iter().map(|t| handles.get_float_tensor::<B>(t)).collect();
         let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
-        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.save, self.layout);
+        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.save, self.layout, self.split);
         handles.register_float_tensor::<B>(&self.desc.outputs[0].id, y);
         if let Some(states) = states {
             handles.register_float_tensor::<B>(&self.desc.outputs[1].id, states);
@@ -38,6 +39,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for ForwardOp<B
 #[derive(Debug)]
 struct BackwardOp<B> {
     desc: CustomOpIr,
+    split: TimeSplit,
     _b: PhantomData<B>,
 }
 
@@ -47,7 +49,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for BackwardOp<
         let dy = inputs.pop().expect("dy");
         let states = inputs.pop().expect("states");
         let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
-        let grads = B::scan_backward(Scan::from_array(inputs), states, dy);
+        let grads = B::scan_backward(Scan::from_array(inputs), states, dy, self.split);
         for (out, grad) in self.desc.outputs.iter().zip(grads.into_array()) {
             handles.register_float_tensor::<B>(&out.id, grad);
         }
@@ -59,6 +61,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
         inp: Scan<FusionTensor<B::FusionRuntime>>,
         save: bool,
         layout: Layout,
+        split: TimeSplit,
     ) -> (FusionTensor<B::FusionRuntime>, Option<FusionTensor<B::FusionRuntime>>) {
         let [nb, l, e] = inp.x.shape.dims::<3>();
         let n = inp.a.shape.dims::<2>()[1];
@@ -72,6 +75,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
             desc,
             save,
             layout,
+            split,
             _b: PhantomData,
         });
         let states = save.then(|| out.pop().expect("states"));
@@ -82,6 +86,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
         inp: Scan<FusionTensor<B::FusionRuntime>>,
         states: FusionTensor<B::FusionRuntime>,
         dy: FusionTensor<B::FusionRuntime>,
+        split: TimeSplit,
     ) -> Scan<FusionTensor<B::FusionRuntime>> {
         let shapes: Vec<Shape> = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d].iter().map(|t| t.shape.clone()).collect();
         let dtype = inp.x.dtype;
@@ -90,6 +95,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
         inputs.push(dy);
         let out = register::<B, _>("icl_lab_selective_scan_backward", inputs, &shapes, dtype, |desc| BackwardOp::<B> {
             desc,
+            split,
             _b: PhantomData,
         });
         let out: [_; 6] = out.try_into().expect("six scan gradients");
@@ -100,6 +106,6 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
 impl<B: FusionBackend + ScanKernels> FusedScan for Fusion<B> {
     fn fused_scan(inp: Scan<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
         let layout = layout_of(&inp);
-        Self::scan_forward(inp, false, layout).0
+        Self::scan_forward(inp, false, layout, chosen_time_split()).0
     }
 }

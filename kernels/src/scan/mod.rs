@@ -3,8 +3,8 @@
 //! `h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t x_t`,  `y_t = C_t · h_t + D ⊙ x_t`  (per batch b,
 //! channel e, state entry n).
 //!
-//! Two layouts of the same computation ([`Layout`], picked by the scan's size:
-//! [`Layout::by_size`]). Per state ([`state_kernel`], for scans of few channels): one GPU thread per (batch, channel, state entry), a channel's `N` threads
+//! Two layouts of the same computation ([`Layout`], picked by the scan's size and code:
+//! [`Layout::by_size_with`]). Per state ([`state_kernel`], for scans of few channels): one GPU thread per (batch, channel, state entry), a channel's `N` threads
 //! in one warp, sums over the state by xor shuffles, each step's inputs loaded one step
 //! ahead, the chunk's states and decays in registers, and ∂B, ∂C summed over a cube's
 //! channels in shared memory once per chunk. Per
@@ -68,9 +68,13 @@ impl Layout {
     /// channel leaves most of the GPU idle.
     pub const PER_CHANNEL_FROM: usize = 32_768;
 
-    /// The layout for a scan over `channels` (batch x channel) pairs of `n` state entries.
-    pub fn by_size(channels: usize, n: usize) -> Layout {
-        let layout = if channels < Self::PER_CHANNEL_FROM { Layout::PerState } else { Layout::PerChannel };
+    /// The layout for a scan over `channels` (batch x channel) pairs of `n` state entries when
+    /// the per-channel kernels are `code`: per channel at every size where our CUDA C++ runs
+    /// them ([`channel_code_for`]; it beat per state at 64 x 256 channels too, 0.450 against
+    /// 0.610 ms on an H100, docs/performance.md, sessions 22 and 23), else by
+    /// [`Layout::PER_CHANNEL_FROM`].
+    pub fn by_size_with(channels: usize, n: usize, code: ChannelCode) -> Layout {
+        let layout = if channels >= Self::PER_CHANNEL_FROM || channel_code_for(n, code) == ChannelCode::Source { Layout::PerChannel } else { Layout::PerState };
         layout.for_state_size(n)
     }
 
@@ -109,7 +113,7 @@ impl std::fmt::Display for Layout {
 /// --check --kernel state`, session 6). Any N dividing 32 fits their thread layout.
 const CHECKED_STATE_SIZES: [usize; 3] = [4, 8, 16];
 
-/// Which layout scans take: by size ([`Layout::by_size`], the default), or one forced (by
+/// Which layout scans take: by size ([`Layout::by_size_with`], the default), or one forced (by
 /// `ICL_LAB_SCAN_KERNEL=channel|state`, or [`choose_layout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LayoutChoice {
@@ -121,7 +125,7 @@ impl LayoutChoice {
     /// The layout of a scan over `channels` (batch x channel) pairs of `n` state entries.
     pub fn layout_for(self, channels: usize, n: usize) -> Layout {
         match self {
-            LayoutChoice::BySize => Layout::by_size(channels, n),
+            LayoutChoice::BySize => Layout::by_size_with(channels, n, chosen_channel_code()),
             LayoutChoice::Forced(layout) => layout.for_state_size(n),
         }
     }
@@ -130,7 +134,7 @@ impl LayoutChoice {
 impl std::fmt::Display for LayoutChoice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LayoutChoice::BySize => write!(f, "by size (per state below {} channels)", Layout::PER_CHANNEL_FROM),
+            LayoutChoice::BySize => write!(f, "by size (per channel where our CUDA C++ runs it, else per state below {} channels)", Layout::PER_CHANNEL_FROM),
             LayoutChoice::Forced(layout) => layout.fmt(f),
         }
     }
@@ -189,6 +193,95 @@ static CHANNEL_CODE: OnceLock<ChannelCode> = OnceLock::new();
 /// stderr and ignored), else [`ChannelCode::Source`].
 pub fn chosen_channel_code() -> ChannelCode {
     *CHANNEL_CODE.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_CODE", ChannelCode::Source, ChannelCode::parse))
+}
+
+/// The code that runs a per-channel scan of `n` state entries when `code` is chosen: ours
+/// only for the N it takes ([`source::ScanSource::takes`]; on CUDA, with 16-byte aligned B
+/// and C rows, as the models' are).
+pub fn channel_code_for(n: usize, code: ChannelCode) -> ChannelCode {
+    if code == ChannelCode::Source && source::ScanSource::takes(n) {
+        ChannelCode::Source
+    } else {
+        ChannelCode::Cubecl
+    }
+}
+
+/// How our per-channel CUDA C++ splits a scan's steps into segments of time, a thread per
+/// (batch, channel, segment). With few channels (a lone run, a long sequence) one thread a
+/// channel leaves most of the GPU idle; split, a first pass gives each segment its boundary
+/// state from a zero start (and its Σ Δ, whose exponential carries a state across it), and
+/// the second runs every segment at once from the state the earlier ones give. The forward
+/// and the backward split each on their own: the saved states are per chunk either way.
+/// CubeCL's per-channel kernel and the per-state kernels do not split.
+///
+/// Not split by default ([`TimeSplit::DEFAULT`]): on an H100 (docs/performance.md, session
+/// 23) twice the warps did not make the forward faster at issue 7's shape (1.11 ms whole,
+/// 1.18 in two segments), and `Auto` lost at a lone Mamba e128's scan (0.540 against 0.450
+/// ms forward+backward); it won only at 64 x 280 x 512 (0.784 against 0.867).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSplit {
+    /// Segments enough for [`TimeSplit::FORWARD_THREADS`] (forward) or
+    /// [`TimeSplit::BACKWARD_THREADS`] (backward) threads.
+    Auto,
+    /// At most this many segments (1: none).
+    Segments(usize),
+}
+
+impl TimeSplit {
+    /// Threads the forward fills the GPU with: its 126 registers a thread hold 4 cubes of 128
+    /// an SM, about 68,000 threads on an H100's or H200's 132 SMs.
+    pub const FORWARD_THREADS: usize = 65_536;
+    /// The backward's: its chunk of states in shared memory holds 3 cubes an SM (about 50,000
+    /// threads).
+    pub const BACKWARD_THREADS: usize = 49_152;
+    /// The split scans take unless told otherwise: none (above).
+    pub const DEFAULT: TimeSplit = TimeSplit::Segments(1);
+
+    /// `auto`, or a number of segments (≥ 1).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "auto" => Ok(TimeSplit::Auto),
+            t => match t.parse::<usize>() {
+                Ok(k) if k >= 1 => Ok(TimeSplit::Segments(k)),
+                _ => Err("expected auto or a number of segments (1 or more)".to_string()),
+            },
+        }
+    }
+
+    /// Steps a segment (a multiple of [`CHUNK`], so chunks never straddle two) for a scan of
+    /// `channels` (batch x channel) pairs over `len` steps, by the forward's threads or the
+    /// backward's.
+    pub fn segment_steps(self, channels: usize, len: usize, backward: bool) -> usize {
+        let chunks = len.div_ceil(CHUNK).max(1);
+        let threads = if backward { Self::BACKWARD_THREADS } else { Self::FORWARD_THREADS };
+        let wanted = match self {
+            TimeSplit::Auto => threads.div_ceil(channels.max(1)),
+            TimeSplit::Segments(k) => k,
+        };
+        chunks.div_ceil(wanted.clamp(1, chunks)) * CHUNK
+    }
+
+    /// Segments of [`TimeSplit::segment_steps`] steps that cover `len` steps.
+    pub fn segments(self, channels: usize, len: usize, backward: bool) -> usize {
+        len.div_ceil(self.segment_steps(channels, len, backward))
+    }
+}
+
+impl std::fmt::Display for TimeSplit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeSplit::Auto => f.write_str("auto"),
+            TimeSplit::Segments(k) => write!(f, "{k}"),
+        }
+    }
+}
+
+static TIME_SPLIT: OnceLock<TimeSplit> = OnceLock::new();
+
+/// The process's split: `ICL_LAB_SCAN_SEGMENTS` (`auto` or a count; a bad value is reported
+/// once on stderr and ignored), else [`TimeSplit::DEFAULT`].
+pub fn chosen_time_split() -> TimeSplit {
+    *TIME_SPLIT.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_SEGMENTS", TimeSplit::DEFAULT, TimeSplit::parse))
 }
 
 /// The per-state kernels' tiling: threads per cube and the steps between the states the
@@ -285,11 +378,12 @@ impl<T> Scan<T> {
 pub trait ScanKernels: Backend {
     /// Returns y `[b, l, e]` and, when `save`, the states entering each chunk (an opaque
     /// tensor for [`ScanKernels::scan_backward`]). `layout` must suit the state size
-    /// ([`Layout::for_state_size`]).
-    fn scan_forward(inp: Scan<FloatTensor<Self>>, save: bool, layout: Layout) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
+    /// ([`Layout::for_state_size`]); `split` is how our per-channel code splits time.
+    fn scan_forward(inp: Scan<FloatTensor<Self>>, save: bool, layout: Layout, split: TimeSplit) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
 
-    /// Gradients of the six operands given ∂L/∂y `dy` and the forward's saved states.
-    fn scan_backward(inp: Scan<FloatTensor<Self>>, states: FloatTensor<Self>, dy: FloatTensor<Self>) -> Scan<FloatTensor<Self>>;
+    /// Gradients of the six operands given ∂L/∂y `dy` and the forward's saved states (from
+    /// a forward of any split).
+    fn scan_backward(inp: Scan<FloatTensor<Self>>, states: FloatTensor<Self>, dy: FloatTensor<Self>, split: TimeSplit) -> Scan<FloatTensor<Self>>;
 }
 
 /// Backends with a fused, differentiable selective scan.
@@ -334,14 +428,14 @@ impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
             OpsKind::Tracked(prep) => {
                 let prims = inp.map(|t| t.primitive);
                 let layout = layout_of(&prims);
-                let (y, states) = B::scan_forward(prims.clone(), true, layout);
+                let (y, states) = B::scan_forward(prims.clone(), true, layout, chosen_time_split());
                 let states = states.expect("scan_forward(save = true) returns the states");
                 prep.finish((prims, states), y)
             }
             OpsKind::UnTracked(prep) => {
                 let prims = inp.map(|t| t.primitive);
                 let layout = layout_of(&prims);
-                prep.finish(B::scan_forward(prims, false, layout).0)
+                prep.finish(B::scan_forward(prims, false, layout, chosen_time_split()).0)
             }
         }
     }
@@ -379,7 +473,7 @@ impl<B: ScanKernels> Backward<B, 6> for ScanBackward {
     fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
         let (inp, states) = ops.state;
-        let g = B::scan_backward(inp, states, dy);
+        let g = B::scan_backward(inp, states, dy, chosen_time_split());
         for (parent, grad) in ops.parents.into_iter().zip(g.into_array()) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
@@ -407,16 +501,67 @@ mod tests {
     #[test]
     fn scans_of_many_channels_run_per_channel_and_few_per_state() {
         let from = Layout::PER_CHANNEL_FROM;
-        assert_eq!(Layout::by_size(64 * 256, 16), Layout::PerState, "a lone Mamba e128");
-        assert_eq!(Layout::by_size(from - 1, 16), Layout::PerState);
-        assert_eq!(Layout::by_size(from, 16), Layout::PerChannel);
-        assert_eq!(Layout::by_size(1024 * 256, 16), Layout::PerChannel, "16 Mamba e128 members");
+        let by_size = |channels, n| Layout::by_size_with(channels, n, ChannelCode::Cubecl);
+        assert_eq!(by_size(64 * 256, 16), Layout::PerState, "a lone Mamba e128");
+        assert_eq!(by_size(from - 1, 16), Layout::PerState);
+        assert_eq!(by_size(from, 16), Layout::PerChannel);
+        assert_eq!(by_size(1024 * 256, 16), Layout::PerChannel, "16 Mamba e128 members");
         // A state size the per-state kernels were not checked with runs per channel at any size.
-        assert_eq!(Layout::by_size(64, 12), Layout::PerChannel);
+        assert_eq!(by_size(64, 12), Layout::PerChannel);
+        // Where our CUDA C++ runs the per-channel kernels, they run at every size; where it
+        // does not take N (N = 2), the size decides as with CubeCL's.
+        let ours = |channels, n| Layout::by_size_with(channels, n, ChannelCode::Source);
+        assert_eq!(ours(64 * 256, 16), Layout::PerChannel, "a lone Mamba e128, split over time");
+        assert_eq!(ours(64, 8), Layout::PerChannel);
+        assert_eq!(ours(64, 2), Layout::PerState.for_state_size(2));
+        assert_eq!(ours(64, 4), Layout::PerChannel);
         // A forced layout holds at every size, within what the state size allows.
         assert_eq!(LayoutChoice::Forced(Layout::PerState).layout_for(1 << 20, 16), Layout::PerState);
         assert_eq!(LayoutChoice::Forced(Layout::PerChannel).layout_for(64, 16), Layout::PerChannel);
-        assert_eq!(LayoutChoice::BySize.layout_for(64, 16), Layout::PerState);
+        assert_eq!(LayoutChoice::BySize.layout_for(64, 16), Layout::by_size_with(64, 16, chosen_channel_code()));
+    }
+
+    #[test]
+    fn our_code_runs_the_state_sizes_it_takes() {
+        for n in [4, 8, 12, 16, 32] {
+            assert_eq!(channel_code_for(n, ChannelCode::Source), ChannelCode::Source, "n = {n}");
+            assert_eq!(channel_code_for(n, ChannelCode::Cubecl), ChannelCode::Cubecl, "n = {n}");
+        }
+        for n in [1, 2, 3, 6, 36, 64] {
+            assert_eq!(channel_code_for(n, ChannelCode::Source), ChannelCode::Cubecl, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn time_splits_give_whole_chunks_and_fill_the_gpu() {
+        assert_eq!(TimeSplit::parse(" auto "), Ok(TimeSplit::Auto));
+        assert_eq!(TimeSplit::parse("3"), Ok(TimeSplit::Segments(3)));
+        assert_eq!(TimeSplit::parse(&TimeSplit::Segments(5).to_string()), Ok(TimeSplit::Segments(5)));
+        for bad in ["0", "-1", "two", ""] {
+            assert!(TimeSplit::parse(bad).unwrap_err().contains("expected auto"), "{bad:?}");
+        }
+        let steps = |split: TimeSplit, channels, len, backward| split.segment_steps(channels, len, backward);
+        // One segment: the whole scan, rounded up to whole chunks.
+        assert_eq!(steps(TimeSplit::Segments(1), 64, 1000, false), 1000usize.div_ceil(CHUNK) * CHUNK);
+        // Never shorter than a chunk, however many segments are asked for.
+        assert_eq!(steps(TimeSplit::Segments(1000), 64, 37, true), CHUNK);
+        // Two segments of 1,024 steps: 512 each.
+        assert_eq!(steps(TimeSplit::Segments(2), 64, 1024, false), 512);
+        // Auto: enough (batch, channel, segment) threads, and none when the channels alone are.
+        let issue = 64 * 512;
+        assert!(issue * TimeSplit::Auto.segments(issue, 1024, false) >= TimeSplit::FORWARD_THREADS);
+        assert!(issue * TimeSplit::Auto.segments(issue, 1024, true) >= TimeSplit::BACKWARD_THREADS);
+        assert_eq!(TimeSplit::Segments(3).segments(64, 1024, false), 3, "3 segments of 344 steps");
+        for backward in [false, true] {
+            assert_eq!(steps(TimeSplit::Auto, 1024 * 256, 82, backward), 88, "16 Mamba e128 members: one segment");
+        }
+        for (channels, len) in [(1, 1), (7, 9), (64 * 256, 82), (3 * 70, 100)] {
+            for split in [TimeSplit::Auto, TimeSplit::Segments(3)] {
+                let s = steps(split, channels, len, false);
+                assert!(s % CHUNK == 0 && s >= CHUNK && s < len + CHUNK, "{split} {channels} x {len}: {s}");
+                assert_eq!(split.segments(channels, len, false), len.div_ceil(s));
+            }
+        }
     }
 
     #[test]
