@@ -258,5 +258,6 @@ inline float icl_ex2(float x) {
 }
 template <int N>
 inline void icl_cp_async_wait() {}
-// The scan's prefetch.global.L2: a hint, nothing to do here.
+// The scan's prefetch.global.L2 and .L1: hints, nothing to do here.
 inline void icl_prefetch_l2(const void *) {}
+inline void icl_prefetch_l1(const void *) {}

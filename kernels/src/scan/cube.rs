@@ -11,7 +11,7 @@ use cubecl::prelude::*;
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
 use super::source::{Pass, ScanSource};
-use super::{channel_code_for, chosen_channel_code, chosen_time_split, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
+use super::{channel_code_for, chosen_channel_code, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
 use crate::source_kernel::compiles_cuda;
 
 /// Threads per cube (4 warps of channels of one batch row).
@@ -42,7 +42,7 @@ fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize
 /// entries whose B and C rows load as `vector`-float vectors, if it runs this one.
 fn channel_source<R: CubeRuntime>(pass: Pass, n: usize, vector: usize) -> Option<ScanSource> {
     let runs = vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
-    runs.then_some(ScanSource { pass, n: n as u32, chunk: CHUNK as u32, block: BLOCK as u32 })
+    runs.then_some(ScanSource { pass, n: n as u32, chunk: CHUNK as u32, block: BLOCK as u32, prefetch: chosen_prefetch() })
 }
 
 /// The scalars of [`ScanSource`]'s kernels ([`super::source::SCALARS`]).

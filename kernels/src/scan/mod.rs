@@ -206,6 +206,60 @@ pub fn channel_code_for(n: usize, code: ChannelCode) -> ChannelCode {
     }
 }
 
+/// How far ahead of the step it runs our per-channel CUDA C++ asks a cache for a step's
+/// inputs (x, Δ, ∂y and the B, C rows), in the passes that walk the steps one by one with
+/// nothing else to load (the forward, and the first passes of a split). Its registers hold
+/// only the next step's inputs, so without a prefetch each step waits out a DRAM round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefetch {
+    /// 1 or 2: L1 (the SM's own) or L2.
+    pub level: u8,
+    /// Steps ahead; 0: no prefetch.
+    pub ahead: u32,
+}
+
+impl Prefetch {
+    pub const NONE: Prefetch = Prefetch { level: 2, ahead: 0 };
+    /// The prefetch scans take unless told otherwise.
+    pub const DEFAULT: Prefetch = Prefetch::NONE;
+
+    /// `none`, or `l1:K` / `l2:K` (K steps ahead, 1 to 256).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || "expected none, l1:K or l2:K (K steps ahead, 1 to 256)".to_string();
+        let text = text.trim().to_ascii_lowercase();
+        if text == "none" {
+            return Ok(Prefetch::NONE);
+        }
+        let (level, ahead) = text.split_once(':').ok_or_else(bad)?;
+        let level = match level {
+            "l1" => 1,
+            "l2" => 2,
+            _ => return Err(bad()),
+        };
+        match ahead.parse::<u32>() {
+            Ok(ahead) if (1..=256).contains(&ahead) => Ok(Prefetch { level, ahead }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Prefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ahead {
+            0 => f.write_str("none"),
+            k => write!(f, "l{}:{k}", self.level),
+        }
+    }
+}
+
+static PREFETCH: OnceLock<Prefetch> = OnceLock::new();
+
+/// The process's prefetch: `ICL_LAB_SCAN_PREFETCH` (a bad value is reported once on stderr
+/// and ignored), else [`Prefetch::DEFAULT`].
+pub fn chosen_prefetch() -> Prefetch {
+    *PREFETCH.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_PREFETCH", Prefetch::DEFAULT, Prefetch::parse))
+}
+
 /// How our per-channel CUDA C++ splits a scan's steps into segments of time, a thread per
 /// (batch, channel, segment). With few channels (a lone run, a long sequence) one thread a
 /// channel leaves most of the GPU idle; split, a first pass gives each segment its boundary
@@ -561,6 +615,18 @@ mod tests {
                 assert!(s % CHUNK == 0 && s >= CHUNK && s < len + CHUNK, "{split} {channels} x {len}: {s}");
                 assert_eq!(split.segments(channels, len, false), len.div_ceil(s));
             }
+        }
+    }
+
+    #[test]
+    fn prefetches_parse_and_print_back() {
+        assert_eq!(Prefetch::parse(" L1:16 "), Ok(Prefetch { level: 1, ahead: 16 }));
+        assert_eq!(Prefetch::parse("none"), Ok(Prefetch::NONE));
+        for p in [Prefetch::NONE, Prefetch { level: 2, ahead: 8 }, Prefetch { level: 1, ahead: 256 }] {
+            assert_eq!(Prefetch::parse(&p.to_string()), Ok(p));
+        }
+        for bad in ["l3:4", "l1:0", "l2:257", "l1", "16", "", "l1:x"] {
+            assert!(Prefetch::parse(bad).unwrap_err().contains("expected none"), "{bad:?}");
         }
     }
 

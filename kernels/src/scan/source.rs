@@ -16,6 +16,7 @@
 //! `Δ·A·log₂e` the decay is within ~1e-5 relative for |Δ·A| < 100, as `__expf` is.
 
 use super::kernel::{scattered_layout, WARP};
+use super::Prefetch;
 use crate::source_kernel::CudaSource;
 
 /// Which of the per-channel kernels a source is. A scan of L steps runs as segments of time
@@ -50,13 +51,15 @@ impl Pass {
 }
 
 /// One compiled form of the per-channel kernels: which pass, N state entries, the chunk of
-/// steps between saved states, threads a cube.
+/// steps between saved states, threads a cube, and the prefetch of the passes that walk
+/// forward in time or (the backward's first pass) back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ScanSource {
     pub pass: Pass,
     pub n: u32,
     pub chunk: u32,
     pub block: u32,
+    pub prefetch: Prefetch,
 }
 
 /// The scalars every pass reads from `info`, in order: `seg` is the steps a segment of time.
@@ -70,7 +73,7 @@ impl ScanSource {
     }
 
     pub fn entry_point(self) -> String {
-        let ScanSource { pass, n, chunk, block } = self;
+        let ScanSource { pass, n, chunk, block, prefetch } = self;
         let what = match pass {
             Pass::Forward { save: false } => "forward",
             Pass::Forward { save: true } => "forward_save",
@@ -78,7 +81,11 @@ impl ScanSource {
             Pass::Backward => "backward",
             Pass::BackwardStarts => "backward_starts",
         };
-        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}")
+        let ahead = match prefetch.ahead {
+            0 => String::new(),
+            k => format!("_l{}a{k}", prefetch.level),
+        };
+        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{ahead}")
     }
 
     /// Floats of shared memory a cube: the backward's chunk of states, `chunk·n` a thread.
@@ -99,7 +106,7 @@ impl ScanSource {
     ///   `[b, segments, e, N]`, ∂B partial, ∂C partial, ∂D partial `[b, segments, e]`;
     /// - backward starts: Δ, A, C, ∂y, starts.
     pub fn cuda(self) -> String {
-        let ScanSource { pass, n, chunk, block } = self;
+        let ScanSource { pass, n, chunk, block, prefetch } = self;
         let name = self.entry_point();
         let reads = crate::source_kernel::read_scalars(&SCALARS);
         let body = match pass {
@@ -122,11 +129,15 @@ impl ScanSource {
 #define N {n}
 #define CHUNK {chunk}
 #define BLOCK {block}
+#define AHEAD {ahead}
+#define AHEAD_LEVEL {level}
 #define LOG2E 1.4426950408889634f
 {COMMON}{halve}
 extern "C" __global__ void __launch_bounds__(BLOCK) {name} ({params}, const __grid_constant__ info_st info) {{
 {reads}{body}}}
-"#
+"#,
+            ahead = prefetch.ahead,
+            level = prefetch.level,
         )
     }
 }
@@ -161,11 +172,26 @@ __device__ __forceinline__ float icl_ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
-// Asks L2 for the line at p, without waiting for it.
+// Asks L2 (or L1) for the line at p, without waiting for it.
 __device__ __forceinline__ void icl_prefetch_l2(const void* p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
+__device__ __forceinline__ void icl_prefetch_l1(const void* p) {
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+}
 #endif
+
+// The walks' prefetch, AHEAD steps ahead into cache level AHEAD_LEVEL: one float, and a row
+// of N (every 32-byte sector it touches: 16-byte aligned, it may start mid-sector).
+__device__ __forceinline__ void icl_ahead(const float* p) {
+    if (AHEAD_LEVEL == 1) icl_prefetch_l1(p); else icl_prefetch_l2(p);
+}
+__device__ __forceinline__ void icl_ahead_row(const float* base, uint64 row) {
+    const float* p = base + row * N;
+#pragma unroll
+    for (int q = 0; q < N / 8; ++q) icl_ahead(p + 8 * q);
+    icl_ahead(p + N - 1);
+}
 
 struct __align__(16) icl_float4 {
     float x, y, z, w;
@@ -262,6 +288,13 @@ fn forward_body(save: bool) -> String {
         in.d = ds[(uint64)t * width];
         icl_row(buffer_3, rows + t, in.b);
         icl_row(buffer_4, rows + t, in.c);
+        if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
+            const uint64 u = t + AHEAD;
+            icl_ahead(xs + u * width);
+            icl_ahead(ds + u * width);
+            icl_ahead_row(buffer_3, rows + u);
+            icl_ahead_row(buffer_4, rows + u);
+        }}
     }};
     // One step: h ← exp(Δ A) h + Δ x B; y = C·h + D x.
     // A segment starts on a chunk: the steps that save are those with i % CHUNK == 0 (which
@@ -310,6 +343,12 @@ fn forward_ends_body() -> String {
         in.x = xs[(uint64)t * width];
         in.d = ds[(uint64)t * width];
         icl_row(buffer_3, rows + t, in.b);
+        if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
+            const uint64 u = t + AHEAD;
+            icl_ahead(xs + u * width);
+            icl_ahead(ds + u * width);
+            icl_ahead_row(buffer_3, rows + u);
+        }}
     }};
     auto step = [&](int, const In& in) {{
         span += in.d;
@@ -350,6 +389,12 @@ fn backward_starts_body() -> String {
         in.d = ds[(uint64)t * width];
         in.g = gys[(uint64)t * width];
         icl_row(buffer_2, rows + t, in.c);
+        if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
+            const uint64 u = t - AHEAD;
+            icl_ahead(ds + u * width);
+            icl_ahead(gys + u * width);
+            icl_ahead_row(buffer_2, rows + u);
+        }}
     }};
     auto step = [&](int, const In& in) {{
         span += in.d;
@@ -590,7 +635,7 @@ mod tests {
     #[test]
     fn each_pass_declares_the_buffers_it_is_launched_with() {
         for pass in [Pass::Forward { save: false }, Pass::Forward { save: true }, Pass::ForwardEnds, Pass::Backward, Pass::BackwardStarts] {
-            let source = ScanSource { pass, n: 16, chunk: 8, block: 128 }.cuda();
+            let source = ScanSource { pass, n: 16, chunk: 8, block: 128, prefetch: Prefetch::NONE }.cuda();
             let access = pass.buffers();
             let declared = source.matches("float* __restrict__ buffer_").count();
             assert_eq!(declared, access.len(), "{pass:?}");
@@ -599,5 +644,17 @@ mod tests {
                 assert_eq!(read, a == 'r', "{pass:?}: buffer_{i}");
             }
         }
+    }
+
+    /// Kernels with different prefetches are different kernels to the cache: their names differ.
+    #[test]
+    fn a_prefetch_names_its_kernel() {
+        let source = |prefetch| ScanSource { pass: Pass::Forward { save: true }, n: 16, chunk: 8, block: 128, prefetch };
+        let none = source(Prefetch::NONE);
+        let l1 = source(Prefetch { level: 1, ahead: 16 });
+        assert_eq!(none.entry_point(), "icl_scan_forward_save_n16_c8_b128");
+        assert_eq!(l1.entry_point(), "icl_scan_forward_save_n16_c8_b128_l1a16");
+        assert!(l1.cuda().contains("#define AHEAD 16\n#define AHEAD_LEVEL 1\n"));
+        assert_ne!(source(Prefetch { level: 2, ahead: 16 }).entry_point(), l1.entry_point());
     }
 }
