@@ -5,8 +5,8 @@
 # 0.867 ms at 64x280x512 against session 22's 0.687 on another H100), then Nsight Compute's
 # stall reasons for the per-channel kernels in the seconds left of $BUDGET.
 set -u
-START=$(date +%s); BUDGET=${BUDGET:-570}
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s24b}; MAIN=${MAIN:-gpu/main}
+START=$(date +%s); BUDGET=${BUDGET:-540}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s24c}; MAIN=${MAIN:-gpu/main}
 B=/tmp/icl; gunzip -c $DIR/icl-lab.gz > $B && chmod +x $B
 M=/tmp/icl-main; gunzip -c $MAIN/icl-lab.gz > $M && chmod +x $M
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}

@@ -220,8 +220,9 @@ pub struct Prefetch {
 
 impl Prefetch {
     pub const NONE: Prefetch = Prefetch { level: 2, ahead: 0 };
-    /// The prefetch scans take unless told otherwise.
-    pub const DEFAULT: Prefetch = Prefetch::NONE;
+    /// The prefetch scans take unless told otherwise: L1, 16 steps ahead (a DRAM round trip
+    /// under load is several steps of a warp's work).
+    pub const DEFAULT: Prefetch = Prefetch { level: 1, ahead: 16 };
 
     /// `none`, or `l1:K` / `l2:K` (K steps ahead, 1 to 256).
     pub fn parse(text: &str) -> Result<Self, String> {
