@@ -491,6 +491,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         icl_lab_kernels::scan::ChannelCode::Cubecl => 1,
     };
     let segments = [segments(false), segments(true)];
+    // How far ahead our CUDA C++'s walks ask a cache for their inputs (ICL_LAB_SCAN_PREFETCH).
+    let prefetch = icl_lab_kernels::scan::chosen_prefetch();
     let kernels = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;
@@ -514,7 +516,12 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     let tiling = match run_layout {
         Layout::PerState => format!(" (cubes of {}, chunks of {})", tile.block, tile.chunk),
         // Our CUDA C++ where it takes the scan, else CubeCL's (ICL_LAB_SCAN_CODE).
-        Layout::PerChannel => format!(" ({code} code, segments of time: {} forward, {} backward)", segments[0], segments[1]),
+        Layout::PerChannel => match code {
+            icl_lab_kernels::scan::ChannelCode::Source => {
+                format!(" ({code} code, segments of time: {} forward, {} backward; prefetch {prefetch})", segments[0], segments[1])
+            }
+            icl_lab_kernels::scan::ChannelCode::Cubecl => format!(" ({code} code)"),
+        },
     };
     println!("forward+backward at [b, l, e, n] = {dims:?}, {timed_kernel} kernels{tiling}, median:");
     println!(
@@ -532,7 +539,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
+        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "prefetch": prefetch.to_string(), "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
     );
     finish_check(report, json, passed)
 }
