@@ -5,7 +5,7 @@
 # 0.867 ms at 64x280x512 against session 22's 0.687 on another H100), then Nsight Compute's
 # stall reasons for the per-channel kernels in the seconds left of $BUDGET.
 set -u
-START=$(date +%s); BUDGET=${BUDGET:-540}
+START=$(date +%s); BUDGET=${BUDGET:-480}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"; DIR=${DIR:-gpu/s24c}; MAIN=${MAIN:-gpu/main}
 B=/tmp/icl; gunzip -c $DIR/icl-lab.gz > $B && chmod +x $B
 M=/tmp/icl-main; gunzip -c $MAIN/icl-lab.gz > $M && chmod +x $M
@@ -23,16 +23,20 @@ scan() { # binary, shape, then env assignments
   env ICL_LAB_KERNEL_CACHE=/tmp/kc-$(basename $bin) "$@" timeout 40 $bin bench scan --shape $shape --against none --reps 10 > /tmp/scan.txt 2>&1
   log "scan $(basename $bin) $shape $* rc $?: $(grep -E 'kernels |forward only|segments' /tmp/scan.txt | tr -s ' ' | tr '\n' ';')"
 }
-for p in none l1:8 l1:16 l1:32 l2:16 l2:32; do scan $B 64,1024,512,16 ICL_LAB_SCAN_PREFETCH=$p; done
-for p in none l1:16 l2:16; do scan $B 64,82,256,16 ICL_LAB_SCAN_PREFETCH=$p; done
-for s in 64,280,512,16 64,1024,512,16 64,82,256,16 64,280,512,16; do scan $M $s; scan $B $s; done
-scan $B 64,1024,512,16 ICL_LAB_SCAN_PREFETCH=l1:16 ICL_LAB_SCAN_SEGMENTS=4
+for p in none l1:4 l1:16 l2:16; do scan $B 64,1024,512,16 ICL_LAB_SCAN_PREFETCH=$p; done
+for s in 64,280,512,16 64,1024,512,16; do scan $M $s; scan $B $s ICL_LAB_SCAN_PREFETCH=none; done
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
 log "ncu: ${NCU:-none}, $(left) s left"
-[ -n "$NCU" ] && [ $(left) -gt 60 ] || exit 0
-ICL_LAB_KERNEL_CACHE=/tmp/kc-icl timeout $(( $(left) - 10 )) $NCU --kernel-name regex:icl_scan --launch-skip 2 --launch-count 2 \
+if [ -n "$NCU" ]; then
+ICL_LAB_KERNEL_CACHE=/tmp/kc-icl ICL_LAB_SCAN_PREFETCH=none timeout ${NCU_S:-150} $NCU --kernel-name regex:icl_scan --launch-skip 2 --launch-count 2 \
   --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
   --section Occupancy --section LaunchStats --csv --page details \
   $B bench scan --shape 64,1024,512,16 --against none --reps 2 > "$OUT/ncu.csv" 2> "$OUT/ncu_err.txt"
 log "ncu rc $?"
+fi
+[ $(left) -gt 90 ] || exit 0
+for p in l1:8 l1:32 l2:32; do scan $B 64,1024,512,16 ICL_LAB_SCAN_PREFETCH=$p; done
+for p in none l1:16 l2:16; do scan $B 64,82,256,16 ICL_LAB_SCAN_PREFETCH=$p; done
+scan $M 64,82,256,16
+for s in 64,280,512,16 64,1024,512,16; do scan $M $s; scan $B $s ICL_LAB_SCAN_PREFETCH=none; done
 log done
