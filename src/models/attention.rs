@@ -175,10 +175,12 @@ mod tests {
         assert_eq!(AttentionMode::parse("flash"), None);
         let errors = compare_attention::<Ad>([2, 9, 16, 4], 1, &NdArrayDevice::Cpu, AttentionMode::Fused);
         assert_eq!(errors, [0.0, 0.0], "NdArray<f64> against itself");
-        // f32 against the f64 reference: rounding only (burn-ndarray's f32 softmax and matmul
-        // leave ~1e-5 absolute on gradient entries of ~1e-2, judged against 1% of the largest).
+        // f32 against the f64 reference: close, not equal. How close depends on the host's
+        // SIMD: burn-ndarray's f32 path leaves ~1e-5 absolute on the gradient on some CPUs, but
+        // up to 2.6e-4 (1.4e-4 of the largest entry, 1.39e-2 by this measure, on entries that
+        // are exactly 0 in f64) on an AVX2 host without AVX-512.
         let errors = compare_attention::<Autodiff<NdArray<f32>>>([2, 9, 16, 4], 1, &NdArrayDevice::Cpu, AttentionMode::Fused);
-        assert!(errors.iter().all(|&e| e > 0.0 && e < 1e-3), "{errors:?}");
+        assert!(errors.iter().all(|&e| e > 0.0 && e < 3e-2), "{errors:?}");
     }
 
     /// The fused CUDA kernels against the tensor-op attention, forward and gradient, on the
