@@ -530,7 +530,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         bandwidth / 1e12
     );
     println!("  through autodiff     {fused:>10.3} ms   (Σ y as the loss)");
-    println!("  fused, forward only  {forward:>10.3} ms");
+    println!("  fused, forward only  {forward:>10.3} ms   (the model's call, not the kernel alone)");
     let mut tensor_ms = serde_json::Map::new();
     for (name, mode) in modes {
         let ms = time(mode, (reps / 5).max(2));
