@@ -261,6 +261,36 @@ pub fn chosen_prefetch() -> Prefetch {
     *PREFETCH.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_PREFETCH", Prefetch::DEFAULT, Prefetch::parse))
 }
 
+/// State entries each thread of our per-channel CUDA C++ holds (`ICL_LAB_SCAN_ENTRIES`: 4 to
+/// 32, a multiple of 4; a scan takes the most up to it that divide its N). Fewer entries are
+/// more threads a channel (N / entries, in as many warps), which sum y and ∂x, ∂Δ over
+/// shared memory once a chunk: with one thread a channel a scan of 64 x 512 channels fills
+/// 2 warps of an H100 scheduler's 16, and its loads wait unhidden (docs/performance.md,
+/// session 25).
+pub const DEFAULT_ENTRIES: usize = 4;
+
+/// `ICL_LAB_SCAN_ENTRIES`'s value: a multiple of 4 from 4 to 32.
+pub fn parse_entries(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(s) if s.is_multiple_of(4) && (4..=32).contains(&s) => Ok(s),
+        _ => Err("expected a multiple of 4 from 4 to 32 (state entries a thread)".to_string()),
+    }
+}
+
+/// The state entries a thread of our per-channel CUDA C++ holds in a scan of N = `n` (4 ≤ n ≤
+/// 32, a multiple of 4) under the process's choice ([`chosen_entries`]).
+pub fn entries_for(n: usize) -> usize {
+    source::ScanSource::split(source::Pass::Backward, n as u32, CHUNK as u32, chosen_entries() as u32, Prefetch::NONE).entries as usize
+}
+
+static ENTRIES: OnceLock<usize> = OnceLock::new();
+
+/// The process's state entries a thread: `ICL_LAB_SCAN_ENTRIES` (a bad value is reported once
+/// on stderr and ignored), else [`DEFAULT_ENTRIES`].
+pub fn chosen_entries() -> usize {
+    *ENTRIES.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_ENTRIES", DEFAULT_ENTRIES, parse_entries))
+}
+
 /// How our per-channel CUDA C++ splits a scan's steps into segments of time, a thread per
 /// (batch, channel, segment). With few channels (a lone run, a long sequence) one thread a
 /// channel leaves most of the GPU idle; split, a first pass gives each segment its boundary
@@ -616,6 +646,15 @@ mod tests {
                 assert!(s % CHUNK == 0 && s >= CHUNK && s < len + CHUNK, "{split} {channels} x {len}: {s}");
                 assert_eq!(split.segments(channels, len, false), len.div_ceil(s));
             }
+        }
+    }
+
+    #[test]
+    fn entries_parse_as_multiples_of_four_up_to_32() {
+        assert_eq!(parse_entries(" 8 "), Ok(8));
+        assert_eq!(parse_entries("32"), Ok(32));
+        for bad in ["0", "2", "6", "36", "x", ""] {
+            assert!(parse_entries(bad).unwrap_err().contains("multiple of 4"), "{bad:?}");
         }
     }
 
