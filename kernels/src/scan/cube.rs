@@ -38,10 +38,12 @@ fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize
     }
 }
 
-/// Our own CUDA C++ of the per-channel kernels ([`ScanSource`]) for a scan of `n` state
-/// entries whose B and C rows load as `vector`-float vectors, if it runs this one.
-fn channel_source<R: CubeRuntime>(pass: Pass, n: usize, vector: usize) -> Option<ScanSource> {
-    let runs = vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
+/// Our own CUDA C++ of the per-channel kernels ([`ScanSource`]) for a scan of `[b, l, e, n]`
+/// whose B and C rows load as `vector`-float vectors, if it runs this one: it indexes x, Δ, B,
+/// C and the warps' sums of ∂B, ∂C with 32-bit offsets, so each must hold under 2³² floats.
+fn channel_source<R: CubeRuntime>(pass: Pass, [nb, l, e, n]: [usize; 4], vector: usize) -> Option<ScanSource> {
+    let fits = [nb * l * e, nb * l * e.div_ceil(WARP) * n].iter().all(|&floats| floats < 1 << 32);
+    let runs = fits && vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
     runs.then(|| ScanSource::split(pass, n as u32, CHUNK as u32, chosen_entries() as u32, chosen_prefetch()))
 }
 
@@ -128,7 +130,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             return (y, save.then_some(states));
         }
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
-        if let Some(kernel) = channel_source::<R>(Pass::Forward { save }, n, vector) {
+        if let Some(kernel) = channel_source::<R>(Pass::Forward { save }, [nb, l, e, n], vector) {
             let seg = split.segment_steps(nb * e, l, false);
             let (segments, scalars) = (split.segments(nb * e, l, false), source_scalars(nb, members, l, e, seg));
             // Each segment but the last's end state from a zero start, then every segment from
@@ -186,7 +188,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let tile = chosen_tile();
         let groups = if per_state { state_grid(nb, e, n, tile).0 } else { e.div_ceil(WARP) };
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
-        let source = if per_state { None } else { channel_source::<R>(Pass::Backward, n, vector) };
+        let source = if per_state { None } else { channel_source::<R>(Pass::Backward, [nb, l, e, n], vector) };
         let seg = if source.is_some() { split.segment_steps(nb * e, l, true) } else { l };
         let segments = if source.is_some() { split.segments(nb * e, l, true) } else { 1 };
         let dx = empty(Shape::new([nb, l, e]));

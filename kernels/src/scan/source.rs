@@ -383,14 +383,11 @@ fn forward_body(save: bool) -> String {
     const icl_span steps = icl_segment(part, seg, len);
     // Running pointers at the step the walk loads next (y's: the next it writes), and the
     // saved state of the next chunk: [chunks, N, b, e], entry j of chunk c at (c·N + j)·plane.
-    const uint64 at = (rows + steps.first) * width + ei;
-    const float* px = buffer_0 + at;
-    const float* pd = buffer_1 + at;
-    const float* pb = buffer_3 + (rows + steps.first) * N + j0;
-    const float* pc = buffer_4 + (rows + steps.first) * N + j0;
-    float* py = buffer_6 + at;
+    // (32-bit offsets: the launch checks that every tensor's elements fit.)
+    uint32 o = ((uint32)rows + steps.first) * width + ei, r = ((uint32)rows + steps.first) * N + j0;
+    uint32 oy = o;
     float* ps = buffer_7 + (uint64)(steps.first / CHUNK) * N * plane + (uint64)j0 * plane + me;
-    const uint64 ahead = (uint64)AHEAD * width;
+    const uint32 ahead = AHEAD * width;
     // y's parts: [2][CHUNK][BLOCK], step k of a chunk at k·BLOCK of its parity's half.
     extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
     float* const parts_of_y = reinterpret_cast<float*>(dynamic_shared_mem) + threadIdx.x;
@@ -400,23 +397,21 @@ fn forward_body(save: bool) -> String {
         float x, d, b[S], c[S];
     }};
     auto load = [&](int i, In& in) {{
-        in.x = *px;
-        in.d = *pd;
-        icl_vec<S>(pb, in.b);
-        icl_vec<S>(pc, in.c);
+        in.x = buffer_0[o];
+        in.d = buffer_1[o];
+        icl_vec<S>(buffer_3 + r, in.b);
+        icl_vec<S>(buffer_4 + r, in.c);
         if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
             // A channel's groups share x and Δ: group 0 asks for them.
             if (g == 0) {{
-                icl_ahead(px + ahead);
-                icl_ahead(pd + ahead);
+                icl_ahead(buffer_0 + (o + ahead));
+                icl_ahead(buffer_1 + (o + ahead));
             }}
-            icl_ahead_vec<S>(pb + AHEAD * N);
-            icl_ahead_vec<S>(pc + AHEAD * N);
+            icl_ahead_vec<S>(buffer_3 + (r + AHEAD * N));
+            icl_ahead_vec<S>(buffer_4 + (r + AHEAD * N));
         }}
-        px += width;
-        pd += width;
-        pb += N;
-        pc += N;
+        o += width;
+        r += N;
     }};
     // One step: h ← exp(Δ A) h + Δ x B; y = C·h + D x (this group's part of it).
     auto step = [&](int, int k, int, const In& in) {{
@@ -435,8 +430,8 @@ fn forward_body(save: bool) -> String {
             if (j % 2 == 0) out0 = fmaf(in.c[j], h[j], out0); else out1 = fmaf(in.c[j], h[j], out1);
         }}
         if (GROUPS == 1) {{
-            if (active) *py = out0 + out1;
-            py += width;
+            if (active) buffer_6[oy] = out0 + out1;
+            oy += width;
         }} else {{
             parts[k * BLOCK] = out0 + out1;
         }}
@@ -446,18 +441,18 @@ fn forward_body(save: bool) -> String {
         if (GROUPS == 1) return;
         __syncthreads();
         const float* chunk_parts = parts - threadIdx.x + peer(0) + g * BLOCK;
-        float* out = py + (uint64)g * width;
+        uint32 out = oy + g * width;
 #pragma unroll
         for (int r = 0; r < (CHUNK + GROUPS - 1) / GROUPS; ++r) {{
             if ((int)g + r * GROUPS < count) {{
                 float y = 0.0f;
 #pragma unroll
                 for (int q = 0; q < GROUPS; ++q) y += chunk_parts[r * GROUPS * BLOCK + 32 * q];
-                if (active) *out = y;
+                if (active) buffer_6[out] = y;
             }}
-            out += (uint64)GROUPS * width;
+            out += GROUPS * width;
         }}
-        py += (uint64)CHUNK * width;
+        oy += CHUNK * width;
         parts = parts == parts_of_y ? parts_of_y + CHUNK * BLOCK : parts_of_y;
     }};
     icl_walk_chunks<In>((int)steps.count, load, step, done);
@@ -600,7 +595,7 @@ fn backward_body(entries: u32) -> String {
     const uint32 first_index = (lane >> {shift}) * {per_lane};
 
     // ∂x and ∂Δ of step t from the channel's sums over its entries.
-    auto finish = [&](uint64 o, float gxs, float gda, float dt, float xv, float gy) {{
+    auto finish = [&](uint32 o, float gxs, float gda, float dt, float xv, float gy) {{
         if (!active) return;
         dxs[o] = fmaf(gxs, dt, skip * gy);
         // ∂Δ = Σ_j g_j (B_j x + A_j exp(Δ A_j) h_(t-1),j); the A·log₂e sum times ln 2.
@@ -617,7 +612,7 @@ fn backward_body(entries: u32) -> String {
     }};
     // The adjoint at step t (slot s): ∂x, ∂Δ (or this group's parts of them), this step's ∂B
     // and ∂C summed over the warp, ∂A and ∂D accumulated.
-    auto adjoint = [&](int s, uint64 o, uint64 sum_at, const Adjoint& in) {{
+    auto adjoint = [&](int s, uint32 o, uint32 sum_at, const Adjoint& in) {{
         float hp[S], v[{p}];
         load_slot(s, hp);
         const float dt = in.d, xv = in.x, gy = in.g;
@@ -639,7 +634,7 @@ fn backward_body(entries: u32) -> String {
         }}
 #pragma unroll
         for (int q = 2 * S; q < {p}; ++q) v[q] = 0.0f;
-{stages}        const uint64 base = sum_at;
+{stages}        const uint32 base = sum_at;
 #pragma unroll
         for (int i = 0; i < {per_lane}; ++i) {{
             const uint32 idx = first_index + i;
@@ -688,7 +683,7 @@ fn backward_body(entries: u32) -> String {
         // Forward through the chunk.
         {{
             // Step t's offset in x and Δ, and its row's in B.
-            uint64 o = (uint64)t0 * width, r = (rows + t0) * N + j0;
+            uint32 o = t0 * width, r = ((uint32)rows + t0) * N + j0;
             icl_walk_chunks<Recompute>(count, [&](int, Recompute& in) {{
                 in.x = xs[o];
                 in.d = ds[o];
@@ -710,8 +705,8 @@ fn backward_body(entries: u32) -> String {
             const uint32 last = t0 + count - 1;
             // The loads' step t: its offset in x, Δ, ∂y and its row's in B, C; the steps'
             // (one behind): offset in ∂x, ∂Δ and in the sums.
-            uint64 o = (uint64)last * width, r = (rows + last) * N + j0;
-            uint64 at = o, sum_at = ((rows + last) * warps + lanes) * N + j0;
+            uint32 o = last * width, r = ((uint32)rows + last) * N + j0;
+            uint32 at = o, sum_at = (((uint32)rows + last) * warps + lanes) * N + j0;
             icl_walk_chunks<Adjoint>(count, [&](int, Adjoint& in) {{
                 in.x = xs[o];
                 in.d = ds[o];
@@ -723,14 +718,14 @@ fn backward_body(entries: u32) -> String {
             }}, [&](int, int k, int steps, const Adjoint& in) {{
                 adjoint(steps - 1 - k, at, sum_at, in);
                 at -= width;
-                sum_at -= (uint64)warps * N;
+                sum_at -= warps * N;
             }}, [](int, int) {{}});
         }}
         if (GROUPS > 1) {{
             // The chunk's ∂x and ∂Δ: group g sums steps g, g + GROUPS, .. of it.
             __syncthreads();
             const float* chunk_parts = parts_of_sums + peer(0) + 2 * g * BLOCK;
-            uint64 o = (uint64)(t0 + g) * width;
+            uint32 o = (t0 + g) * width;
 #pragma unroll
             for (int r = 0; r < (CHUNK + GROUPS - 1) / GROUPS; ++r) {{
                 if ((int)g + r * GROUPS < count) {{
@@ -742,7 +737,7 @@ fn backward_body(entries: u32) -> String {
                     }}
                     if (active) finish(o, gxs, gda, ds[o], xs[o], gys[o]);
                 }}
-                o += (uint64)GROUPS * width;
+                o += GROUPS * width;
             }}
         }}
     }}
