@@ -290,8 +290,14 @@ __device__ __forceinline__ void icl_walk(int count, Load load, Step step) {
 // steps unrolled) and `steps` the chunk's (CHUNK, a constant, but in a short last chunk), and
 // done(i0, steps) after each chunk, that of steps i0 .. i0 + steps. The walk starts on a
 // chunk; only its last chunk may be short.
+// Unsplit kernels (GROUPS == 1: nothing to do after a chunk) walk in pairs of steps, as
+// icl_walk, with k computed: unrolled by chunks, their N entries a thread spill.
 template <class In, class Load, class Step, class Done>
 __device__ __forceinline__ void icl_walk_chunks(int count, Load load, Step step, Done done) {
+    if (GROUPS == 1) {
+        icl_walk<In>(count, load, [&](int i, const In& in) { step(i, i % CHUNK, count, in); });
+        return;
+    }
     In in[2];
     if (count <= 0) return;
     load(0, in[0]);
