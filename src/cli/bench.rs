@@ -493,8 +493,9 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     let segments = [segments(false), segments(true)];
     // How far ahead our CUDA C++'s walks ask a cache for their inputs (ICL_LAB_SCAN_PREFETCH).
     let prefetch = icl_lab_kernels::scan::chosen_prefetch();
-    // How many threads a channel's state is split over (ICL_LAB_SCAN_ENTRIES a thread).
-    let entries = icl_lab_kernels::scan::entries_for(dims[3]);
+    // State entries a thread in the forward and the backward (ICL_LAB_SCAN_ENTRIES).
+    let chosen = icl_lab_kernels::scan::chosen_entries();
+    let entries = [chosen.for_scan(false, dims[3]), chosen.for_scan(true, dims[3])];
     let kernels = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;
@@ -520,7 +521,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         // Our CUDA C++ where it takes the scan, else CubeCL's (ICL_LAB_SCAN_CODE).
         Layout::PerChannel => match code {
             icl_lab_kernels::scan::ChannelCode::Source => {
-                format!(" ({code} code, {entries} state entries a thread, segments of time: {} forward, {} backward; prefetch {prefetch})", segments[0], segments[1])
+                format!(" ({code} code, {} and {} state entries a thread, segments of time: {} forward, {} backward; prefetch {prefetch})", entries[0], entries[1], segments[0], segments[1])
             }
             icl_lab_kernels::scan::ChannelCode::Cubecl => format!(" ({code} code)"),
         },

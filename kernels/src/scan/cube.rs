@@ -44,7 +44,8 @@ fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize
 fn channel_source<R: CubeRuntime>(pass: Pass, [nb, l, e, n]: [usize; 4], vector: usize) -> Option<ScanSource> {
     let fits = [nb * l * e, nb * l * e.div_ceil(WARP) * n].iter().all(|&floats| floats < 1 << 32);
     let runs = fits && vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
-    runs.then(|| ScanSource::split(pass, n as u32, CHUNK as u32, chosen_entries() as u32, chosen_prefetch()))
+    let entries = chosen_entries().for_scan(pass == Pass::Backward, n);
+    runs.then(|| ScanSource::split(pass, n as u32, CHUNK as u32, entries as u32, chosen_prefetch()))
 }
 
 /// A split's first pass of `kernel`'s scan: one thread a channel, all N entries.
