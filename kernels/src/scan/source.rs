@@ -478,7 +478,7 @@ fn first_pass_body(backward: bool) -> String {
     let (segment, t, u, update) = if backward {
         ("part + 1", "steps.first + steps.count - 1 - i", "t - AHEAD", "icl_ex2(in.d * a2[j]) * fmaf(in.o, in.r[j], z[j])")
     } else {
-        ("part", "steps.first + i", "t + AHEAD", "fmaf(icl_ex2(in.d * a2[j]), z[j], input * in.r[j])")
+        ("part", "steps.first + i", "t + AHEAD", "fmaf(icl_ex2(in.d * a2[j]), z[j], (in.d * in.o) * in.r[j])")
     };
     format!(
         r#"    const uint32 ei = blockIdx.x * BLOCK + threadIdx.x;
@@ -509,7 +509,6 @@ fn first_pass_body(backward: bool) -> String {
     }};
     auto step = [&](int, const In& in) {{
         span += in.d;
-        const float input = in.d * in.o;
 #pragma unroll
         for (int j = 0; j < N; ++j) z[j] = {update};
     }};
