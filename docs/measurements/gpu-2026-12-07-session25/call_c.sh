@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 25, call C, NOT RUN: failed starts spent the session's device time first. Run it
 # with the release build of branch split-state (or main with split-state.patch applied) as
-# $DIR/icl-lab.gz and main's as $MAIN/icl-lab.gz: the seed for fingerprint 32ab12c2b528b4dc
+# $DIR/icl-lab.gz and main's as $MAIN/icl-lab.gz: the seed for fingerprint d146faa7c2ec1844
 # (copy $OUT/<key>.cbor.gz to kernels/seed/, name it in SEEDS), its check, and the default
 # (the forward split in 8 entries a thread, the backward unsplit) against main at issue 7's
 # shape and the 280-token shape.
