@@ -213,6 +213,8 @@ fn per_channel_kernels_match_the_reference() {
     // Our CUDA C++ takes N from 4 to 32 in steps of 4 (N = 3 above runs CubeCL's kernel).
     check([2, 13, 36, 32], 1, Layout::PerChannel, 8);
     check([3, 10, 7, 4], 1, Layout::PerChannel, 9);
+    // N = 12: three threads a channel (4 entries each), cubes of 96.
+    check([2, 11, 45, 12], 1, Layout::PerChannel, 10);
 }
 
 // Split over time: at these few channels `Auto` makes every chunk a segment (above); here

@@ -493,6 +493,9 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     let segments = [segments(false), segments(true)];
     // How far ahead our CUDA C++'s walks ask a cache for their inputs (ICL_LAB_SCAN_PREFETCH).
     let prefetch = icl_lab_kernels::scan::chosen_prefetch();
+    // State entries a thread in the forward and the backward (ICL_LAB_SCAN_ENTRIES).
+    let chosen = icl_lab_kernels::scan::chosen_entries();
+    let entries = [chosen.for_scan(false, dims[3]), chosen.for_scan(true, dims[3])];
     let kernels = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;
@@ -518,7 +521,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         // Our CUDA C++ where it takes the scan, else CubeCL's (ICL_LAB_SCAN_CODE).
         Layout::PerChannel => match code {
             icl_lab_kernels::scan::ChannelCode::Source => {
-                format!(" ({code} code, segments of time: {} forward, {} backward; prefetch {prefetch})", segments[0], segments[1])
+                format!(" ({code} code, {} and {} state entries a thread, segments of time: {} forward, {} backward; prefetch {prefetch})", entries[0], entries[1], segments[0], segments[1])
             }
             icl_lab_kernels::scan::ChannelCode::Cubecl => format!(" ({code} code)"),
         },
@@ -539,7 +542,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "prefetch": prefetch.to_string(), "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
+        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "prefetch": prefetch.to_string(), "entries_per_thread": entries, "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
     );
     finish_check(report, json, passed)
 }

@@ -11,7 +11,7 @@ use cubecl::prelude::*;
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
 use super::source::{Pass, ScanSource};
-use super::{channel_code_for, chosen_channel_code, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
+use super::{channel_code_for, chosen_channel_code, chosen_entries, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
 use crate::source_kernel::compiles_cuda;
 
 /// Threads per cube (4 warps of channels of one batch row).
@@ -38,11 +38,24 @@ fn row_vector_size<R: CubeRuntime>(n: usize, rows: [&CubeTensor<R>; 2]) -> usize
     }
 }
 
-/// Our own CUDA C++ of the per-channel kernels ([`ScanSource`]) for a scan of `n` state
-/// entries whose B and C rows load as `vector`-float vectors, if it runs this one.
-fn channel_source<R: CubeRuntime>(pass: Pass, n: usize, vector: usize) -> Option<ScanSource> {
-    let runs = vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
-    runs.then_some(ScanSource { pass, n: n as u32, chunk: CHUNK as u32, block: BLOCK as u32, prefetch: chosen_prefetch() })
+/// Our own CUDA C++ of the per-channel kernels ([`ScanSource`]) for a scan of `[b, l, e, n]`
+/// whose B and C rows load as `vector`-float vectors, if it runs this one: it indexes x, Δ, B,
+/// C and the warps' sums of ∂B, ∂C with 32-bit offsets, so each must hold under 2³² floats.
+fn channel_source<R: CubeRuntime>(pass: Pass, [nb, l, e, n]: [usize; 4], vector: usize) -> Option<ScanSource> {
+    let fits = [nb * l * e, nb * l * e.div_ceil(WARP) * n].iter().all(|&floats| floats < 1 << 32);
+    let runs = fits && vector == 4 && compiles_cuda::<R>() && channel_code_for(n, chosen_channel_code()) == ChannelCode::Source;
+    let entries = chosen_entries().for_scan(pass == Pass::Backward, n);
+    runs.then(|| ScanSource::split(pass, n as u32, CHUNK as u32, entries as u32, chosen_prefetch()))
+}
+
+/// A split's first pass of `kernel`'s scan: one thread a channel, all N entries.
+fn first_pass(kernel: ScanSource, pass: Pass) -> ScanSource {
+    ScanSource::split(pass, kernel.n, kernel.chunk, kernel.n, kernel.prefetch)
+}
+
+/// The grid of our CUDA C++'s `kernel`: its cubes' channels, by batch row, by segment.
+fn source_grid(kernel: ScanSource, nb: usize, e: usize, segments: usize) -> CubeCount {
+    CubeCount::Static(e.div_ceil(kernel.channels_per_cube() as usize) as u32, nb as u32, segments as u32)
 }
 
 /// The scalars of [`ScanSource`]'s kernels ([`super::source::SCALARS`]).
@@ -118,21 +131,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             return (y, save.then_some(states));
         }
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
-        if let Some(kernel) = channel_source::<R>(Pass::Forward { save }, n, vector) {
+        if let Some(kernel) = channel_source::<R>(Pass::Forward { save }, [nb, l, e, n], vector) {
             let seg = split.segment_steps(nb * e, l, false);
             let (segments, scalars) = (split.segments(nb * e, l, false), source_scalars(nb, members, l, e, seg));
             // Each segment but the last's end state from a zero start, then every segment from
             // the state those give. One segment reads no ends (x stands in for them).
             let ends = if segments > 1 {
                 let ends = empty(Shape::new([segments - 1, n + 1, nb, e]));
-                let pass = ScanSource { pass: Pass::ForwardEnds, ..kernel };
-                launch_source(pass, launch_grid(nb, e, segments - 1).0, &[&inp.x, &inp.delta, &inp.a, &inp.b, &ends], &scalars);
+                let pass = first_pass(kernel, Pass::ForwardEnds);
+                launch_source(pass, source_grid(pass, nb, e, segments - 1), &[&inp.x, &inp.delta, &inp.a, &inp.b, &ends], &scalars);
                 ends
             } else {
                 inp.x.clone()
             };
             let tensors = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &y, &states, &ends];
-            launch_source(kernel, launch_grid(nb, e, segments).0, &tensors, &scalars);
+            launch_source(kernel, source_grid(kernel, nb, e, segments), &tensors, &scalars);
             return (y, save.then_some(states));
         }
         let (count, dim) = launch_grid(nb, e, 1);
@@ -176,7 +189,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let tile = chosen_tile();
         let groups = if per_state { state_grid(nb, e, n, tile).0 } else { e.div_ceil(WARP) };
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
-        let source = if per_state { None } else { channel_source::<R>(Pass::Backward, n, vector) };
+        let source = if per_state { None } else { channel_source::<R>(Pass::Backward, [nb, l, e, n], vector) };
         let seg = if source.is_some() { split.segment_steps(nb * e, l, true) } else { l };
         let segments = if source.is_some() { split.segments(nb * e, l, true) } else { 1 };
         let dx = empty(Shape::new([nb, l, e]));
@@ -224,14 +237,14 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 // its end, then every segment from the carry those give.
                 let starts = if segments > 1 {
                     let starts = empty(Shape::new([segments - 1, n + 1, nb, e]));
-                    let pass = ScanSource { pass: Pass::BackwardStarts, ..kernel };
-                    launch_source(pass, launch_grid(nb, e, segments - 1).0, &[&inp.delta, &inp.a, &inp.c, &dy, &starts], &scalars);
+                    let pass = first_pass(kernel, Pass::BackwardStarts);
+                    launch_source(pass, source_grid(pass, nb, e, segments - 1), &[&inp.delta, &inp.a, &inp.c, &dy, &starts], &scalars);
                     starts
                 } else {
                     inp.x.clone()
                 };
                 let tensors = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &states, &dy, &starts, &dx, &ddelta, &da_part, &db_part, &dc_part, &dd_part];
-                launch_source(kernel, launch_grid(nb, e, segments).0, &tensors, &scalars);
+                launch_source(kernel, source_grid(kernel, nb, e, segments), &tensors, &scalars);
             } else {
                 crate::launch!(scan_backward_kernel::<R>(
                     &client,

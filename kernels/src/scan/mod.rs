@@ -261,6 +261,61 @@ pub fn chosen_prefetch() -> Prefetch {
     *PREFETCH.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_PREFETCH", Prefetch::DEFAULT, Prefetch::parse))
 }
 
+/// State entries each thread of our per-channel CUDA C++ holds, in the forward and in the
+/// backward (`ICL_LAB_SCAN_ENTRIES=F` for both or `F,B`: multiples of 4 from 4 to 32; a scan
+/// takes the most up to each that divide its N). Fewer entries are more threads a channel
+/// (N / entries, in as many warps), which sum y, or ∂x and ∂Δ, over shared memory once a
+/// chunk. The forward and the backward may differ: they save and read the same states.
+///
+/// Default: the forward split in 8 entries, the backward not split. On an H100
+/// (docs/performance.md, session 25) the forward in 8 took a 64 x 280 x 512 scan from 0.43 to
+/// 0.25 ms (at 64 x 1,024 x 512 and with 16 members it was as fast as unsplit), while the
+/// backward split in 8 or 4 was slower or no faster everywhere: it issues on most of its
+/// cycles already, and the split adds instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entries {
+    pub forward: usize,
+    pub backward: usize,
+}
+
+impl Entries {
+    pub const DEFAULT: Entries = Entries { forward: 8, backward: 32 };
+
+    /// `F` (both passes) or `F,B`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let one = |t: &str| match t.trim().parse::<usize>() {
+            Ok(s) if s.is_multiple_of(4) && (4..=32).contains(&s) => Ok(s),
+            _ => Err(format!("{:?}: expected F or F,B, state entries a thread in the forward and the backward (multiples of 4 from 4 to 32)", t.trim())),
+        };
+        match text.split_once(',') {
+            Some((f, b)) => Ok(Entries { forward: one(f)?, backward: one(b)? }),
+            None => one(text).map(|s| Entries { forward: s, backward: s }),
+        }
+    }
+
+    /// The entries a thread of `pass`'s kernel holds in a scan of N = `n` (4 ≤ n ≤ 32, a
+    /// multiple of 4).
+    pub fn for_scan(self, backward: bool, n: usize) -> usize {
+        let wanted = if backward { self.backward } else { self.forward };
+        let pass = if backward { source::Pass::Backward } else { source::Pass::Forward { save: true } };
+        source::ScanSource::split(pass, n as u32, CHUNK as u32, wanted as u32, Prefetch::NONE).entries as usize
+    }
+}
+
+impl std::fmt::Display for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{}", self.forward, self.backward)
+    }
+}
+
+static ENTRIES: OnceLock<Entries> = OnceLock::new();
+
+/// The process's entries a thread: `ICL_LAB_SCAN_ENTRIES` (a bad value is reported once on
+/// stderr and ignored), else [`Entries::DEFAULT`].
+pub fn chosen_entries() -> Entries {
+    *ENTRIES.get_or_init(|| crate::env_choice("ICL_LAB_SCAN_ENTRIES", Entries::DEFAULT, Entries::parse))
+}
+
 /// How our per-channel CUDA C++ splits a scan's steps into segments of time, a thread per
 /// (batch, channel, segment). With few channels (a lone run, a long sequence) one thread a
 /// channel leaves most of the GPU idle; split, a first pass gives each segment its boundary
@@ -617,6 +672,19 @@ mod tests {
                 assert_eq!(split.segments(channels, len, false), len.div_ceil(s));
             }
         }
+    }
+
+    #[test]
+    fn entries_parse_for_both_passes_or_each() {
+        assert_eq!(Entries::parse(" 8 "), Ok(Entries { forward: 8, backward: 8 }));
+        assert_eq!(Entries::parse("8, 16"), Ok(Entries { forward: 8, backward: 16 }));
+        assert_eq!(Entries::parse(&Entries::DEFAULT.to_string()), Ok(Entries::DEFAULT));
+        for bad in ["0", "2", "6", "36", "x", "", "8,", "8,6", "4,8,16"] {
+            assert!(Entries::parse(bad).unwrap_err().contains("expected F or F,B"), "{bad:?}");
+        }
+        // The default: the forward split in 8, the backward whole, for Mamba's N = 16.
+        assert_eq!((Entries::DEFAULT.for_scan(false, 16), Entries::DEFAULT.for_scan(true, 16)), (8, 16));
+        assert_eq!(Entries::DEFAULT.for_scan(false, 12), 4, "8 does not divide 12");
     }
 
     #[test]

@@ -51,14 +51,20 @@ impl Pass {
 }
 
 /// One compiled form of the per-channel kernels: which pass, N state entries, the chunk of
-/// steps between saved states, threads a cube, and the prefetch of the passes that walk
-/// forward in time or (the backward's first pass) back.
+/// steps between saved states, threads a cube, the state entries each thread holds, and the
+/// prefetch of the passes that walk forward in time or (the backward's first pass) back.
+///
+/// A channel's N entries are split over `n / entries` threads (its groups), each in its own
+/// warp of the cube: a warp is 32 channels' same group, so the warp sums of ∂B, ∂C stay sums
+/// over channels, and the sums over a channel's groups (y; ∂x, ∂Δ) go through shared memory
+/// once a chunk. The first passes of a split hold all N (`entries == n`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ScanSource {
     pub pass: Pass,
     pub n: u32,
     pub chunk: u32,
     pub block: u32,
+    pub entries: u32,
     pub prefetch: Prefetch,
 }
 
@@ -72,8 +78,41 @@ impl ScanSource {
         n.is_multiple_of(4) && (4..=32).contains(&n)
     }
 
+    /// The form of `pass` for N = `n` with about `entries` state entries a thread: the most
+    /// that divide N in whole 16-byte vectors, up to `entries` (at least 4). A cube is 32
+    /// channels' groups, or more channels where that is fewer than 4 warps.
+    pub fn split(pass: Pass, n: u32, chunk: u32, entries: u32, prefetch: Prefetch) -> Self {
+        let entries = (4..=entries.clamp(4, n.max(4))).rev().find(|s| s % 4 == 0 && n % s == 0).unwrap_or(n);
+        let groups = n / entries;
+        let block = WARP as u32 * groups * (4 / groups).max(1);
+        ScanSource { pass, n, chunk, block, entries, prefetch }
+    }
+
+    /// A thread's share of a channel's state: `n / entries` threads a channel.
+    pub fn groups(self) -> u32 {
+        self.n / self.entries
+    }
+
+    /// Cubes an SM must hold at once, which bounds the registers a thread. Split: at most
+    /// `256 / groups` (at least 64), so that a 64 x 512 scan's threads all fit an H100 or H200
+    /// at once (each runs its whole segment: a second wave would double the time).
+    pub fn min_cubes(self) -> u32 {
+        match (self.groups(), self.pass) {
+            // Unsplit: the forward's 4 cubes (128 registers), the backward's 3 (its shared
+            // memory holds no more).
+            (1, Pass::Backward) => 3,
+            (1, _) => 4,
+            (groups, _) => ((256 * groups).min(1024) / self.block).max(1),
+        }
+    }
+
+    /// Channels a cube covers (the grid's x is the channels over this).
+    pub fn channels_per_cube(self) -> u32 {
+        self.block / self.groups()
+    }
+
     pub fn entry_point(self) -> String {
-        let ScanSource { pass, n, chunk, block, prefetch } = self;
+        let ScanSource { pass, n, chunk, block, entries, prefetch } = self;
         let what = match pass {
             Pass::Forward { save: false } => "forward",
             Pass::Forward { save: true } => "forward_save",
@@ -85,16 +124,21 @@ impl ScanSource {
             0 => String::new(),
             k => format!("_l{}a{k}", prefetch.level),
         };
-        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{ahead}")
+        let split = if entries == n { String::new() } else { format!("_s{entries}") };
+        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{split}{ahead}")
     }
 
-    /// Floats of shared memory a cube: the backward's chunk of states, `chunk·n` a thread.
+    /// Floats of shared memory a cube: the backward's chunk of states (`chunk·entries` a
+    /// thread), and with a channel split over threads, their partial sums of a chunk's steps
+    /// (the forward's y, double-buffered; the backward's ∂x and ∂Δ parts).
     pub fn shared_floats(self) -> usize {
-        if self.pass == Pass::Backward {
-            (self.chunk * self.n * self.block) as usize
-        } else {
-            0
-        }
+        let split = self.groups() > 1;
+        let floats = match self.pass {
+            Pass::Backward => self.chunk * self.entries + if split { 2 * self.chunk } else { 0 },
+            Pass::Forward { .. } if split => 2 * self.chunk,
+            _ => 0,
+        };
+        (floats * self.block) as usize
     }
 
     /// The kernel's CUDA C++. Grid (⌈e / block⌉, b, segments; for the first passes
@@ -106,14 +150,14 @@ impl ScanSource {
     ///   `[b, segments, e, N]`, ∂B partial, ∂C partial, ∂D partial `[b, segments, e]`;
     /// - backward starts: Δ, A, C, ∂y, starts.
     pub fn cuda(self) -> String {
-        let ScanSource { pass, n, chunk, block, prefetch } = self;
+        let ScanSource { pass, n, chunk, block, entries, prefetch } = self;
         let name = self.entry_point();
         let reads = crate::source_kernel::read_scalars(&SCALARS);
         let body = match pass {
             Pass::Forward { save } => forward_body(save),
-            Pass::ForwardEnds => forward_ends_body(),
-            Pass::Backward => backward_body(n),
-            Pass::BackwardStarts => backward_starts_body(),
+            Pass::ForwardEnds => first_pass_body(false),
+            Pass::Backward => backward_body(entries),
+            Pass::BackwardStarts => first_pass_body(true),
         };
         let params: Vec<String> = pass
             .buffers()
@@ -129,15 +173,19 @@ impl ScanSource {
 #define N {n}
 #define CHUNK {chunk}
 #define BLOCK {block}
+#define S {entries}
+#define GROUPS {groups}
 #define AHEAD {ahead}
 #define AHEAD_LEVEL {level}
 #define LOG2E 1.4426950408889634f
 {COMMON}{halve}
-extern "C" __global__ void __launch_bounds__(BLOCK) {name} ({params}, const __grid_constant__ info_st info) {{
+extern "C" __global__ void __launch_bounds__(BLOCK, {min_cubes}) {name} ({params}, const __grid_constant__ info_st info) {{
 {reads}{body}}}
 "#,
             ahead = prefetch.ahead,
             level = prefetch.level,
+            groups = n / entries,
+            min_cubes = self.min_cubes(),
         )
     }
 }
@@ -181,33 +229,44 @@ __device__ __forceinline__ void icl_prefetch_l1(const void* p) {
 }
 #endif
 
-// The walks' prefetch, AHEAD steps ahead into cache level AHEAD_LEVEL: one float, and a row
-// of N (every 32-byte sector it touches: 16-byte aligned, it may start mid-sector).
+// The walks' prefetch, AHEAD steps ahead into cache level AHEAD_LEVEL: one float, and
+// entries first .. first + COUNT of a row of N (every 32-byte sector they touch: 16-byte
+// aligned, they may start mid-sector).
 __device__ __forceinline__ void icl_ahead(const float* p) {
     if (AHEAD_LEVEL == 1) icl_prefetch_l1(p); else icl_prefetch_l2(p);
 }
-__device__ __forceinline__ void icl_ahead_row(const float* base, uint64 row) {
-    const float* p = base + row * N;
+template <int COUNT>
+__device__ __forceinline__ void icl_ahead_vec(const float* p) {
 #pragma unroll
-    for (int q = 0; q < N / 8; ++q) icl_ahead(p + 8 * q);
-    icl_ahead(p + N - 1);
+    for (int q = 0; q < COUNT / 8; ++q) icl_ahead(p + 8 * q);
+    icl_ahead(p + COUNT - 1);
+}
+template <int COUNT>
+__device__ __forceinline__ void icl_ahead_row(const float* base, uint64 row, uint32 first) {
+    icl_ahead_vec<COUNT>(base + row * N + first);
 }
 
 struct __align__(16) icl_float4 {
     float x, y, z, w;
 };
 
-// Row `row` of a [.., N] tensor into out[0..N], 16 bytes a load.
-__device__ __forceinline__ void icl_row(const float* __restrict__ base, uint64 row, float* out) {
-    const icl_float4* p = reinterpret_cast<const icl_float4*>(base + row * N);
+// COUNT floats at p (16-byte aligned) into out[0..COUNT], 16 bytes a load.
+template <int COUNT>
+__device__ __forceinline__ void icl_vec(const float* __restrict__ p, float* out) {
+    const icl_float4* v = reinterpret_cast<const icl_float4*>(p);
 #pragma unroll
-    for (int q = 0; q < N / 4; ++q) {
-        const icl_float4 v = p[q];
-        out[4 * q] = v.x;
-        out[4 * q + 1] = v.y;
-        out[4 * q + 2] = v.z;
-        out[4 * q + 3] = v.w;
+    for (int q = 0; q < COUNT / 4; ++q) {
+        const icl_float4 w = v[q];
+        out[4 * q] = w.x;
+        out[4 * q + 1] = w.y;
+        out[4 * q + 2] = w.z;
+        out[4 * q + 3] = w.w;
     }
+}
+// Entries first .. first + COUNT of row `row` of a [.., N] tensor (first a multiple of 4).
+template <int COUNT>
+__device__ __forceinline__ void icl_row(const float* __restrict__ base, uint64 row, uint32 first, float* out) {
+    icl_vec<COUNT>(base + row * N + first, out);
 }
 
 // Runs step(i, in) for i = 0 .. count - 1 in order with in = load(i, ..)'s inputs, loading
@@ -225,6 +284,43 @@ __device__ __forceinline__ void icl_walk(int count, Load load, Step step) {
         step(i + 1, b);
     }
     if (i < count) step(i, a);
+}
+
+// icl_walk by whole chunks: step(i, k, steps, in) with k = i % CHUNK a constant (the chunk's
+// steps unrolled) and `steps` the chunk's (CHUNK, a constant, but in a short last chunk), and
+// done(i0, steps) after each chunk, that of steps i0 .. i0 + steps. The walk starts on a
+// chunk; only its last chunk may be short.
+// Unsplit kernels (GROUPS == 1: nothing to do after a chunk) walk in pairs of steps, as
+// icl_walk, with k computed: unrolled by chunks, their N entries a thread spill.
+template <class In, class Load, class Step, class Done>
+__device__ __forceinline__ void icl_walk_chunks(int count, Load load, Step step, Done done) {
+    if (GROUPS == 1) {
+        icl_walk<In>(count, load, [&](int i, const In& in) { step(i, i % CHUNK, count, in); });
+        return;
+    }
+    In in[2];
+    if (count <= 0) return;
+    load(0, in[0]);
+    int i = 0;
+    for (; i + CHUNK <= count; i += CHUNK) {
+#pragma unroll
+        for (int k = 0; k < CHUNK; ++k) {
+            if (k + 1 < CHUNK || i + CHUNK < count) load(i + k + 1, in[(k + 1) % 2]);
+            step(i + k, k, CHUNK, in[k % 2]);
+        }
+        done(i, CHUNK);
+    }
+    const int rest = count - i;
+    if (rest > 0) {
+#pragma unroll
+        for (int k = 0; k < CHUNK; ++k) {
+            if (k < rest) {
+                if (k + 1 < rest) load(i + k + 1, in[(k + 1) % 2]);
+                step(i + k, k, rest, in[k % 2]);
+            }
+        }
+        done(i, rest);
+    }
 }
 
 // Segment `part`'s steps: [first, first + count).
@@ -248,19 +344,36 @@ fn prologue() -> &'static str {
 "#
 }
 
-/// The forward: thread (b, e, segment) runs over its segment's steps with its N entries of h
-/// in registers, from the state the earlier segments' ends give.
+/// The split passes' thread: group `g` (entries `j0 .. j0 + S`) of channel `ei`. Warp `wi`
+/// of the cube is group `wi % GROUPS` of the cube's channel warp `wi / GROUPS`, 32 channels.
+/// Threads past the last channel run channel e - 1's inputs and write nothing, so every
+/// thread reaches the cube's barriers and every lane the warp's shuffles.
+fn split_place() -> &'static str {
+    r#"    const uint32 lane = threadIdx.x % 32, wi = threadIdx.x / 32;
+    const uint32 g = wi % GROUPS, cw = wi / GROUPS;
+    const uint32 lanes = blockIdx.x * (BLOCK / 32 / GROUPS) + cw;
+    const uint32 own = lanes * 32 + lane;
+    const bool active = own < width;
+    const uint32 ei = active ? own : width - 1;
+    const uint32 j0 = g * S;
+    // The thread of group q of this thread's channel (its partial sums' column).
+    auto peer = [&](uint32 q) { return (cw * GROUPS + q) * 32 + lane; };
+"#
+}
+
+/// The forward: thread (b, e, group, segment) runs over its segment's steps with its S
+/// entries of h in registers, from the state the earlier segments' ends give. A channel's
+/// groups sum y through shared memory a chunk at a time (double-buffered: one barrier a
+/// chunk).
 fn forward_body(save: bool) -> String {
     let save = u32::from(save);
-    let prologue = prologue();
+    let (prologue, place) = (prologue(), split_place());
     format!(
-        r#"    const uint32 ei = blockIdx.x * BLOCK + threadIdx.x;
-    if (ei >= width) return;
-{prologue}    const uint64 me = (uint64)bi * width + ei;
-    float a2[N], h[N];
+        r#"{place}{prologue}    const uint64 me = (uint64)bi * width + ei;
+    float a2[S], h[S];
 #pragma unroll
-    for (int j = 0; j < N; ++j) {{
-        a2[j] = buffer_2[((uint64)member * width + ei) * N + j] * LOG2E;
+    for (int j = 0; j < S; ++j) {{
+        a2[j] = buffer_2[((uint64)member * width + ei) * N + j0 + j] * LOG2E;
         h[j] = 0.0f;
     }}
     // The state entering this segment: each earlier segment's end, after the decay of the
@@ -269,154 +382,155 @@ fn forward_body(save: bool) -> String {
         const float* end = buffer_8 + (uint64)q * (N + 1) * plane + me;
         const float span = end[N * plane];
 #pragma unroll
-        for (int j = 0; j < N; ++j) h[j] = fmaf(icl_ex2(span * a2[j]), h[j], end[j * plane]);
+        for (int j = 0; j < S; ++j) h[j] = fmaf(icl_ex2(span * a2[j]), h[j], end[(j0 + j) * plane]);
     }}
-    const float skip = buffer_5[(uint64)member * width + ei];
-    const float* xs = buffer_0 + rows * width + ei;
-    const float* ds = buffer_1 + rows * width + ei;
-    float* ys = buffer_6 + rows * width + ei;
-    // States: [chunks, N, b, e]; the state entering chunk c at (c·N + j)·plane + b·e + ei.
-    float* saved = buffer_7 + me;
+    // D x enters y once: through group 0.
+    const float skip = g == 0 ? buffer_5[(uint64)member * width + ei] : 0.0f;
     const icl_span steps = icl_segment(part, seg, len);
+    // Running pointers at the step the walk loads next (y's: the next it writes), and the
+    // saved state of the next chunk: [chunks, N, b, e], entry j of chunk c at (c·N + j)·plane.
+    // (32-bit offsets: the launch checks that every tensor's elements fit.)
+    uint32 o = ((uint32)rows + steps.first) * width + ei, r = ((uint32)rows + steps.first) * N + j0;
+    uint32 oy = o;
+    float* ps = buffer_7 + (uint64)(steps.first / CHUNK) * N * plane + (uint64)j0 * plane + me;
+    const uint32 ahead = AHEAD * width;
+    // y's parts: [2][CHUNK][BLOCK], step k of a chunk at k·BLOCK of its parity's half.
+    extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
+    float* const parts_of_y = reinterpret_cast<float*>(dynamic_shared_mem) + threadIdx.x;
+    float* parts = parts_of_y;
 
     struct In {{
-        float x, d, b[N], c[N];
+        float x, d, b[S], c[S];
     }};
     auto load = [&](int i, In& in) {{
-        const uint32 t = steps.first + i;
-        in.x = xs[(uint64)t * width];
-        in.d = ds[(uint64)t * width];
-        icl_row(buffer_3, rows + t, in.b);
-        icl_row(buffer_4, rows + t, in.c);
+        in.x = buffer_0[o];
+        in.d = buffer_1[o];
+        icl_vec<S>(buffer_3 + r, in.b);
+        icl_vec<S>(buffer_4 + r, in.c);
         if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
-            const uint64 u = t + AHEAD;
-            icl_ahead(xs + u * width);
-            icl_ahead(ds + u * width);
-            icl_ahead_row(buffer_3, rows + u);
-            icl_ahead_row(buffer_4, rows + u);
+            // A channel's groups share x and Δ: group 0 asks for them.
+            if (g == 0) {{
+                icl_ahead(buffer_0 + (o + ahead));
+                icl_ahead(buffer_1 + (o + ahead));
+            }}
+            icl_ahead_vec<S>(buffer_3 + (r + AHEAD * N));
+            icl_ahead_vec<S>(buffer_4 + (r + AHEAD * N));
         }}
+        o += width;
+        r += N;
     }};
-    // One step: h ← exp(Δ A) h + Δ x B; y = C·h + D x.
-    // A segment starts on a chunk: the steps that save are those with i % CHUNK == 0 (which
-    // the compiler sees only of i, the pipeline's even steps).
-    auto step = [&](int i, const In& in) {{
-        const uint32 t = steps.first + i;
-        if ({save} && i % CHUNK == 0) {{
-            float* s = saved + (uint64)(t / CHUNK) * N * plane;
+    // One step: h ← exp(Δ A) h + Δ x B; y = C·h + D x (this group's part of it).
+    auto step = [&](int, int k, int, const In& in) {{
+        if ({save} && k == 0) {{
+            if (active) {{
 #pragma unroll
-            for (int j = 0; j < N; ++j) s[j * plane] = h[j];
+                for (int j = 0; j < S; ++j) ps[j * plane] = h[j];
+            }}
+            ps += N * plane;
         }}
         const float input = in.d * in.x;
         float out0 = skip * in.x, out1 = 0.0f;
 #pragma unroll
-        for (int j = 0; j < N; ++j) {{
+        for (int j = 0; j < S; ++j) {{
             h[j] = fmaf(icl_ex2(in.d * a2[j]), h[j], input * in.b[j]);
             if (j % 2 == 0) out0 = fmaf(in.c[j], h[j], out0); else out1 = fmaf(in.c[j], h[j], out1);
         }}
-        ys[(uint64)t * width] = out0 + out1;
-    }};
-    icl_walk<In>((int)steps.count, load, step);
-"#
-    )
-}
-
-/// The forward's first pass: segment `part`'s end state from a zero start, and its Σ Δ.
-fn forward_ends_body() -> String {
-    let prologue = prologue();
-    format!(
-        r#"    const uint32 ei = blockIdx.x * BLOCK + threadIdx.x;
-    if (ei >= width) return;
-{prologue}    float a2[N], h[N], span = 0.0f;
-#pragma unroll
-    for (int j = 0; j < N; ++j) {{
-        a2[j] = buffer_2[((uint64)member * width + ei) * N + j] * LOG2E;
-        h[j] = 0.0f;
-    }}
-    const float* xs = buffer_0 + rows * width + ei;
-    const float* ds = buffer_1 + rows * width + ei;
-    const icl_span steps = icl_segment(part, seg, len);
-    struct In {{
-        float x, d, b[N];
-    }};
-    auto load = [&](int i, In& in) {{
-        const uint32 t = steps.first + i;
-        in.x = xs[(uint64)t * width];
-        in.d = ds[(uint64)t * width];
-        icl_row(buffer_3, rows + t, in.b);
-        if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
-            const uint64 u = t + AHEAD;
-            icl_ahead(xs + u * width);
-            icl_ahead(ds + u * width);
-            icl_ahead_row(buffer_3, rows + u);
+        if (GROUPS == 1) {{
+            if (active) buffer_6[oy] = out0 + out1;
+            oy += width;
+        }} else {{
+            parts[k * BLOCK] = out0 + out1;
         }}
     }};
-    auto step = [&](int, const In& in) {{
-        span += in.d;
-        const float input = in.d * in.x;
+    // A chunk's y from its groups' parts: group g sums steps g, g + GROUPS, .. of it.
+    auto done = [&](int, int count) {{
+        if (GROUPS == 1) return;
+        __syncthreads();
+        const float* chunk_parts = parts - threadIdx.x + peer(0) + g * BLOCK;
+        uint32 out = oy + g * width;
 #pragma unroll
-        for (int j = 0; j < N; ++j) h[j] = fmaf(icl_ex2(in.d * a2[j]), h[j], input * in.b[j]);
+        for (int r = 0; r < (CHUNK + GROUPS - 1) / GROUPS; ++r) {{
+            if ((int)g + r * GROUPS < count) {{
+                float y = 0.0f;
+#pragma unroll
+                for (int q = 0; q < GROUPS; ++q) y += chunk_parts[r * GROUPS * BLOCK + 32 * q];
+                if (active) buffer_6[out] = y;
+            }}
+            out += GROUPS * width;
+        }}
+        oy += CHUNK * width;
+        parts = parts == parts_of_y ? parts_of_y + CHUNK * BLOCK : parts_of_y;
     }};
-    icl_walk<In>((int)steps.count, load, step);
-    float* end = buffer_4 + (uint64)part * (N + 1) * plane + (uint64)bi * width + ei;
-#pragma unroll
-    for (int j = 0; j < N; ++j) end[j * plane] = h[j];
-    end[N * plane] = span;
+    icl_walk_chunks<In>((int)steps.count, load, step, done);
 "#
     )
 }
 
-/// The backward's first pass: segment `part + 1`'s adjoint carry at its start from a zero
-/// carry at its end (`carry ← exp(Δ_t A)(C_t ∂y_t + carry)` back over its steps), and its Σ Δ.
-fn backward_starts_body() -> String {
+/// A split's first passes, one thread a channel with all N entries. Forward: segment
+/// `part`'s end state from a zero start, `h ← exp(Δ_t A) h + Δ_t x_t B_t` over its steps.
+/// Backward: segment `part + 1`'s adjoint carry at its start from a zero carry at its end,
+/// `carry ← exp(Δ_t A)(C_t ∂y_t + carry)` back over its steps. Both also give the segment's
+/// Σ Δ.
+fn first_pass_body(backward: bool) -> String {
     let prologue = prologue();
+    // Buffers: A, Δ, the other per-channel input (x or ∂y), the row (B or C).
+    let (a, ds, other, row) = if backward { (1, 0, 3, 2) } else { (2, 1, 0, 3) };
+    let (segment, t, u, update) = if backward {
+        ("part + 1", "steps.first + steps.count - 1 - i", "t - AHEAD", "icl_ex2(in.d * a2[j]) * fmaf(in.o, in.r[j], z[j])")
+    } else {
+        ("part", "steps.first + i", "t + AHEAD", "fmaf(icl_ex2(in.d * a2[j]), z[j], (in.d * in.o) * in.r[j])")
+    };
     format!(
         r#"    const uint32 ei = blockIdx.x * BLOCK + threadIdx.x;
     if (ei >= width) return;
-{prologue}    float a2[N], carry[N], span = 0.0f;
+{prologue}    float a2[N], z[N], span = 0.0f;
 #pragma unroll
     for (int j = 0; j < N; ++j) {{
-        a2[j] = buffer_1[((uint64)member * width + ei) * N + j] * LOG2E;
-        carry[j] = 0.0f;
+        a2[j] = buffer_{a}[((uint64)member * width + ei) * N + j] * LOG2E;
+        z[j] = 0.0f;
     }}
-    const float* ds = buffer_0 + rows * width + ei;
-    const float* gys = buffer_3 + rows * width + ei;
-    const icl_span steps = icl_segment(part + 1, seg, len);
+    const float* ds = buffer_{ds} + rows * width + ei;
+    const float* os = buffer_{other} + rows * width + ei;
+    const icl_span steps = icl_segment({segment}, seg, len);
     struct In {{
-        float d, g, c[N];
+        float d, o, r[N];
     }};
     auto load = [&](int i, In& in) {{
-        const uint32 t = steps.first + steps.count - 1 - i;
+        const uint32 t = {t};
         in.d = ds[(uint64)t * width];
-        in.g = gys[(uint64)t * width];
-        icl_row(buffer_2, rows + t, in.c);
+        in.o = os[(uint64)t * width];
+        icl_row<N>(buffer_{row}, rows + t, 0, in.r);
         if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
-            const uint64 u = t - AHEAD;
+            const uint64 u = {u};
             icl_ahead(ds + u * width);
-            icl_ahead(gys + u * width);
-            icl_ahead_row(buffer_2, rows + u);
+            icl_ahead(os + u * width);
+            icl_ahead_row<N>(buffer_{row}, rows + u, 0);
         }}
     }};
     auto step = [&](int, const In& in) {{
         span += in.d;
 #pragma unroll
-        for (int j = 0; j < N; ++j) carry[j] = icl_ex2(in.d * a2[j]) * fmaf(in.g, in.c[j], carry[j]);
+        for (int j = 0; j < N; ++j) z[j] = {update};
     }};
     icl_walk<In>((int)steps.count, load, step);
-    float* start = buffer_4 + (uint64)part * (N + 1) * plane + (uint64)bi * width + ei;
+    float* out = buffer_4 + (uint64)part * (N + 1) * plane + (uint64)bi * width + ei;
 #pragma unroll
-    for (int j = 0; j < N; ++j) start[j * plane] = carry[j];
-    start[N * plane] = span;
+    for (int j = 0; j < N; ++j) out[j * plane] = z[j];
+    out[N * plane] = span;
 "#
     )
 }
 
-/// The backward: thread (b, e, segment) walks its segment's chunks last to first, from the
-/// adjoint carry the later segments' starts give; in each chunk it recomputes the chunk's
-/// states from the saved one into its shared-memory slots, then runs the adjoint recurrence
-/// `g_t = C_t ∂y_t + exp(Δ_{t+1} A) g_{t+1}` back through the chunk. While it works on a
-/// chunk, the next one's inputs are asked of L2.
-fn backward_body(n: u32) -> String {
-    let p = (2 * n as usize).next_power_of_two();
+/// The backward: thread (b, e, group, segment) walks its segment's chunks last to first,
+/// from the adjoint carry the later segments' starts give; in each chunk it recomputes its S
+/// entries of the chunk's states from the saved one into its shared-memory slots, then runs
+/// the adjoint recurrence `g_t = C_t ∂y_t + exp(Δ_{t+1} A) g_{t+1}` back through the chunk.
+/// The state after step t, which ∂C_t needs, is the later step's slot (or, at the chunk's
+/// last step, where the recompute ended). A channel's groups sum their parts of ∂x and ∂Δ
+/// through shared memory once a chunk. While it works on a chunk, the next one's inputs are
+/// asked of L2.
+fn backward_body(entries: u32) -> String {
+    let p = (2 * entries as usize).next_power_of_two();
     let (per_lane, shift) = scattered_layout(p);
     // The warp's reduce-scatter of p values: at offset 16, 8, .. 1, count p, p/2, .. (≥ 1).
     let stages: String = (0..5)
@@ -425,37 +539,31 @@ fn backward_body(n: u32) -> String {
             format!("        icl_halve<{count}, {offset}>(v, lane);\n", offset = 16 >> k)
         })
         .collect();
-    let prologue = prologue();
+    let (prologue, place) = (prologue(), split_place());
     format!(
-        r#"    const uint32 own = blockIdx.x * BLOCK + threadIdx.x;
-{prologue}    const uint32 warps = (width + {WARP} - 1) / {WARP}, warp = own / {WARP};
-    // A warp with no channel at all leaves as a whole, so no warp sum misses a lane.
-    if (warp >= warps) return;
-    // Lanes past the last channel in the last warp run channel e - 1's inputs with ∂y = 0:
-    // what they add to the sums is 0, and they write nothing else.
-    const bool active = own < width;
-    const uint32 ei = active ? own : width - 1;
-    const uint32 lane = threadIdx.x % {WARP};
+        r#"{place}{prologue}    const uint32 warps = (width + {WARP} - 1) / {WARP};
     const uint32 parts = (len + seg - 1) / seg;
     extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
-    // Slot s of this thread: float4 q at (s·N/4 + q)·BLOCK + threadIdx.x (a warp's 32 lanes on
+    // Slot s of this thread: float4 q at (s·S/4 + q)·BLOCK + threadIdx.x (a warp's 32 lanes on
     // 32 consecutive vectors).
     icl_float4* slots = reinterpret_cast<icl_float4*>(dynamic_shared_mem) + threadIdx.x;
+    // The groups' parts of ∂x and ∂Δ after the slots: [CHUNK][2][BLOCK].
+    float* const parts_of_sums = reinterpret_cast<float*>(dynamic_shared_mem) + CHUNK * S * BLOCK;
     auto store_slot = [&](int s, const float* v) {{
 #pragma unroll
-        for (int q = 0; q < N / 4; ++q) {{
+        for (int q = 0; q < S / 4; ++q) {{
             icl_float4 w;
             w.x = v[4 * q];
             w.y = v[4 * q + 1];
             w.z = v[4 * q + 2];
             w.w = v[4 * q + 3];
-            slots[(s * (N / 4) + q) * BLOCK] = w;
+            slots[(s * (S / 4) + q) * BLOCK] = w;
         }}
     }};
     auto load_slot = [&](int s, float* v) {{
 #pragma unroll
-        for (int q = 0; q < N / 4; ++q) {{
-            const icl_float4 w = slots[(s * (N / 4) + q) * BLOCK];
+        for (int q = 0; q < S / 4; ++q) {{
+            const icl_float4 w = slots[(s * (S / 4) + q) * BLOCK];
             v[4 * q] = w.x;
             v[4 * q + 1] = w.y;
             v[4 * q + 2] = w.z;
@@ -464,10 +572,10 @@ fn backward_body(n: u32) -> String {
     }};
 
     const uint64 me = (uint64)bi * width + ei;
-    float a2[N], carry[N], da[N];
+    float a2[S], carry[S], da[S];
 #pragma unroll
-    for (int j = 0; j < N; ++j) {{
-        a2[j] = buffer_2[((uint64)member * width + ei) * N + j] * LOG2E;
+    for (int j = 0; j < S; ++j) {{
+        a2[j] = buffer_2[((uint64)member * width + ei) * N + j0 + j] * LOG2E;
         carry[j] = 0.0f;  // exp(Δ_(t+1) A) g_(t+1)
         da[j] = 0.0f;
     }}
@@ -478,7 +586,7 @@ fn backward_body(n: u32) -> String {
         const float* start = buffer_8 + (uint64)q * (N + 1) * plane + me;
         const float span = start[N * plane];
 #pragma unroll
-        for (int j = 0; j < N; ++j) carry[j] = fmaf(icl_ex2(span * a2[j]), carry[j], start[j * plane]);
+        for (int j = 0; j < S; ++j) carry[j] = fmaf(icl_ex2(span * a2[j]), carry[j], start[(j0 + j) * plane]);
     }}
     const float skip = buffer_5[(uint64)member * width + ei];
     float dd = 0.0f;
@@ -487,54 +595,64 @@ fn backward_body(n: u32) -> String {
     const float* gys = buffer_7 + rows * width + ei;
     float* dxs = buffer_9 + rows * width + ei;
     float* dds = buffer_10 + rows * width + ei;
-    const bool writes_sums = (lane & {low}u) == 0;
+    // A channel warp past the last channel (in a cube of several) has no row of sums.
+    const bool writes_sums = lanes < warps && (lane & {low}u) == 0;
     const uint32 first_index = (lane >> {shift}) * {per_lane};
 
-    // Recompute: the state entering step t into slot s, h becomes the state after it.
-    float h[N];
+    // ∂x and ∂Δ of step t from the channel's sums over its entries.
+    auto finish = [&](uint32 o, float gxs, float gda, float dt, float xv, float gy) {{
+        if (!active) return;
+        dxs[o] = fmaf(gxs, dt, skip * gy);
+        // ∂Δ = Σ_j g_j (B_j x + A_j exp(Δ A_j) h_(t-1),j); the A·log₂e sum times ln 2.
+        dds[o] = fmaf(gxs, xv, gda * 0.6931471805599453f);
+    }};
+
+    // h: the state after the step the walk is at (the recompute's, then the adjoint's).
+    float h[S];
     struct Recompute {{
-        float x, d, b[N];
+        float x, d, b[S];
     }};
     struct Adjoint {{
-        float x, d, g, b[N], c[N];
+        float x, d, g, b[S], c[S];
     }};
-    // The adjoint at step t (slot s): ∂x, ∂Δ, this step's ∂B and ∂C summed over the warp,
-    // ∂A and ∂D accumulated.
-    auto adjoint = [&](int s, uint32 t, const Adjoint& in) {{
-        float hp[N], v[{p}];
+    // The adjoint at step t (slot s): ∂x, ∂Δ (or this group's parts of them), this step's ∂B
+    // and ∂C summed over the warp, ∂A and ∂D accumulated.
+    auto adjoint = [&](int s, uint32 o, uint32 sum_at, const Adjoint& in) {{
+        float hp[S], v[{p}];
         load_slot(s, hp);
         const float dt = in.d, xv = in.x, gy = in.g;
         const float dtx = dt * xv;
         float gxs = 0.0f, gda = 0.0f;
         dd = fmaf(gy, xv, dd);
 #pragma unroll
-        for (int j = 0; j < N; ++j) {{
+        for (int j = 0; j < S; ++j) {{
             const float decay = icl_ex2(dt * a2[j]);
-            const float g = fmaf(gy, in.c[j], carry[j]);
-            const float dhp = decay * hp[j];
-            const float gh = g * dhp;
+            const float gj = fmaf(gy, in.c[j], carry[j]);
+            carry[j] = gj * decay;
+            const float gh = carry[j] * hp[j];  // g exp(Δ A) h_(t-1)
             gda = fmaf(gh, a2[j], gda);
             da[j] = fmaf(dt, gh, da[j]);
-            gxs = fmaf(g, in.b[j], gxs);
-            carry[j] = g * decay;
-            v[j] = g * dtx;                          // ∂B_t[j] from this channel
-            v[N + j] = gy * fmaf(dtx, in.b[j], dhp);  // ∂C_t[j]: ∂y_t h_t[j]
+            gxs = fmaf(gj, in.b[j], gxs);
+            v[j] = gj * dtx;       // ∂B_t[j] from this channel
+            v[S + j] = gy * h[j];  // ∂C_t[j]: ∂y_t h_t[j]
+            h[j] = hp[j];
         }}
 #pragma unroll
-        for (int q = 2 * N; q < {p}; ++q) v[q] = 0.0f;
-{stages}        const uint64 base = ((rows + t) * warps + warp) * N;
+        for (int q = 2 * S; q < {p}; ++q) v[q] = 0.0f;
+{stages}        const uint32 base = sum_at;
 #pragma unroll
         for (int i = 0; i < {per_lane}; ++i) {{
             const uint32 idx = first_index + i;
             if (writes_sums) {{
-                if (idx < N) buffer_12[base + idx] = v[i];
-                else if (idx < 2 * N) buffer_13[base + idx - N] = v[i];
+                if (idx < S) buffer_12[base + idx] = v[i];
+                else if (idx < 2 * S) buffer_13[base + idx - S] = v[i];
             }}
         }}
-        if (active) {{
-            dxs[(uint64)t * width] = fmaf(gxs, dt, skip * gy);
-            // ∂Δ = Σ_j g_j (B_j x + A_j exp(Δ A_j) h_(t-1),j); the A·log₂e sum times ln 2.
-            dds[(uint64)t * width] = fmaf(gxs, xv, gda * 0.6931471805599453f);
+        if (GROUPS == 1) {{
+            finish(o, gxs, gda, dt, xv, gy);
+        }} else {{
+            parts_of_sums[(2 * s) * BLOCK + threadIdx.x] = gxs;
+            parts_of_sums[(2 * s + 1) * BLOCK + threadIdx.x] = gda;
         }}
     }};
 
@@ -545,60 +663,96 @@ fn backward_body(n: u32) -> String {
         const int count = (int)(t0 + CHUNK < len ? CHUNK : len - t0);
         const float* start = buffer_6 + (uint64)ci * N * plane + me;
 #pragma unroll
-        for (int j = 0; j < N; ++j) h[j] = start[j * plane];
+        for (int j = 0; j < S; ++j) h[j] = start[(j0 + j) * plane];
         if (ci > first_chunk) {{
             // The previous chunk's inputs and saved state, into L2 while this chunk runs.
             const uint32 earlier = t0 - CHUNK;
 #pragma unroll
             for (int k = 0; k < CHUNK; ++k) {{
                 const uint64 o = (uint64)(earlier + k) * width;
-                icl_prefetch_l2(xs + o);
-                icl_prefetch_l2(ds + o);
-                icl_prefetch_l2(gys + o);
+                if (g == 0) {{
+                    icl_prefetch_l2(xs + o);
+                    icl_prefetch_l2(ds + o);
+                    icl_prefetch_l2(gys + o);
+                }}
 #pragma unroll
-                for (int q = 0; q < N; q += 8) {{
-                    icl_prefetch_l2(buffer_3 + (rows + earlier + k) * N + q);
-                    icl_prefetch_l2(buffer_4 + (rows + earlier + k) * N + q);
+                for (int q = 0; q < S; q += 8) {{
+                    icl_prefetch_l2(buffer_3 + (rows + earlier + k) * N + j0 + q);
+                    icl_prefetch_l2(buffer_4 + (rows + earlier + k) * N + j0 + q);
                 }}
             }}
 #pragma unroll
-            for (int j = 0; j < N; ++j) icl_prefetch_l2(start - (uint64)N * plane + j * plane);
+            for (int j = 0; j < S; ++j) icl_prefetch_l2(start - (uint64)N * plane + (j0 + j) * plane);
         }}
 
         // Forward through the chunk.
-        icl_walk<Recompute>(count, [&](int s, Recompute& in) {{
-            const uint64 o = (uint64)(t0 + s) * width;
-            in.x = xs[o];
-            in.d = ds[o];
-            icl_row(buffer_3, rows + t0 + s, in.b);
-        }}, [&](int s, const Recompute& in) {{
-            store_slot(s, h);
-            const float input = in.d * in.x;
+        {{
+            // Step t's offset in x and Δ, and its row's in B.
+            uint32 o = t0 * width, r = ((uint32)rows + t0) * N + j0;
+            icl_walk_chunks<Recompute>(count, [&](int, Recompute& in) {{
+                in.x = xs[o];
+                in.d = ds[o];
+                icl_vec<S>(buffer_3 + r, in.b);
+                o += width;
+                r += N;
+            }}, [&](int, int k, int, const Recompute& in) {{
+                store_slot(k, h);
+                const float input = in.d * in.x;
 #pragma unroll
-            for (int j = 0; j < N; ++j) h[j] = fmaf(icl_ex2(in.d * a2[j]), h[j], input * in.b[j]);
-        }});
+                for (int j = 0; j < S; ++j) h[j] = fmaf(icl_ex2(in.d * a2[j]), h[j], input * in.b[j]);
+            }}, [](int, int) {{}});
+        }}
 
-        // Back through the chunk: h is no longer needed (the adjoint rebuilds h_t from the
-        // slot's h_(t-1)).
-        icl_walk<Adjoint>(count, [&](int i, Adjoint& in) {{
-            const uint32 t = t0 + count - 1 - i;
-            const uint64 o = (uint64)t * width;
-            in.x = xs[o];
-            in.d = ds[o];
-            in.g = active ? gys[o] : 0.0f;
-            icl_row(buffer_3, rows + t, in.b);
-            icl_row(buffer_4, rows + t, in.c);
-        }}, [&](int i, const Adjoint& in) {{
-            adjoint(count - 1 - i, t0 + count - 1 - i, in);
-        }});
+        // The groups have finished summing the later chunk's parts: they may be overwritten.
+        if (GROUPS > 1) __syncthreads();
+        // Back through the chunk, from its last step.
+        {{
+            const uint32 last = t0 + count - 1;
+            // The loads' step t: its offset in x, Δ, ∂y and its row's in B, C; the steps'
+            // (one behind): offset in ∂x, ∂Δ and in the sums.
+            uint32 o = last * width, r = ((uint32)rows + last) * N + j0;
+            uint32 at = o, sum_at = (((uint32)rows + last) * warps + lanes) * N + j0;
+            icl_walk_chunks<Adjoint>(count, [&](int, Adjoint& in) {{
+                in.x = xs[o];
+                in.d = ds[o];
+                in.g = active ? gys[o] : 0.0f;
+                icl_vec<S>(buffer_3 + r, in.b);
+                icl_vec<S>(buffer_4 + r, in.c);
+                o -= width;
+                r -= N;
+            }}, [&](int, int k, int steps, const Adjoint& in) {{
+                adjoint(steps - 1 - k, at, sum_at, in);
+                at -= width;
+                sum_at -= warps * N;
+            }}, [](int, int) {{}});
+        }}
+        if (GROUPS > 1) {{
+            // The chunk's ∂x and ∂Δ: group g sums steps g, g + GROUPS, .. of it.
+            __syncthreads();
+            const float* chunk_parts = parts_of_sums + peer(0) + 2 * g * BLOCK;
+            uint32 o = (t0 + g) * width;
+#pragma unroll
+            for (int r = 0; r < (CHUNK + GROUPS - 1) / GROUPS; ++r) {{
+                if ((int)g + r * GROUPS < count) {{
+                    float gxs = 0.0f, gda = 0.0f;
+#pragma unroll
+                    for (int q = 0; q < GROUPS; ++q) {{
+                        gxs += chunk_parts[2 * r * GROUPS * BLOCK + 32 * q];
+                        gda += chunk_parts[(2 * r * GROUPS + 1) * BLOCK + 32 * q];
+                    }}
+                    if (active) finish(o, gxs, gda, ds[o], xs[o], gys[o]);
+                }}
+                o += GROUPS * width;
+            }}
+        }}
     }}
 
     if (active) {{
-        // ∂A and ∂D partials: one row per (batch row, segment).
+        // ∂A and ∂D partials: one row per (batch row, segment); ∂D from group 0.
         const uint64 row = ((uint64)bi * parts + part) * width + ei;
 #pragma unroll
-        for (int j = 0; j < N; ++j) buffer_11[row * N + j] = da[j];
-        buffer_14[row] = dd;
+        for (int j = 0; j < S; ++j) buffer_11[row * N + j0 + j] = da[j];
+        if (g == 0) buffer_14[row] = dd;
     }}
 "#,
         low = (1u32 << shift) - 1,
@@ -635,7 +789,7 @@ mod tests {
     #[test]
     fn each_pass_declares_the_buffers_it_is_launched_with() {
         for pass in [Pass::Forward { save: false }, Pass::Forward { save: true }, Pass::ForwardEnds, Pass::Backward, Pass::BackwardStarts] {
-            let source = ScanSource { pass, n: 16, chunk: 8, block: 128, prefetch: Prefetch::NONE }.cuda();
+            let source = ScanSource::split(pass, 16, 8, 4, Prefetch::NONE).cuda();
             let access = pass.buffers();
             let declared = source.matches("float* __restrict__ buffer_").count();
             assert_eq!(declared, access.len(), "{pass:?}");
@@ -646,10 +800,34 @@ mod tests {
         }
     }
 
+    /// A split takes the most entries up to the asked that divide N in whole vectors, never
+    /// fewer than 4, and cubes of whole channel warps of at least 4 warps.
+    #[test]
+    fn a_split_divides_the_state_into_whole_vectors() {
+        let split = |n, entries| {
+            let k = ScanSource::split(Pass::Backward, n, 8, entries, Prefetch::NONE);
+            (k.entries, k.groups(), k.block, k.channels_per_cube())
+        };
+        assert_eq!(split(16, 4), (4, 4, 128, 32));
+        assert_eq!(split(16, 8), (8, 2, 128, 64));
+        assert_eq!(split(16, 12), (8, 2, 128, 64), "12 does not divide 16");
+        assert_eq!(split(16, 32), (16, 1, 128, 128));
+        assert_eq!(split(12, 8), (4, 3, 96, 32), "8 does not divide 12");
+        assert_eq!(split(32, 4), (4, 8, 256, 32));
+        assert_eq!(split(4, 1), (4, 1, 128, 128), "at least 4");
+        // Unsplit kernels keep their names; split ones say so.
+        assert_eq!(ScanSource::split(Pass::Backward, 16, 8, 16, Prefetch::NONE).entry_point(), "icl_scan_backward_n16_c8_b128");
+        assert_eq!(ScanSource::split(Pass::Backward, 16, 8, 4, Prefetch::NONE).entry_point(), "icl_scan_backward_n16_c8_b128_s4");
+        // Shared memory: the backward's slots, and the groups' sums where split.
+        assert_eq!(ScanSource::split(Pass::Backward, 16, 8, 4, Prefetch::NONE).shared_floats(), (8 * 4 + 16) * 128);
+        assert_eq!(ScanSource::split(Pass::Forward { save: true }, 16, 8, 4, Prefetch::NONE).shared_floats(), 16 * 128);
+        assert_eq!(ScanSource::split(Pass::Forward { save: true }, 16, 8, 16, Prefetch::NONE).shared_floats(), 0);
+    }
+
     /// Kernels with different prefetches are different kernels to the cache: their names differ.
     #[test]
     fn a_prefetch_names_its_kernel() {
-        let source = |prefetch| ScanSource { pass: Pass::Forward { save: true }, n: 16, chunk: 8, block: 128, prefetch };
+        let source = |prefetch| ScanSource::split(Pass::Forward { save: true }, 16, 8, 16, prefetch);
         let none = source(Prefetch::NONE);
         let l1 = source(Prefetch { level: 1, ahead: 16 });
         assert_eq!(none.entry_point(), "icl_scan_forward_save_n16_c8_b128");
