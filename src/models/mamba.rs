@@ -11,6 +11,7 @@ use super::fused::on_fused_backend;
 use super::init::{Dist, Init};
 use super::members::{channels_of, members_of};
 use super::scan::{selective_scan, ScanInputs, ScanMode};
+use super::split::split_last;
 
 /// Sizes of one Mamba mixer (defaults of `mamba_ssm`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -184,17 +185,13 @@ impl<B: Backend> Mamba<B> {
     /// # Shapes
     /// - u: `[b, l, D]` -> `[b, l, D]`
     pub fn forward(&self, u: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, l, _] = u.dims();
         let (n, r) = (self.d_state, self.dt_rank);
         let xz = dense(&self.in_proj, u); // 1. (b, l, 2E)
         let e = xz.dims()[2] / 2;
-        let x = xz.clone().slice([0..b, 0..l, 0..e]);
-        let z = xz.slice([0..b, 0..l, e..2 * e]);
+        let [x, z] = split_last(xz, &[e, e]).try_into().unwrap_or_else(|_| unreachable!("two parts"));
         let x = silu(self.conv1d.forward(x)); // 2.
         let x_dbl = dense(&self.x_proj, x.clone()); // 3. (b, l, R + 2N)
-        let dt = x_dbl.clone().slice([0..b, 0..l, 0..r]);
-        let b_in = x_dbl.clone().slice([0..b, 0..l, r..r + n]);
-        let c = x_dbl.slice([0..b, 0..l, r + n..r + 2 * n]);
+        let [dt, b_in, c] = split_last(x_dbl, &[r, n, n]).try_into().unwrap_or_else(|_| unreachable!("three parts"));
         let delta = softplus(dense(&self.dt_proj, dt)); // 4. bias inside the softplus
         let a = self.a_log.val().exp().neg(); // 5.
         let y = selective_scan(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.

@@ -18,6 +18,7 @@ pub mod mixer;
 pub mod norm;
 pub mod s4;
 pub mod scan;
+pub mod split;
 pub mod transformer;
 
 use burn::nn::Linear;
