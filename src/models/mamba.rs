@@ -188,10 +188,10 @@ impl<B: Backend> Mamba<B> {
         let (n, r) = (self.d_state, self.dt_rank);
         let xz = dense(&self.in_proj, u); // 1. (b, l, 2E)
         let e = xz.dims()[2] / 2;
-        let [x, z] = split_last(xz, &[e, e]).try_into().unwrap_or_else(|_| unreachable!("two parts"));
+        let [x, z] = split_last(xz, [e, e]);
         let x = silu(self.conv1d.forward(x)); // 2.
         let x_dbl = dense(&self.x_proj, x.clone()); // 3. (b, l, R + 2N)
-        let [dt, b_in, c] = split_last(x_dbl, &[r, n, n]).try_into().unwrap_or_else(|_| unreachable!("three parts"));
+        let [dt, b_in, c] = split_last(x_dbl, [r, n, n]);
         let delta = softplus(dense(&self.dt_proj, dt)); // 4. bias inside the softplus
         let a = self.a_log.val().exp().neg(); // 5.
         let y = selective_scan(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.

@@ -26,28 +26,31 @@ use super::fused::cast;
 /// `t` cut along its last dimension into consecutive parts of `sizes` (which must add up to
 /// it). On the training backends (CPU, CUDA and its emulator, with autodiff) the parts'
 /// gradients come back as one `cat`; elsewhere these are plain slices.
-pub fn split_last<B: Backend, const D: usize>(t: Tensor<B, D>, sizes: &[usize]) -> Vec<Tensor<B, D>> {
+pub fn split_last<B: Backend, const D: usize, const P: usize>(t: Tensor<B, D>, sizes: [usize; P]) -> [Tensor<B, D>; P] {
     let width = t.dims()[D - 1];
     assert_eq!(sizes.iter().sum::<usize>(), width, "split: parts {sizes:?} must add up to the last dimension's {width}");
-    let t = match split_on::<B, burn::backend::NdArray<f32>, D>(t, sizes) {
-        Ok(parts) => return parts,
-        Err(t) => t,
-    };
-    let t = match split_on::<B, burn::backend::NdArray<f64>, D>(t, sizes) {
-        Ok(parts) => return parts,
-        Err(t) => t,
-    };
+    let mut t = t;
+    // The parts from `split_on` for autodiff over `$inner`, when `B` is that.
+    macro_rules! over {
+        ($inner:ty) => {
+            t = match split_on::<B, $inner, D>(t, &sizes) {
+                Ok(parts) => return whole(parts),
+                Err(t) => t,
+            };
+        };
+    }
+    over!(burn::backend::NdArray<f32>);
+    over!(burn::backend::NdArray<f64>);
     #[cfg(feature = "cuda")]
-    let t = match split_on::<B, <crate::runtime::CudaBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend, D>(t, sizes) {
-        Ok(parts) => return parts,
-        Err(t) => t,
-    };
+    over!(<crate::runtime::CudaBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend);
     #[cfg(feature = "emulator")]
-    let t = match split_on::<B, <crate::runtime::EmuBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend, D>(t, sizes) {
-        Ok(parts) => return parts,
-        Err(t) => t,
-    };
-    slices(t, sizes)
+    over!(<crate::runtime::EmuBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend);
+    whole(slices(t, &sizes))
+}
+
+/// The `P` parts as an array.
+fn whole<T, const P: usize>(parts: Vec<T>) -> [T; P] {
+    parts.try_into().unwrap_or_else(|_| unreachable!("one part a size"))
 }
 
 /// The parts as burn's own slices.
@@ -126,9 +129,7 @@ impl<I: Backend> Drop for Joint<I> {
         // Some parts' gradients but not all: they never reached the split tensor.
         let grads = self.grads.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
         let got = grads.iter().filter(|g| g.is_some()).count();
-        if got > 0 && !std::thread::panicking() {
-            debug_assert!(false, "split: {got} of {} parts got a gradient; every part must reach the loss", grads.len());
-        }
+        debug_assert!(got == 0 || std::thread::panicking(), "split: {got} of {} parts got a gradient; every part must reach the loss", grads.len());
     }
 }
 
@@ -169,10 +170,10 @@ mod tests {
 
     /// Each part weighted by its own tensor, summed: the split's gradients against burn's
     /// slices', and the parts' values.
-    fn grads_of(split: impl Fn(Tensor<Ad, 3>, &[usize]) -> Vec<Tensor<Ad, 3>>, extra_use: bool) -> (Vec<Vec<f64>>, Vec<f64>) {
+    fn grads_of(split: impl Fn(Tensor<Ad, 3>, [usize; 3]) -> Vec<Tensor<Ad, 3>>, extra_use: bool) -> (Vec<Vec<f64>>, Vec<f64>) {
         let x = wave([2, 5, 9], 0).require_grad();
         let sizes = [2, 3, 4];
-        let parts = split(x.clone() * 2.0, &sizes);
+        let parts = split(x.clone() * 2.0, sizes);
         let mut loss = Tensor::<Ad, 1>::zeros([1], (&NdArrayDevice::Cpu, burn::tensor::DType::F64));
         for (i, part) in parts.iter().enumerate() {
             loss = loss + (part.clone() * wave(part.dims(), i + 1)).sum() * (i + 1) as f64;
@@ -189,8 +190,8 @@ mod tests {
     #[test]
     fn the_parts_and_their_gradient_are_burns_slices() {
         for extra_use in [false, true] {
-            let (values, grad) = grads_of(split_last, extra_use);
-            let (want_values, want_grad) = grads_of(slices, extra_use);
+            let (values, grad) = grads_of(|t, sizes| split_last(t, sizes).into(), extra_use);
+            let (want_values, want_grad) = grads_of(|t, sizes| slices(t, &sizes), extra_use);
             assert_eq!(values, want_values);
             let worst = grad.iter().zip(&want_grad).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
             assert!(worst < 1e-12, "extra use {extra_use}: gradients differ by {worst}");
@@ -202,7 +203,7 @@ mod tests {
     fn a_split_without_autodiff_is_slices() {
         let device = NdArrayDevice::Cpu;
         let x = Tensor::<NdArray<f32>, 2>::from_floats([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], &device);
-        let parts = split_last(x, &[1, 2]);
+        let parts = split_last(x, [1, 2]);
         assert_eq!(parts[0].clone().into_data().convert::<f32>().to_vec::<f32>().unwrap(), vec![1.0, 4.0]);
         assert_eq!(parts[1].clone().into_data().convert::<f32>().to_vec::<f32>().unwrap(), vec![2.0, 3.0, 5.0, 6.0]);
     }
@@ -211,6 +212,6 @@ mod tests {
     #[should_panic(expected = "must add up")]
     fn parts_that_miss_the_width_are_refused() {
         let x = Tensor::<NdArray<f32>, 2>::zeros([2, 3], &NdArrayDevice::Cpu);
-        split_last(x, &[1, 1]);
+        split_last(x, [1, 1]);
     }
 }
