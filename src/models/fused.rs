@@ -60,3 +60,21 @@ macro_rules! on_fused_backend {
     }};
 }
 pub(crate) use on_fused_backend;
+
+/// `$on::<B, I, ..>(operands, args..)` for each inner backend `I` whose `Autodiff<I>` trains
+/// here (NdArray in f32 and f64; the CUDA backend's inner one; with the `emulator` feature the
+/// emulator's), until one takes them: `$on` returns `Ok(y)` when `B` is `Autodiff<I>`, else
+/// the operands back. `Err(operands)` when `B` is none of them (a backend without autodiff,
+/// say). Extra generic arguments after `I` and extra call arguments pass through.
+macro_rules! on_autodiff_backend {
+    ($on:ident::<$b:ty $(, $generic:ident)*>($operands:expr $(, $arg:expr)*)) => {{
+        let result = $on::<$b, burn::backend::NdArray<f32> $(, $generic)*>($operands $(, $arg)*)
+            .or_else(|ops| $on::<$b, burn::backend::NdArray<f64> $(, $generic)*>(ops $(, $arg)*));
+        #[cfg(feature = "cuda")]
+        let result = result.or_else(|ops| $on::<$b, <crate::runtime::CudaBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend $(, $generic)*>(ops $(, $arg)*));
+        #[cfg(feature = "emulator")]
+        let result = result.or_else(|ops| $on::<$b, <crate::runtime::EmuBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend $(, $generic)*>(ops $(, $arg)*));
+        result
+    }};
+}
+pub(crate) use on_autodiff_backend;

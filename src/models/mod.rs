@@ -16,6 +16,7 @@ pub mod mamba;
 pub mod members;
 pub mod mixer;
 pub mod norm;
+pub mod pointwise;
 pub mod s4;
 pub mod scan;
 pub mod split;

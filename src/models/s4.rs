@@ -5,11 +5,12 @@
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, sigmoid, silu};
+use burn::tensor::activation::{gelu, sigmoid};
 
 use super::dense::dense;
 use super::init::{Dist, Init};
 use super::mamba::CausalConv1d;
+use super::pointwise::{self, Silu};
 use super::members::{channels_of, members_of, scale_channels};
 
 /// The S4D convolution kernel of H channels with N/2 complex modes.
@@ -155,7 +156,7 @@ impl<B: Backend> S4Mamba<B> {
         let [b, l, _] = u.dims();
         let xz = dense(&self.in_proj, u);
         let e = xz.dims()[2] / 2;
-        let x = silu(self.conv1d.forward(xz.clone().slice([0..b, 0..l, 0..e])));
+        let x = pointwise::apply::<Silu, B, 3>(self.conv1d.forward(xz.clone().slice([0..b, 0..l, 0..e])));
         let z = xz.slice([0..b, 0..l, e..2 * e]);
         let mut y = causal_conv(x.clone(), self.kernel.kernel(l)) + scale_channels(x, self.d.val());
         if B::ad_enabled(&y.device()) && self.dropout > 0.0 {

@@ -21,7 +21,7 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Slice, TensorMetadata, TensorPrimitive};
 
-use super::fused::cast;
+use super::fused::{cast, on_autodiff_backend};
 
 /// `t` cut along its last dimension into consecutive parts of `sizes` (which must add up to
 /// it). On the training backends (CPU, CUDA and its emulator, with autodiff) the parts'
@@ -29,23 +29,10 @@ use super::fused::cast;
 pub fn split_last<B: Backend, const D: usize, const P: usize>(t: Tensor<B, D>, sizes: [usize; P]) -> [Tensor<B, D>; P] {
     let width = t.dims()[D - 1];
     assert_eq!(sizes.iter().sum::<usize>(), width, "split: parts {sizes:?} must add up to the last dimension's {width}");
-    let mut t = t;
-    // The parts from `split_on` for autodiff over `$inner`, when `B` is that.
-    macro_rules! over {
-        ($inner:ty) => {
-            t = match split_on::<B, $inner, D>(t, &sizes) {
-                Ok(parts) => return whole(parts),
-                Err(t) => t,
-            };
-        };
+    match on_autodiff_backend!(split_on::<B, D>(t, &sizes)) {
+        Ok(parts) => whole(parts),
+        Err(t) => whole(slices(t, &sizes)),
     }
-    over!(burn::backend::NdArray<f32>);
-    over!(burn::backend::NdArray<f64>);
-    #[cfg(feature = "cuda")]
-    over!(<crate::runtime::CudaBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend);
-    #[cfg(feature = "emulator")]
-    over!(<crate::runtime::EmuBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend);
-    whole(slices(t, &sizes))
 }
 
 /// The `P` parts as an array.

@@ -11,6 +11,7 @@ use super::dense::dense;
 use super::init::{Dist, Init};
 use super::members::add_positions;
 use super::norm::norm;
+use super::pointwise::{self, GeluNew};
 
 /// HF `initializer_range`.
 const INIT_STD: f32 = 0.02;
@@ -76,7 +77,7 @@ impl<B: Backend> Block<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(norm(&self.ln_1, x));
-        let hidden = gelu_new(dense(&self.mlp.c_fc, norm(&self.ln_2, x.clone())));
+        let hidden = pointwise::apply::<GeluNew, B, 3>(dense(&self.mlp.c_fc, norm(&self.ln_2, x.clone())));
         x + dense(&self.mlp.c_proj, hidden)
     }
 }
@@ -111,11 +112,3 @@ impl<B: Backend> Gpt2<B> {
     }
 }
 
-/// HF's `gelu_new`: 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))). Same as burn's
-/// `gelu_approximate`, with x³ as two multiplies instead of `powf` (a tenth of a CPU step).
-pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-    let cube = x.clone() * x.clone() * x.clone();
-    let inner = (x.clone() + cube * 0.044715) * SQRT_2_OVER_PI;
-    x * (inner.tanh() + 1.0) * 0.5
-}
