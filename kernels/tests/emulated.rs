@@ -667,3 +667,58 @@ fn our_matmul_kernel_refuses_what_it_cannot_read() {
     let empty = icl_lab_kernels::gemm::matmul(tiling, device(&[], [1, 4, 0]), device(&[], [1, 0, 8])).expect("an empty product");
     assert_eq!(read(empty), vec![0.0; 32]);
 }
+
+/// y = x w + b per member and its gradients given ∂y, in f64: x `[k·rows, d_in]`, w `[k·d_in,
+/// d_out]`, b `[k·d_out]`.
+fn linear_reference(x: &[f64], w: &[f64], bias: &[f64], [k, rows, d_in, d_out]: [usize; 4], dy: &[f64]) -> (Vec<f64>, [Vec<f64>; 3]) {
+    let (mut y, mut dx, mut dw, mut db) = (vec![0.0; k * rows * d_out], vec![0.0; k * rows * d_in], vec![0.0; k * d_in * d_out], vec![0.0; k * d_out]);
+    for m in 0..k {
+        for r in 0..rows {
+            let row = m * rows + r;
+            for o in 0..d_out {
+                let g = dy[row * d_out + o];
+                y[row * d_out + o] = bias[m * d_out + o] + (0..d_in).map(|i| x[row * d_in + i] * w[(m * d_in + i) * d_out + o]).sum::<f64>();
+                db[m * d_out + o] += g;
+                for i in 0..d_in {
+                    dx[row * d_in + i] += g * w[(m * d_in + i) * d_out + o];
+                    dw[(m * d_in + i) * d_out + o] += g * x[row * d_in + i];
+                }
+            }
+        }
+    }
+    (y, [dx, dw, db])
+}
+
+/// The linear layer's kernels (`icl_lab_kernels::linear`: our matmul where it takes the
+/// operands) through autodiff and fusion against the f64 reference, within TF32's rounding:
+/// plain and stacked layers, and the one-output read-out, which takes its own path.
+#[test]
+fn linear_layers_match_the_reference() {
+    emu_runtime::set_execute(true);
+    type Fused = burn::backend::Autodiff<emu_runtime::EmuFusion>;
+    fn tensor<const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<Fused, D> {
+        Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape), &EmuDevice).require_grad()
+    }
+    fn host<const D: usize>(t: Tensor<emu_runtime::EmuFusion, D>) -> Vec<f64> {
+        let n = t.shape().num_elements();
+        t.reshape([n]).into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
+    }
+    // [members, b, t, d_in, d_out]: b·t rows a member.
+    for (seed, [k, b, t, d_in, d_out]) in [[1, 2, 10, 20, 24], [3, 2, 10, 20, 24], [1, 2, 10, 20, 1], [3, 2, 10, 20, 1]].into_iter().enumerate() {
+        let seed = 90 + 4 * seed as u64;
+        let rows = b * t;
+        let (x, w, bias, dy) = (uniform(k * rows * d_in, -1.0, 1.0, seed), uniform(k * d_in * d_out, -1.0, 1.0, seed + 1), uniform(k * d_out, -1.0, 1.0, seed + 2), uniform(k * rows * d_out, -1.0, 1.0, seed + 3));
+        let (want_y, want) = linear_reference(&x, &w, &bias, [k, rows, d_in, d_out], &dy);
+        let (xt, wt, bt) = (tensor(&x, [k * b, t, d_in]), tensor(&w, [k * d_in, d_out]), tensor(&bias, [k * d_out]));
+        let y = icl_lab_kernels::linear::linear(xt.clone(), wt.clone(), Some(bt.clone()));
+        let grads = (y.clone() * Tensor::<Fused, 3>::from_data(TensorData::new(dy.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [k * b, t, d_out]), &EmuDevice)).sum().backward();
+        let what = format!("{k} member(s), [{b}, {t}, {d_in}] -> {d_out}");
+        let got = [host(xt.grad(&grads).expect("∂x")), host(wt.grad(&grads).expect("∂w")), host(bt.grad(&grads).expect("∂b"))];
+        let err = relative_error(&host(y.inner()), &want_y);
+        assert!(err < 2e-3, "{what}: y off by {err:.2e}");
+        for (name, got, want) in [("∂x", &got[0], &want[0]), ("∂w", &got[1], &want[1]), ("∂b", &got[2], &want[2])] {
+            let err = relative_error(got, want);
+            assert!(err < 2e-3, "{what}: {name} off by {err:.2e}");
+        }
+    }
+}

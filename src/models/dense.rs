@@ -91,9 +91,19 @@ pub const TF32_TOLERANCE: f64 = 2e-3;
 
 /// Shapes `[members, b, t, d_in, d_out]` on which the chosen matmuls are checked: GPT-2's and
 /// Mamba's layers, a width TMA cannot take (the fallback), one full GPT-2 e256 activation,
-/// and stacked layers of 4 and 16 members (`models::members`; `b` rows a member).
-pub const CHECK_SHAPES: [[usize; 5]; 7] =
-    [[1, 2, 82, 128, 384], [1, 4, 70, 256, 1024], [1, 3, 37, 1024, 256], [1, 2, 11, 21, 128], [1, 64, 280, 256, 768], [4, 2, 82, 128, 384], [16, 3, 37, 128, 512]];
+/// stacked layers of 4 and 16 members (`models::members`; `b` rows a member), and the
+/// one-output read-out, plain and stacked (its own transposed path).
+pub const CHECK_SHAPES: [[usize; 5]; 9] = [
+    [1, 2, 82, 128, 384],
+    [1, 4, 70, 256, 1024],
+    [1, 3, 37, 1024, 256],
+    [1, 2, 11, 21, 128],
+    [1, 64, 280, 256, 768],
+    [4, 2, 82, 128, 384],
+    [16, 3, 37, 128, 512],
+    [1, 64, 82, 128, 1],
+    [16, 4, 82, 128, 1],
+];
 
 /// The values `compare_linear` reports, in order.
 pub const COMPARED: [&str; 4] = ["y", "dx", "dw", "db"];

@@ -117,6 +117,10 @@ impl<B: Backend> IclModel<B> {
             let h = self.backbone.forward(dense::dense(&self.read_in, tokens));
             return dense::dense(&self.read_out, h);
         }
+        // A plain model keeps burn's `Linear` here. Through `dense` a 10-wide read-in (the e256
+        // configs) is no whole 16-byte rows for our matmul, whose fallback takes ∂w as one
+        // matmul over all b·t rows; timed, such a Mamba e256 step was unchanged in one call and
+        // 85-89 ms against 63-89 in another (docs/performance.md, session 27).
         let h = self.backbone.forward(self.read_in.forward(tokens));
         self.read_out.forward(h)
     }

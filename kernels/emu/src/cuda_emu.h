@@ -72,6 +72,8 @@ using std::min;
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+// The high 32 bits of a 64-bit product (CubeCL's fast division of broadcast indices).
+inline unsigned int __umulhi(unsigned int a, unsigned int b) { return (unsigned int)(((unsigned long long)a * b) >> 32); }
 
 namespace emu {
 inline void yield() { swapcontext(&emu_cube->fibers[emu_thread].context, &emu_cube->scheduler); }

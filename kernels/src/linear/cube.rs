@@ -45,6 +45,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         let [nb, t, d_in] = x.shape().dims();
         let [rows, d_out] = w.shape().dims();
         let k = members(nb, d_in, rows);
+        if d_out == 1 {
+            // yᵀ [k, 1, b·t] = wᵀ [k, 1, d_in] @ xᵀ: a matmul our kernel takes (an n of 1 is
+            // not whole 16-byte rows), with y's own memory order.
+            let x_t = Self::float_swap_dims(Self::float_reshape(x, Shape::new([k, nb / k * t, d_in])), 1, 2);
+            let y = matmul(Strategies::chosen().forward, Self::float_reshape(w, Shape::new([k, 1, d_in])), x_t);
+            return Self::float_reshape(y, Shape::new([nb, t, 1]));
+        }
         if k == 1 {
             return matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([1, d_in, d_out])));
         }
@@ -58,6 +65,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         let [w_rows, d_out] = w.shape().dims();
         let [nb, t, d_in] = x.shape().dims();
         let k = members(nb, d_in, w_rows);
+        if d_out == 1 {
+            return single_output_backward::<R, F, I, BT>(k, x, w, dy, bias);
+        }
         if k > 1 {
             return stacked_backward::<R, F, I, BT>(k, x, w, dy, bias);
         }
@@ -88,6 +98,38 @@ pub(super) fn members(nb: usize, d_in: usize, w_rows: usize) -> usize {
     k
 }
 
+/// The backward of a layer with one output (the regression read-out), `k` members: ∂w as
+/// ∂yᵀ [k, 1, b·t] @ x, which our kernel takes with K split over cubes (burn's matmul of xᵀ @ ∂y
+/// into an n of 1 took 0.32 ms a step at 16 GPT-2 e128 members, one cube a 32-row slab over
+/// all 5,248 rows), and ∂x as the outer product ∂y ⊗ w, element-wise.
+fn single_output_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    k: usize,
+    x: CubeTensor<R>,
+    w: CubeTensor<R>,
+    dy: CubeTensor<R>,
+    bias: bool,
+) -> (CubeTensor<R>, CubeTensor<R>, Option<CubeTensor<R>>) {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    let [nb, t, d_in] = x.shape().dims();
+    let rows = nb / k * t;
+    let db = bias.then(|| member_bias_grad::<R, F, I, BT>(k, dy.clone()));
+    let x = B::<R, F, I, BT>::float_reshape(x, Shape::new([k, rows, d_in]));
+    let dw = matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_reshape(dy.clone(), Shape::new([k, 1, rows])), x);
+    let dx = B::<R, F, I, BT>::float_mul(B::<R, F, I, BT>::float_reshape(dy, Shape::new([k, rows, 1])), B::<R, F, I, BT>::float_reshape(w, Shape::new([k, 1, d_in])));
+    (B::<R, F, I, BT>::float_reshape(dx, Shape::new([nb, t, d_in])), B::<R, F, I, BT>::float_reshape(dw, Shape::new([k * d_in, 1])), db)
+}
+
+/// ∂b of `k` members from ∂y `[nb, t, d_out]`: Σ over a member's b·t rows in two sums (over t,
+/// then over b), each with many outputs: burn's reduce runs one sum over 5,248 rows into 16·d_out
+/// outputs on two cubes (0.5 ms).
+fn member_bias_grad<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(k: usize, dy: CubeTensor<R>) -> CubeTensor<R> {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    let [nb, t, d_out] = dy.shape().dims();
+    let dy = B::<R, F, I, BT>::float_reshape(dy, Shape::new([k, nb / k, t, d_out]));
+    let per_prompt = B::<R, F, I, BT>::float_sum_dim(dy, 2);
+    B::<R, F, I, BT>::float_reshape(B::<R, F, I, BT>::float_sum_dim(per_prompt, 1), Shape::new([k * d_out]))
+}
+
 /// The backward of `k` > 1 members: member m's ∂x, ∂w and ∂b come from its own rows only.
 /// ∂w is one matmul over each member's `b·t` rows (the plain path's per-batch-row products and
 /// column sum would hold `nb·d_in·d_out` values: 268 MB at 16 members of GPT-2 e128's MLP).
@@ -102,15 +144,9 @@ fn stacked_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElem
     let [nb, t, d_in] = x.shape().dims();
     let d_out = w.shape()[1];
     let rows = nb / k * t;
+    let db = bias.then(|| member_bias_grad::<R, F, I, BT>(k, dy.clone()));
     let dy = B::<R, F, I, BT>::float_reshape(dy, Shape::new([k, rows, d_out]));
     let x = B::<R, F, I, BT>::float_reshape(x, Shape::new([k, rows, d_in]));
-    // Σ over a member's b·t rows in two sums (over t, then over b), each with many outputs:
-    // burn's reduce runs one sum over 5,248 rows into 16·d_out outputs on two cubes (0.5 ms).
-    let db = bias.then(|| {
-        let dy = B::<R, F, I, BT>::float_reshape(dy.clone(), Shape::new([k, nb / k, t, d_out]));
-        let per_prompt = B::<R, F, I, BT>::float_sum_dim(dy, 2);
-        B::<R, F, I, BT>::float_reshape(B::<R, F, I, BT>::float_sum_dim(per_prompt, 1), Shape::new([k * d_out]))
-    });
     let w_t = B::<R, F, I, BT>::float_swap_dims(B::<R, F, I, BT>::float_reshape(w, Shape::new([k, d_in, d_out])), 1, 2);
     let dx = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().input_grad, dy.clone(), w_t), Shape::new([nb, t, d_in]));
     let dw = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_swap_dims(x, 1, 2), dy), Shape::new([k * d_in, d_out]));
