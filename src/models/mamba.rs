@@ -9,7 +9,7 @@ use super::dense::dense;
 use super::fused::on_fused_backend;
 use super::init::{Dist, Init};
 use super::members::{channels_of, members_of};
-use super::pointwise::{self, Silu, Softplus};
+use super::pointwise::{silu, softplus};
 use super::scan::{selective_scan, ScanInputs, ScanMode};
 use super::split::split_last;
 
@@ -189,16 +189,15 @@ impl<B: Backend> Mamba<B> {
         let xz = dense(&self.in_proj, u); // 1. (b, l, 2E)
         let e = xz.dims()[2] / 2;
         let [x, z] = split_last(xz, [e, e]);
-        let x = pointwise::apply::<Silu, B, 3>(self.conv1d.forward(x)); // 2.
+        let x = silu(self.conv1d.forward(x)); // 2.
         let x_dbl = dense(&self.x_proj, x.clone()); // 3. (b, l, R + 2N)
         let [dt, b_in, c] = split_last(x_dbl, [r, n, n]);
-        let delta = pointwise::apply::<Softplus, B, 3>(dense(&self.dt_proj, dt)); // 4. bias inside the softplus
+        let delta = softplus(dense(&self.dt_proj, dt)); // 4. bias inside the softplus
         let a = self.a_log.val().exp().neg(); // 5.
         let y = selective_scan(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.
-        dense(&self.out_proj, y * pointwise::apply::<Silu, B, 3>(z)) // 9–10.
+        dense(&self.out_proj, y * silu(z)) // 9–10.
     }
 }
-
 
 /// Shapes `compare_causal_conv` is checked at: (members, `[b, l, c]` of each member, taps).
 /// Lengths shorter and longer than the backward kernel's 128-step piece, and off it; channel

@@ -102,6 +102,21 @@ pub fn apply<F: Pointwise, B: Backend, const D: usize>(x: Tensor<B, D>) -> Tenso
     on_autodiff_backend!(apply_on::<B, F, D>(x)).unwrap_or_else(F::value)
 }
 
+/// GPT-2's `gelu_new` as one step ([`GeluNew`]).
+pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    apply::<GeluNew, B, D>(x)
+}
+
+/// SiLU as one step ([`Silu`]).
+pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    apply::<Silu, B, D>(x)
+}
+
+/// Softplus as one step ([`Softplus`]).
+pub fn softplus<B: Backend, const D: usize>(v: Tensor<B, D>) -> Tensor<B, D> {
+    apply::<Softplus, B, D>(v)
+}
+
 /// [`apply`] when `B` is `Autodiff<I>`, else `x` back.
 fn apply_on<B: Backend, I: Backend, F: Pointwise, const D: usize>(x: Tensor<B, D>) -> Result<Tensor<B, D>, Tensor<B, D>> {
     let x: Tensor<Autodiff<I>, D> = cast(x)?;

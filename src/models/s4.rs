@@ -10,8 +10,9 @@ use burn::tensor::activation::{gelu, sigmoid};
 use super::dense::dense;
 use super::init::{Dist, Init};
 use super::mamba::CausalConv1d;
-use super::pointwise::{self, Silu};
 use super::members::{channels_of, members_of, scale_channels};
+use super::pointwise::silu;
+use super::split::split_last;
 
 /// The S4D convolution kernel of H channels with N/2 complex modes.
 #[derive(Module, Debug)]
@@ -115,10 +116,11 @@ impl<B: Backend> S4<B> {
     /// # Shapes
     /// - u: `[b, l, H]` -> `[b, l, H]`
     pub fn forward(&self, u: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, l, h] = u.dims();
+        let [_, l, h] = u.dims();
         let y = causal_conv(u.clone(), self.kernel.kernel(l)) + scale_channels(u, self.d.val());
         let y = dense(&self.output_linear, gelu(y)); // (b, l, 2H)
-        y.clone().slice([0..b, 0..l, 0..h]) * sigmoid(y.slice([0..b, 0..l, h..2 * h])) // GLU
+        let [value, gate] = split_last(y, [h, h]);
+        value * sigmoid(gate) // GLU
     }
 }
 
@@ -156,8 +158,8 @@ impl<B: Backend> S4Mamba<B> {
         let [b, l, _] = u.dims();
         let xz = dense(&self.in_proj, u);
         let e = xz.dims()[2] / 2;
-        let x = pointwise::apply::<Silu, B, 3>(self.conv1d.forward(xz.clone().slice([0..b, 0..l, 0..e])));
-        let z = xz.slice([0..b, 0..l, e..2 * e]);
+        let [x, z] = split_last(xz, [e, e]);
+        let x = silu(self.conv1d.forward(x));
         let mut y = causal_conv(x.clone(), self.kernel.kernel(l)) + scale_channels(x, self.d.val());
         if B::ad_enabled(&y.device()) && self.dropout > 0.0 {
             let keep = 1.0 - self.dropout;

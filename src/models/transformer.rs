@@ -11,7 +11,7 @@ use super::dense::dense;
 use super::init::{Dist, Init};
 use super::members::add_positions;
 use super::norm::norm;
-use super::pointwise::{self, GeluNew};
+use super::pointwise::gelu_new;
 
 /// HF `initializer_range`.
 const INIT_STD: f32 = 0.02;
@@ -77,7 +77,7 @@ impl<B: Backend> Block<B> {
 
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(norm(&self.ln_1, x));
-        let hidden = pointwise::apply::<GeluNew, B, 3>(dense(&self.mlp.c_fc, norm(&self.ln_2, x.clone())));
+        let hidden = gelu_new(dense(&self.mlp.c_fc, norm(&self.ln_2, x.clone())));
         x + dense(&self.mlp.c_proj, hidden)
     }
 }
