@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use burn_cubecl::CubeBackend;
 use cubecl::cuda::{CudaCompiler, CudaRuntime};
 use cubecl::prelude::*;
+use cubecl_common::backtrace::BackTrace;
 use cubecl_common::bytes::Bytes;
 use cubecl_common::device::{Device as _, DeviceId, DeviceService};
 use cubecl_common::future::DynFut;
@@ -214,6 +215,10 @@ pub struct EmuServer {
     /// Each kernel's entry point name.
     names: HashMap<KernelId, String>,
     built: HashMap<KernelId, Arc<BuiltHandle>>,
+    /// The first launch that failed (a kernel that did not compile or build, a bad binding):
+    /// later launches are skipped and reads and syncs return it, as a GPU's sticky error
+    /// does, so no caller reads memory a kernel never wrote.
+    failure: Option<String>,
 }
 
 /// `Built`, made `Debug` for the server.
@@ -236,7 +241,7 @@ impl DeviceService for EmuServer {
             MemoryManagementOptions::new("emulated"),
         );
         let utilities = Arc::new(ServerUtilities::new(props, Arc::new(ServerLogger::default()), (), ContiguousMemoryLayoutPolicy::new(512)));
-        EmuServer { memory, timestamps: TimestampProfiler::default(), utilities, compiled: Default::default(), names: HashMap::new(), built: HashMap::new() }
+        EmuServer { memory, timestamps: TimestampProfiler::default(), utilities, compiled: Default::default(), names: HashMap::new(), built: HashMap::new(), failure: None }
     }
 
     fn utilities(&self) -> Arc<dyn std::any::Any + Send + Sync> {
@@ -321,54 +326,17 @@ fn build(text: &str) -> libloading::Library {
     unsafe { libloading::Library::new(&lib).expect("load the built kernel") }
 }
 
-impl ComputeServer for EmuServer {
-    type Kernel = Box<dyn CubeTask<CudaCompiler>>;
-    type Info = ();
-    type MemoryLayoutPolicy = ContiguousMemoryLayoutPolicy;
-    type Storage = HostStorage;
-
-    fn initialize_memory(&mut self, memory: ManagedMemoryHandle, size: u64, _: StreamId) {
-        let reserved = self.memory.reserve(size).expect("host memory");
-        self.memory.bind(reserved, memory, 0).expect("bind");
-    }
-
-    fn logger(&self) -> Arc<ServerLogger> {
-        self.utilities.logger.clone()
-    }
-
-    fn utilities(&self) -> Arc<ServerUtilities<Self>> {
-        self.utilities.clone()
-    }
-
-    fn read(&mut self, descriptors: Vec<CopyDescriptor>, _: StreamId) -> DynFut<Result<Vec<Bytes>, ServerError>> {
-        let out: Vec<Bytes> = descriptors
-            .into_iter()
-            .map(|d| {
-                let size = d.handle.size_in_used() as usize;
-                let resource = self.memory.get_resource(d.handle.memory, d.handle.offset_start, d.handle.offset_end).expect("resource");
-                Bytes::from_bytes_vec(resource.bytes()[..size].to_vec())
-            })
-            .collect();
-        Box::pin(async move { Ok(out) })
-    }
-
-    fn write(&mut self, descriptors: Vec<(CopyDescriptor, Bytes)>, _: StreamId) {
-        for (d, data) in descriptors {
-            let mut resource = self.memory.get_resource(d.handle.memory, d.handle.offset_start, d.handle.offset_end).expect("resource");
-            resource.bytes_mut()[..data.len()].copy_from_slice(&data);
+impl EmuServer {
+    /// `Err` with the first failed launch's reason once one has failed.
+    fn healthy(&self) -> Result<(), ServerError> {
+        match &self.failure {
+            None => Ok(()),
+            Some(why) => Err(ServerError::Generic { reason: format!("an earlier launch failed on the emulator: {why}"), backtrace: BackTrace::capture() }),
         }
     }
 
-    fn sync(&mut self, _: StreamId) -> DynFut<Result<(), ServerError>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn get_resource(&mut self, binding: Binding, _: StreamId) -> Result<ManagedResource<HostBuffer>, ServerError> {
-        let resource = self.memory.get_resource(binding.memory.clone(), binding.offset_start, binding.offset_end)?;
-        Ok(ManagedResource::new(binding.memory, resource))
-    }
-
-    unsafe fn launch(&mut self, kernel: Self::Kernel, count: CubeCount, bindings: KernelArguments, mode: ExecutionMode, _: StreamId) {
+    /// Compiles (once) and runs `kernel` on the host.
+    fn launch_now(&mut self, kernel: Box<dyn CubeTask<CudaCompiler>>, count: CubeCount, bindings: KernelArguments, mode: ExecutionMode) {
         LAUNCHES.fetch_add(1, Ordering::Relaxed);
         let id = kernel.id();
         let name = match self.names.get(&id) {
@@ -417,9 +385,74 @@ impl ComputeServer for EmuServer {
             run(pointers.as_ptr(), info.as_ptr(), dynamic.as_ptr(), gx, gy, gz);
         }
     }
+}
+
+impl ComputeServer for EmuServer {
+    type Kernel = Box<dyn CubeTask<CudaCompiler>>;
+    type Info = ();
+    type MemoryLayoutPolicy = ContiguousMemoryLayoutPolicy;
+    type Storage = HostStorage;
+
+    fn initialize_memory(&mut self, memory: ManagedMemoryHandle, size: u64, _: StreamId) {
+        let reserved = self.memory.reserve(size).expect("host memory");
+        self.memory.bind(reserved, memory, 0).expect("bind");
+    }
+
+    fn logger(&self) -> Arc<ServerLogger> {
+        self.utilities.logger.clone()
+    }
+
+    fn utilities(&self) -> Arc<ServerUtilities<Self>> {
+        self.utilities.clone()
+    }
+
+    fn read(&mut self, descriptors: Vec<CopyDescriptor>, _: StreamId) -> DynFut<Result<Vec<Bytes>, ServerError>> {
+        if let Err(e) = self.healthy() {
+            return Box::pin(async move { Err(e) });
+        }
+        let out: Vec<Bytes> = descriptors
+            .into_iter()
+            .map(|d| {
+                let size = d.handle.size_in_used() as usize;
+                let resource = self.memory.get_resource(d.handle.memory, d.handle.offset_start, d.handle.offset_end).expect("resource");
+                Bytes::from_bytes_vec(resource.bytes()[..size].to_vec())
+            })
+            .collect();
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn write(&mut self, descriptors: Vec<(CopyDescriptor, Bytes)>, _: StreamId) {
+        for (d, data) in descriptors {
+            let mut resource = self.memory.get_resource(d.handle.memory, d.handle.offset_start, d.handle.offset_end).expect("resource");
+            resource.bytes_mut()[..data.len()].copy_from_slice(&data);
+        }
+    }
+
+    fn sync(&mut self, _: StreamId) -> DynFut<Result<(), ServerError>> {
+        let health = self.healthy();
+        Box::pin(async move { health })
+    }
+
+    fn get_resource(&mut self, binding: Binding, _: StreamId) -> Result<ManagedResource<HostBuffer>, ServerError> {
+        let resource = self.memory.get_resource(binding.memory.clone(), binding.offset_start, binding.offset_end)?;
+        Ok(ManagedResource::new(binding.memory, resource))
+    }
+
+    unsafe fn launch(&mut self, kernel: Self::Kernel, count: CubeCount, bindings: KernelArguments, mode: ExecutionMode, _: StreamId) {
+        if self.failure.is_some() {
+            return;
+        }
+        // A failure here would otherwise unwind through the channel's server thread, and every
+        // later read would see memory as it was.
+        let launched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.launch_now(kernel, count, bindings, mode)));
+        if let Err(payload) = launched {
+            let why = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
+            self.failure = Some(why.unwrap_or_else(|| "a panic".into()));
+        }
+    }
 
     fn flush(&mut self, _: StreamId) -> Result<(), ServerError> {
-        Ok(())
+        self.healthy()
     }
 
     fn memory_usage(&mut self, _: StreamId) -> Result<MemoryUsage, ServerError> {
