@@ -68,10 +68,17 @@ alignas(16) inline thread_local unsigned char dynamic_shared_mem[232448];
 
 using std::max;
 using std::min;
+// CUDA's abs has float overloads; C's global abs(int) alone would truncate a float.
+using std::abs;
 
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
 inline float __fdividef(float a, float b) { return a / b; }
+// CUDA's atomicAdd (burn's whole-tensor sum ends in one): cubes run on several OS threads at
+// once, so it must be atomic here too.
+inline float atomicAdd(float *p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline int atomicAdd(int *p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
+inline unsigned int atomicAdd(unsigned int *p, unsigned int v) { return std::atomic_ref<unsigned int>(*p).fetch_add(v); }
 // The high 32 bits of a 64-bit product (CubeCL's fast division of broadcast indices).
 inline unsigned int __umulhi(unsigned int a, unsigned int b) { return (unsigned int)(((unsigned long long)a * b) >> 32); }
 
