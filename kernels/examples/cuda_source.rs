@@ -66,8 +66,8 @@ fn main() {
         for layout in [Layout::PerState, Layout::PerChannel] {
             let layout = layout.for_state_size(shape[3]);
             let inp = scan_inputs(shape);
-            let (y, states) = B::scan_forward(inp.clone(), true, layout, chosen_time_split());
-            let _ = B::scan_backward(inp, states.expect("saved states"), y, chosen_time_split());
+            let (y, states) = B::scan_forward(inp.clone(), false, true, layout, chosen_time_split());
+            let _ = B::scan_backward(inp, false, states.expect("saved states"), y, chosen_time_split());
         }
     }
     // Launches reach the server on CubeCL's device thread: wait for them.
@@ -94,9 +94,12 @@ fn write_gemm_sources(out: &std::path::Path, names: &[String]) {
         for a_k_contiguous in [true, false] {
             for b_n_contiguous in [true, false] {
                 let layout = Layout { a_k_contiguous, b_n_contiguous };
-                let path = out.join(format!("{}.cu", source::entry_point(tiling, layout)));
-                std::fs::write(&path, source::cuda(tiling, layout)).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-                println!("{}", path.display());
+                // The forward (x w) also with the linear layers' bias in its epilogue.
+                for bias in [false, true].into_iter().filter(|&bias| !bias || (a_k_contiguous && b_n_contiguous)) {
+                    let path = out.join(format!("{}.cu", source::entry_point(tiling, layout, bias)));
+                    std::fs::write(&path, source::cuda(tiling, layout, bias)).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+                    println!("{}", path.display());
+                }
             }
         }
     }

@@ -134,25 +134,40 @@ const NAMES: [&str; 6] = ["x", "delta", "A", "B", "C", "D"];
 
 /// Runs both kernels of `layout` on the emulator and compares y and every gradient.
 fn check(dims: [usize; 4], members: usize, layout: Layout, seed: u64) {
-    check_split(dims, members, layout, TimeSplit::Auto, TimeSplit::Auto, seed)
+    check_split(dims, members, layout, TimeSplit::Auto, TimeSplit::Auto, false, seed)
+}
+
+fn softplus(v: f64) -> f64 {
+    v.max(0.0) + (-v.abs()).exp().ln_1p()
 }
 
 /// [`check`] with the forward split over time by `forward` and the backward by `backward`.
-fn check_split(dims: [usize; 4], members: usize, layout: Layout, forward: TimeSplit, backward: TimeSplit, seed: u64) {
+/// With `raw_delta`, the kernels get Δ before softplus (values either side of 0) and apply
+/// it themselves: y as the reference's on softplus(Δ), ∂Δ the raw Δ's (times σ(Δ)).
+fn check_split(dims: [usize; 4], members: usize, layout: Layout, forward: TimeSplit, backward: TimeSplit, raw_delta: bool, seed: u64) {
     emu_runtime::set_execute(true);
-    let ops = Operands::random(dims, members, seed);
+    let mut ops = Operands::random(dims, members, seed);
     let [nb, l, e, _] = dims;
     let dy = Operands::random([nb, l, e, 1], 1, seed + 1).x;
-    let want = ops.reference(&dy);
+    let raw: Vec<f64> = ops.delta.iter().map(|d| 6.0 * d - 1.8).collect();
+    if raw_delta {
+        ops.delta = raw.iter().map(|&v| softplus(v)).collect();
+    }
+    let mut want = ops.reference(&dy);
+    if raw_delta {
+        ops.delta = raw.clone();
+        want.grads[1] = want.grads[1].iter().zip(&raw).map(|(g, &v)| g / (1.0 + (-v).exp())).collect();
+    }
     let inp = ops.tensors();
-    let (y, states) = B::scan_forward(inp.clone(), true, layout, forward);
+    let (y, states) = B::scan_forward(inp.clone(), raw_delta, true, layout, forward);
     let dy_t = Tensor::<B, 3>::from_data(TensorData::new(dy.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice);
-    let grads = B::scan_backward(inp, states.expect("saved states"), dy_t.into_primitive().tensor(), backward);
+    let grads = B::scan_backward(inp, raw_delta, states.expect("saved states"), dy_t.into_primitive().tensor(), backward);
+    let what = format!("{layout} {dims:?} x{members} split {forward}/{backward}{}", if raw_delta { ", Δ raw" } else { "" });
     let err = relative_error(&read(y), &want.y);
-    assert!(err < 1e-4, "{layout} {dims:?} x{members} split {forward}/{backward}: y off by {err:.2e}");
+    assert!(err < 1e-4, "{what}: y off by {err:.2e}");
     for ((name, got), want) in NAMES.iter().zip(grads.into_array()).zip(&want.grads) {
         let err = relative_error(&read(got), want);
-        assert!(err < 1e-4, "{layout} {dims:?} x{members} split {forward}/{backward}: ∂{name} off by {err:.2e}");
+        assert!(err < 1e-4, "{what}: ∂{name} off by {err:.2e}");
     }
 }
 
@@ -223,10 +238,22 @@ fn per_channel_kernels_match_the_reference() {
 #[test]
 fn per_channel_kernels_split_over_time_match_the_reference() {
     let one = TimeSplit::Segments(1);
-    check_split([2, 37, 40, 16], 1, Layout::PerChannel, one, one, 11);
-    check_split([2, 37, 40, 16], 1, Layout::PerChannel, TimeSplit::Segments(3), one, 12);
-    check_split([4, 37, 33, 8], 2, Layout::PerChannel, one, TimeSplit::Segments(3), 13);
-    check_split([2, 30, 12, 32], 1, Layout::PerChannel, TimeSplit::Segments(2), TimeSplit::Auto, 14);
+    check_split([2, 37, 40, 16], 1, Layout::PerChannel, one, one, false, 11);
+    check_split([2, 37, 40, 16], 1, Layout::PerChannel, TimeSplit::Segments(3), one, false, 12);
+    check_split([4, 37, 33, 8], 2, Layout::PerChannel, one, TimeSplit::Segments(3), false, 13);
+    check_split([2, 30, 12, 32], 1, Layout::PerChannel, TimeSplit::Segments(2), TimeSplit::Auto, false, 14);
+}
+
+// Δ given raw, softplus applied by the scan: in our CUDA C++'s every pass (whole, and split
+// over time both ways, with the forward's channels split over threads at N = 16), and around
+// the kernels that take Δ applied (CubeCL's per channel at N = 3, per state).
+#[test]
+fn scans_of_a_raw_delta_apply_softplus() {
+    let one = TimeSplit::Segments(1);
+    check_split([2, 37, 40, 16], 1, Layout::PerChannel, one, one, true, 15);
+    check_split([4, 37, 33, 8], 2, Layout::PerChannel, TimeSplit::Segments(3), TimeSplit::Segments(3), true, 16);
+    check_split([2, 9, 12, 3], 1, Layout::PerChannel, one, one, true, 17);
+    check_split([4, 19, 33, 16], 2, Layout::PerState, one, one, true, 18);
 }
 
 #[test]
@@ -612,22 +639,28 @@ fn operand(v: &[f64], [batches, rows, cols]: [usize; 3], transposed: bool) -> bu
 
 /// Our matmul kernel on `[ab, m, k] @ [bb, k, n]` (a batch of 1 broadcasts), either operand
 /// a transposed view, against f64 on the TF32-rounded inputs (so only the order of f32 sums
-/// differs) and on the exact ones (what TF32 costs).
-fn check_gemm(tiling: &str, [ab, m, k]: [usize; 3], a_transposed: bool, [bb, n]: [usize; 2], b_transposed: bool, seed: u64) {
+/// differs) and on the exact ones (what TF32 costs). With `bias` (`[batch_stride,
+/// column_stride]`), the kernel also adds `bias[batch · batch_stride + column · column_stride]`.
+fn check_gemm(tiling: &str, [ab, m, k]: [usize; 3], a_transposed: bool, [bb, n]: [usize; 2], b_transposed: bool, bias: Option<[usize; 2]>, seed: u64) {
     let tiling = icl_lab_kernels::gemm::Tiling::parse(tiling).expect("a tiling");
     let (a, b) = (uniform(ab * m * k, -1.0, 1.0, seed), uniform(bb * k * n, -1.0, 1.0, seed + 1));
     let batches = ab.max(bb);
+    let [bias_batch, bias_col] = bias.unwrap_or([0, 0]);
+    let bias_values = uniform((batches - 1) * bias_batch + (n - 1) * bias_col + 1, -1.0, 1.0, seed + 2);
     let product = |round: fn(f64) -> f64| -> Vec<f64> {
         (0..batches * m * n)
             .map(|i| {
                 let (bi, r, c) = (i / (m * n), i / n % m, i % n);
                 let (ai, bj) = (if ab == 1 { 0 } else { bi }, if bb == 1 { 0 } else { bi });
-                (0..k).map(|j| round(a[(ai * m + r) * k + j]) * round(b[(bj * k + j) * n + c])).sum()
+                let plus = if bias.is_some() { bias_values[bi * bias_batch + c * bias_col] } else { 0.0 };
+                plus + (0..k).map(|j| round(a[(ai * m + r) * k + j]) * round(b[(bj * k + j) * n + c])).sum::<f64>()
             })
             .collect()
     };
-    let what = format!("{} [{ab}, {m}, {k}]{} @ [{bb}, {k}, {n}]{}", tiling.name(), if a_transposed { "ᵀ" } else { "" }, if b_transposed { "ᵀ" } else { "" });
-    let got = icl_lab_kernels::gemm::matmul(tiling, operand(&a, [ab, m, k], a_transposed), operand(&b, [bb, k, n], b_transposed)).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let plus = if bias.is_some() { format!(" + bias by {bias_batch}, {bias_col}") } else { String::new() };
+    let what = format!("{} [{ab}, {m}, {k}]{} @ [{bb}, {k}, {n}]{}{plus}", tiling.name(), if a_transposed { "ᵀ" } else { "" }, if b_transposed { "ᵀ" } else { "" });
+    let bias = bias.map(|[batch_stride, column_stride]| icl_lab_kernels::gemm::Bias { values: device(&bias_values, [bias_values.len()]), batch_stride, column_stride });
+    let got = icl_lab_kernels::gemm::matmul_bias(tiling, operand(&a, [ab, m, k], a_transposed), operand(&b, [bb, k, n], b_transposed), bias).unwrap_or_else(|e| panic!("{what}: {e}"));
     let got = read(got);
     let err = relative_error(&got, &product(tf32));
     assert!(err < 2e-6, "{what}: off the TF32 product by {err:.2e}");
@@ -640,18 +673,35 @@ fn our_matmul_kernel_matches_the_reference() {
     emu_runtime::set_execute(true);
     let main = icl_lab_kernels::gemm::DEFAULT;
     // x [b, t, in] @ w: rows of two batches folded into one m, partial tiles in m, n and k.
-    check_gemm(main, [2, 40, 36], false, [1, 52], false, 61);
+    check_gemm(main, [2, 40, 36], false, [1, 52], false, None, 61);
     // ∂y @ wᵀ: B read through a transposed view.
-    check_gemm(main, [2, 40, 52], false, [1, 36], true, 62);
+    check_gemm(main, [2, 40, 52], false, [1, 36], true, None, 62);
     // xᵀ @ ∂y: A transposed, K long enough to be split over two cubes and summed.
-    check_gemm(main, [1, 36, 600], true, [1, 20], false, 63);
+    check_gemm(main, [1, 36, 600], true, [1, 20], false, None, 63);
     // Stacked members: a batch of each side, both transposed.
-    check_gemm(main, [3, 20, 16], true, [3, 24], true, 64);
+    check_gemm(main, [3, 20, 16], true, [3, 24], true, None, 64);
     // Other tilings: four stages with more tiles of K than stages, four warps.
-    check_gemm("gemm-64x64-w2x2-s4", [1, 70, 200], false, [1, 68], false, 65);
-    check_gemm("gemm-128x64-w2x2-s3", [1, 130, 64], false, [1, 132], true, 66);
+    check_gemm("gemm-64x64-w2x2-s4", [1, 70, 200], false, [1, 68], false, None, 65);
+    check_gemm("gemm-128x64-w2x2-s3", [1, 130, 64], false, [1, 132], true, None, 66);
     // 64 x 64 warp tiles (4 x 8 MMA tiles a warp), the candidates tests/gpu/gemm.sh times.
-    check_gemm("gemm-128x128-w2x2-s3", [1, 72, 96], true, [1, 136], false, 67);
+    check_gemm("gemm-128x128-w2x2-s3", [1, 72, 96], true, [1, 136], false, None, 67);
+}
+
+/// The linear layers' bias in the kernel's epilogue, in each way they place it.
+#[test]
+fn our_matmul_kernel_adds_a_bias() {
+    emu_runtime::set_execute(true);
+    let main = icl_lab_kernels::gemm::DEFAULT;
+    // A plain layer: one bias for every row of the folded batches, n not whole 8-wide MMA tiles.
+    check_gemm(main, [2, 40, 36], false, [1, 52], false, Some([0, 1]), 71);
+    // Stacked members: member m's bias at m · n.
+    check_gemm(main, [3, 20, 16], false, [3, 24], false, Some([24, 1]), 72);
+    // The one-output read-out yᵀ = wᵀ xᵀ: member m's one bias across all its columns.
+    check_gemm(main, [3, 1, 20], false, [3, 40], true, Some([1, 0]), 73);
+    // K split over cubes: the bias goes into one part of the sum only.
+    check_gemm(main, [1, 36, 600], true, [1, 20], false, Some([0, 1]), 74);
+    // Different weights but one bias for all batches: the batches are not folded together.
+    check_gemm(main, [2, 24, 32], false, [2, 16], false, Some([0, 1]), 75);
 }
 
 #[test]
@@ -666,6 +716,13 @@ fn our_matmul_kernel_refuses_what_it_cannot_read() {
     emu_runtime::set_execute(true);
     let empty = icl_lab_kernels::gemm::matmul(tiling, device(&[], [1, 4, 0]), device(&[], [1, 0, 8])).expect("an empty product");
     assert_eq!(read(empty), vec![0.0; 32]);
+    // ... and with a bias, the bias alone in every row.
+    let bias = |values: &[f64]| icl_lab_kernels::gemm::Bias { values: device(values, [values.len()]), batch_stride: 0, column_stride: 1 };
+    let biased = icl_lab_kernels::gemm::matmul_bias(tiling, device(&[], [1, 4, 0]), device(&[], [1, 0, 8]), Some(bias(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]))).expect("a bias alone");
+    assert_eq!(read(biased), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0].repeat(4));
+    // A bias too short for the product's columns is refused, naming the index it would read.
+    let err = icl_lab_kernels::gemm::matmul_bias(tiling, device(&[0.0; 16], [1, 4, 4]), device(&[0.0; 32], [1, 4, 8]), Some(bias(&[0.0; 7]))).err().expect("an error");
+    assert!(err.contains("bias") && err.contains("index 7"), "{err}");
 }
 
 /// y = x w + b per member and its gradients given ∂y, in f64: x `[k·rows, d_in]`, w `[k·d_in,

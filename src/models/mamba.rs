@@ -9,8 +9,8 @@ use super::dense::dense;
 use super::fused::on_fused_backend;
 use super::init::{Dist, Init};
 use super::members::{channels_of, members_of};
-use super::pointwise::{silu, softplus};
-use super::scan::{selective_scan, ScanInputs, ScanMode};
+use super::pointwise::silu;
+use super::scan::{selective_scan_of_raw_delta, ScanInputs, ScanMode};
 use super::split::split_last;
 
 /// Sizes of one Mamba mixer (defaults of `mamba_ssm`).
@@ -192,9 +192,11 @@ impl<B: Backend> Mamba<B> {
         let x = silu(self.conv1d.forward(x)); // 2.
         let x_dbl = dense(&self.x_proj, x.clone()); // 3. (b, l, R + 2N)
         let [dt, b_in, c] = split_last(x_dbl, [r, n, n]);
-        let delta = softplus(dense(&self.dt_proj, dt)); // 4. bias inside the softplus
+        // 4. Δ before its softplus (the bias inside it): the scan applies softplus (the fused
+        // kernels as they read Δ).
+        let delta = dense(&self.dt_proj, dt);
         let a = self.a_log.val().exp().neg(); // 5.
-        let y = selective_scan(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.
+        let y = selective_scan_of_raw_delta(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.
         dense(&self.out_proj, y * silu(z)) // 9–10.
     }
 }

@@ -25,7 +25,7 @@ pub const CHUNK: usize = 16;
 /// Inputs of one selective scan.
 ///
 /// # Shapes
-/// - x, delta: `[b, l, e]` (delta after softplus)
+/// - x, delta: `[b, l, e]` (delta after softplus; before it for [`selective_scan_of_raw_delta`])
 /// - a: `[e, n]` (negative: `-exp(A_log)`)
 /// - b_in, c: `[b, l, n]`
 /// - d: `[e]`
@@ -83,17 +83,33 @@ impl ScanMode {
     }
 }
 
-/// The fused scan, when `B` is the backend `K` that has it.
+/// The fused scan, when `B` is the backend `K` that has it (`raw_delta`: Δ before softplus).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn fused_on<B: Backend, K: icl_lab_kernels::scan::FusedScan>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs<B>> {
+fn fused_on<B: Backend, K: icl_lab_kernels::scan::FusedScan>(inp: ScanInputs<B>, raw_delta: bool) -> Result<Tensor<B, 3>, ScanInputs<B>> {
     let inp: ScanInputs<K> = cast(inp)?;
-    let y = icl_lab_kernels::scan::selective_scan(inp.x, inp.delta, inp.a, inp.b_in, inp.c, inp.d);
+    let y = icl_lab_kernels::scan::selective_scan(inp.x, inp.delta, inp.a, inp.b_in, inp.c, inp.d, raw_delta);
     Ok(cast(y).unwrap_or_else(|_| unreachable!("B is K")))
 }
 
 /// The fused scan, or the inputs back when `B` has none.
-fn fused_scan<B: Backend>(inp: ScanInputs<B>) -> Result<Tensor<B, 3>, ScanInputs<B>> {
-    on_fused_backend!(fused_on::<B>(inp))
+fn fused_scan<B: Backend>(inp: ScanInputs<B>, raw_delta: bool) -> Result<Tensor<B, 3>, ScanInputs<B>> {
+    on_fused_backend!(fused_on::<B>(inp, raw_delta))
+}
+
+/// [`selective_scan`] of a Δ given before its softplus (paper-spec §6.2 step 4 with steps
+/// 6–8): the fused kernels take it raw and apply softplus as they read it (no pass over Δ of
+/// its own, forward or backward); every other path applies [`super::pointwise::softplus`]
+/// first.
+pub fn selective_scan_of_raw_delta<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
+    let inp = match mode {
+        ScanMode::Fused if fused_verified(inp.x.dims()[2], inp.a.dims()[1]) => match fused_scan(inp, true) {
+            Ok(y) => return y,
+            Err(inp) => inp,
+        },
+        _ => inp,
+    };
+    let delta = super::pointwise::softplus(inp.delta);
+    selective_scan(ScanInputs { delta, ..inp }, mode)
 }
 
 /// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
@@ -108,7 +124,7 @@ pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<
         return scan_one(inp, mode);
     }
     let inp = match mode {
-        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan(inp) {
+        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan(inp, false) {
             Ok(y) => return y,
             Err(inp) => inp,
         },
@@ -137,7 +153,7 @@ fn scan_one<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
         ScanMode::Chunked(chunk) => chunked_scan(inp, chunk.max(1)),
         ScanMode::Sequential => sequential_scan(inp),
         ScanMode::Fused if fused_verified(inp.x.dims()[2], inp.a.dims()[1]) => {
-            fused_scan(inp).unwrap_or_else(|inp| chunked_scan(inp, CHUNK))
+            fused_scan(inp, false).unwrap_or_else(|inp| chunked_scan(inp, CHUNK))
         }
         ScanMode::Fused => chunked_scan(inp, CHUNK),
     }
@@ -264,12 +280,13 @@ pub fn max_relative_error(got: &[f64], want: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// y and the gradients of `Σ y ⊙ proj` with respect to x, Δ, A, B, C, D, as host vectors.
-fn scan_with_grads<B: AutodiffBackend>(inp: &ScanInputs<B>, proj: &Tensor<B, 3>, mode: ScanMode) -> Vec<Vec<f64>> {
+/// y and the gradients of `Σ y ⊙ proj` with respect to x, Δ, A, B, C, D, as host vectors
+/// (`raw_delta`: Δ before softplus, [`selective_scan_of_raw_delta`]).
+fn scan_with_grads<B: AutodiffBackend>(inp: &ScanInputs<B>, proj: &Tensor<B, 3>, mode: ScanMode, raw_delta: bool) -> Vec<Vec<f64>> {
     fn host<K: Backend, const D: usize>(t: Tensor<K, D>) -> Vec<f64> {
         t.into_data().convert::<f64>().iter::<f64>().collect()
     }
-    let y = selective_scan(inp.clone(), mode);
+    let y = if raw_delta { selective_scan_of_raw_delta(inp.clone(), mode) } else { selective_scan(inp.clone(), mode) };
     let grads = (y.clone() * proj.clone()).sum().backward();
     let grad = |t: Option<Tensor<B::InnerBackend, 3>>, len: usize| t.map_or_else(|| vec![0.0; len], host);
     let g3 = |t: &Tensor<B, 3>| grad(t.grad(&grads), t.shape().num_elements());
@@ -300,14 +317,28 @@ pub const STACKED_CHECK_SHAPES: [(usize, [usize; 4]); 2] = [(3, [2, 37, 96, 8]),
 
 /// [`compare_modes`] on a stacked scan of `members` members.
 pub fn compare_stacked_modes<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
-    let inp = random_stacked_inputs::<B>(members, dims, seed, device);
+    compare_scans::<B>(members, dims, seed, device, [test, reference], false)
+}
+
+/// [`compare_stacked_modes`] of scans given Δ before softplus (U(-3, 3)): the fused kernels
+/// apply it themselves, the tensor-op scans after [`super::pointwise::softplus`].
+pub fn compare_raw_delta_modes<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
+    compare_scans::<B>(members, dims, seed, device, [test, reference], true)
+}
+
+fn compare_scans<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, [test, reference]: [ScanMode; 2], raw_delta: bool) -> [f64; 7] {
+    let mut inp = random_stacked_inputs::<B>(members, dims, seed, device);
+    if raw_delta {
+        // A new leaf (an op on the drawn leaf would not be one).
+        inp.delta = Tensor::from_inner(inp.delta.inner() * 6.0 - 3.0).require_grad();
+    }
     let [b, l, e, _] = dims;
     let b = members * b;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let proj: Vec<f32> = (0..b * l * e).map(|_| rng.random_range(-1.0..1.0)).collect();
     let proj = Tensor::<B, 3>::from_data(TensorData::new(proj, [b, l, e]), (device, inp.x.dtype()));
-    let got = scan_with_grads(&inp, &proj, test);
-    let want = scan_with_grads(&inp, &proj, reference);
+    let got = scan_with_grads(&inp, &proj, test, raw_delta);
+    let want = scan_with_grads(&inp, &proj, reference, raw_delta);
     std::array::from_fn(|i| max_relative_error(&got[i], &want[i]))
 }
 
@@ -441,6 +472,16 @@ mod tests {
         assert_eq!(errors, [0.0; 7], "Fused on the CPU must be exactly the chunked scan");
     }
 
+    /// The raw-Δ comparison the GPU check runs: its inputs are leaves it can differentiate,
+    /// and two tensor-op scans of softplus(Δ) agree.
+    #[test]
+    fn raw_delta_scans_compare_on_the_cpu() {
+        let errors = compare_raw_delta_modes::<B32>(2, [2, 21, 6, 3], 1, &NdArrayDevice::Cpu, ScanMode::Sequential, ScanMode::Chunked(CHUNK));
+        for (name, err) in COMPARED.iter().zip(errors) {
+            assert!(err <= 1e-4, "{name}: relative error {err:.2e}");
+        }
+    }
+
     #[test]
     fn compare_modes_sees_small_and_large_differences() {
         // The two tensor-op forms agree to fp32 rounding, and the comparison notices it is not 0.
@@ -486,6 +527,13 @@ mod tests {
             let errors = compare_stacked_modes::<crate::runtime::CudaBackend>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(CHUNK));
             for (name, err) in COMPARED.iter().zip(errors) {
                 assert!(err <= 1e-4, "{name} at {members} members of {dims:?}: relative error {err:.2e}");
+            }
+        }
+        // Δ given before softplus (the models' way): our CUDA C++ applies it as it reads Δ.
+        for (seed, (members, dims)) in STACKED_CHECK_SHAPES.into_iter().enumerate() {
+            let errors = compare_raw_delta_modes::<crate::runtime::CudaBackend>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(CHUNK));
+            for (name, err) in COMPARED.iter().zip(errors) {
+                assert!(err <= 1e-4, "{name} at {members} members of {dims:?}, Δ raw: relative error {err:.2e}");
             }
         }
     }

@@ -96,23 +96,73 @@ impl Tiling {
     }
 }
 
-impl CudaSource for (Tiling, Layout) {
+/// One compiled form of the kernel: its tiling, its operands' layout, and whether it adds a
+/// bias to C.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Variant {
+    tiling: Tiling,
+    layout: Layout,
+    bias: bool,
+}
+
+impl CudaSource for Variant {
     const NAME: &'static str = "icl_lab_kernels::gemm";
 
     fn entry_point(&self) -> String {
-        source::entry_point(self.0, self.1)
+        source::entry_point(self.tiling, self.layout, self.bias)
     }
 
     fn cuda(&self) -> String {
-        source::cuda(self.0, self.1)
+        source::cuda(self.tiling, self.layout, self.bias)
     }
 
     fn threads(&self) -> u32 {
-        self.0.threads()
+        self.tiling.threads()
     }
 
     fn shared_floats(&self) -> usize {
-        source::shared_bytes(self.0, self.1) as usize / 4
+        source::shared_bytes(self.tiling, self.layout) as usize / 4
+    }
+}
+
+/// A bias added to every row of a product `[batches, m, n]` in the kernel's epilogue:
+/// column `c` of batch `b` gets `values[b * batch_stride + c * column_stride]` (a stride of
+/// 0 broadcasts: one bias for all batches, or one value for all columns).
+pub struct Bias<R: CubeRuntime> {
+    /// f32, contiguous.
+    pub values: CubeTensor<R>,
+    pub batch_stride: usize,
+    pub column_stride: usize,
+}
+
+impl<R: CubeRuntime> Clone for Bias<R> {
+    fn clone(&self) -> Self {
+        Bias { values: self.values.clone(), batch_stride: self.batch_stride, column_stride: self.column_stride }
+    }
+}
+
+impl<R: CubeRuntime> Bias<R> {
+    /// The shape of `values` that broadcasts against a rank-`rank` product `[.., m, n]` of
+    /// `batches` (what adding it as a tensor op takes instead).
+    pub fn broadcast_shape(&self, rank: usize, batches: usize, n: usize) -> Shape {
+        let (b, c) = (if self.batch_stride == 0 { 1 } else { batches }, if self.column_stride == 0 { 1 } else { n });
+        if rank == 3 { Shape::new([b, 1, c]) } else { Shape::new([1, c]) }
+    }
+
+    fn check(&self, batches: usize, n: usize) -> Result<(), String> {
+        let shape = self.values.meta.shape().to_vec();
+        let len: usize = shape.iter().product();
+        if self.values.dtype != DType::F32 {
+            return Err(format!("bias: {:?}, the kernel takes f32", self.values.dtype));
+        }
+        if !self.values.is_contiguous() {
+            return Err(format!("bias: strides {:?}, the kernel takes it contiguous", self.values.meta.strides()));
+        }
+        let last = (batches - 1) * self.batch_stride + (n - 1) * self.column_stride;
+        if last >= len {
+            return Err(format!("bias: {len} values, but batch {} column {} reads index {last}", batches - 1, n - 1));
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +211,12 @@ impl Operand {
 /// each operand with either inner dimension contiguous. An error names what the kernel
 /// cannot take (another runtime than CUDA's, a dtype, misaligned or strided operands).
 pub fn matmul<R: CubeRuntime>(tiling: Tiling, lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> Result<CubeTensor<R>, String> {
+    matmul_bias(tiling, lhs, rhs, None)
+}
+
+/// [`matmul`] plus `bias` added to each row of the product in the same kernel (the linear
+/// layer's `x w + b` without a pass of its own over `y`).
+pub fn matmul_bias<R: CubeRuntime>(tiling: Tiling, lhs: CubeTensor<R>, rhs: CubeTensor<R>, bias: Option<Bias<R>>) -> Result<CubeTensor<R>, String> {
     if !compiles_cuda::<R>() {
         return Err("our matmul kernel is CUDA C++: this runtime compiles something else".into());
     }
@@ -180,7 +236,10 @@ pub fn matmul<R: CubeRuntime>(tiling: Tiling, lhs: CubeTensor<R>, rhs: CubeTenso
     if m == 0 || n == 0 {
         return Ok(empty(out_shape));
     }
-    if k == 0 {
+    if let Some(bias) = &bias {
+        bias.check(batches, n)?;
+    }
+    if k == 0 && bias.is_none() {
         // An empty sum: the product is zeros.
         return Ok(burn_cubecl::ops::numeric::zeros_client::<R>(client, device, out_shape, DType::F32));
     }
@@ -188,26 +247,31 @@ pub fn matmul<R: CubeRuntime>(tiling: Tiling, lhs: CubeTensor<R>, rhs: CubeTenso
     // A batch of 1 against a batch of many: the single one's rows fold into m when they are
     // one run of memory (x [b, t, in] @ w: b·t rows), so its cubes are not cut per batch.
     let (mut m_run, mut batch_count, mut a_batch) = (m, batches, a.batch_stride);
-    if b.batches == 1 && a.batches > 1 && a.cols_contiguous && a.batch_stride == m * a.ld {
+    let bias_per_batch = bias.as_ref().is_some_and(|b| b.batch_stride != 0);
+    if b.batches == 1 && a.batches > 1 && a.cols_contiguous && a.batch_stride == m * a.ld && !bias_per_batch {
         (m_run, batch_count, a_batch) = (m * batches, 1, 0);
     }
     let layout = Layout { a_k_contiguous: a.cols_contiguous, b_n_contiguous: b.cols_contiguous };
     let sms = client.properties().hardware.num_streaming_multiprocessors.unwrap_or(132) as usize;
     let tiles = m_run.div_ceil(tiling.bm as usize) * n.div_ceil(tiling.bn as usize) * batch_count;
     let splits = split_k(tiles, k, sms);
-    let k_chunk = k.div_ceil(splits).div_ceil(source::BK as usize) * source::BK as usize;
-    let splits = k.div_ceil(k_chunk);
+    // (An empty K with a bias: one split of no tiles writes the bias alone.)
+    let k_chunk = (k.div_ceil(splits).div_ceil(source::BK as usize) * source::BK as usize).max(source::BK as usize);
+    let splits = k.div_ceil(k_chunk).max(1);
     let grid_y = m_run.div_ceil(tiling.bm as usize);
     if grid_y > 65_535 || batch_count * splits > 65_535 {
         return Err(format!("{m_run} rows over {batch_count} batches are past the grid's limits"));
     }
-    let scalars = [m_run, n, k, batch_count, k_chunk, a.ld, b.ld, a_batch, if b.batches == 1 { 0 } else { b.batch_stride }];
+    let (bias_batch, bias_col) = bias.as_ref().map_or((0, 0), |b| (b.batch_stride, b.column_stride));
+    let scalars = [m_run, n, k, batch_count, k_chunk, a.ld, b.ld, a_batch, if b.batches == 1 { 0 } else { b.batch_stride }, bias_batch, bias_col];
     let scalars: Vec<u32> = scalars.into_iter().map(fits_u32).collect::<Result<_, _>>()?;
     // Split K: the parts' products side by side, summed afterwards.
     let out = empty(if splits == 1 { out_shape.clone() } else { Shape::new([splits, batch_count * m_run * n]) });
     let count = CubeCount::Static(n.div_ceil(tiling.bn as usize) as u32, grid_y as u32, (batch_count * splits) as u32);
-    let buffers = vec![lhs.handle.clone().binding(), rhs.handle.clone().binding(), out.handle.clone().binding()];
-    crate::source_kernel::launch(&client, (tiling, layout), count, buffers, &scalars);
+    let mut buffers = vec![lhs.handle.clone().binding(), rhs.handle.clone().binding(), out.handle.clone().binding()];
+    buffers.extend(bias.as_ref().map(|b| b.values.handle.clone().binding()));
+    let variant = Variant { tiling, layout, bias: bias.is_some() };
+    crate::source_kernel::launch(&client, variant, count, buffers, &scalars);
     if splits == 1 {
         return Ok(out);
     }
@@ -260,7 +324,11 @@ mod tests {
         let t = Tiling { bm: 128, bn: 64, wm: 2, wn: 2, stages: 3 };
         let both = Layout { a_k_contiguous: true, b_n_contiguous: true };
         assert_eq!(super::source::shared_bytes(t, both), 4 * 3 * (128 * 36 + 32 * 68));
-        let source = super::source::cuda(t, both);
-        assert!(source.contains(&super::source::entry_point(t, both)));
+        for bias in [false, true] {
+            let source = super::source::cuda(t, both, bias);
+            assert!(source.contains(&super::source::entry_point(t, both, bias)));
+            // Only the biased form reads a bias.
+            assert_eq!(source.contains("buffer_3"), bias);
+        }
     }
 }

@@ -14,8 +14,9 @@ use super::{Layout, Tiling};
 /// Depth of a stage (floats of K).
 pub const BK: u32 = 32;
 
-/// The 32-bit scalars the kernel reads from its `info` parameter, in order.
-pub const SCALARS: [&str; 9] = ["m", "n", "k", "batches", "k_chunk", "lda", "ldb", "a_batch", "b_batch"];
+/// The 32-bit scalars the kernel reads from its `info` parameter, in order: the last two
+/// place the bias of batch `batch`, column `c` at `bias[batch * bias_batch + c * bias_col]`.
+pub const SCALARS: [&str; 11] = ["m", "n", "k", "batches", "k_chunk", "lda", "ldb", "a_batch", "b_batch", "bias_batch", "bias_col"];
 
 /// The length (floats) of a shared memory row holding `inner` contiguous floats: 4 more, so
 /// that rows start 4 banks apart.
@@ -31,21 +32,36 @@ pub fn shared_bytes(tiling: Tiling, layout: Layout) -> u32 {
 }
 
 /// The kernel's entry point name.
-pub fn entry_point(tiling: Tiling, layout: Layout) -> String {
+pub fn entry_point(tiling: Tiling, layout: Layout, bias: bool) -> String {
     let Tiling { bm, bn, wm, wn, stages } = tiling;
     let a = if layout.a_k_contiguous { "ak" } else { "am" };
     let b = if layout.b_n_contiguous { "bn" } else { "bk" };
-    format!("icl_gemm_{bm}x{bn}_w{wm}x{wn}_s{stages}_{a}_{b}")
+    let plus = if bias { "_bias" } else { "" };
+    format!("icl_gemm_{bm}x{bn}_w{wm}x{wn}_s{stages}_{a}_{b}{plus}")
 }
 
-/// The kernel's CUDA C++: `buffer_0` A, `buffer_1` B, `buffer_2` C, then the `info` scalars
-/// ([`SCALARS`]). A `[batches, m, k]`, B `[batches, k, n]` by their strides (the
-/// contiguous dimension as `layout` says, `lda`/`ldb` the other, `a_batch`/`b_batch` between
-/// batches), C `[splits, batches, m, n]` dense; grid (n tiles, m tiles, batches x splits).
-pub fn cuda(tiling: Tiling, layout: Layout) -> String {
+/// The kernel's CUDA C++: `buffer_0` A, `buffer_1` B, `buffer_2` C, with `bias` `buffer_3`
+/// the bias, then the `info` scalars ([`SCALARS`]). A `[batches, m, k]`, B `[batches, k, n]`
+/// by their strides (the contiguous dimension as `layout` says, `lda`/`ldb` the other,
+/// `a_batch`/`b_batch` between batches), C `[splits, batches, m, n]` dense; grid (n tiles,
+/// m tiles, batches x splits). The bias goes into the first split's part only, so the parts
+/// still sum to `A B + bias`.
+pub fn cuda(tiling: Tiling, layout: Layout, bias: bool) -> String {
     let Tiling { bm, bn, wm, wn, stages } = tiling;
-    let name = entry_point(tiling, layout);
+    let name = entry_point(tiling, layout, bias);
     let (a_k, b_n) = (u32::from(layout.a_k_contiguous), u32::from(layout.b_n_contiguous));
+    let bias_param = if bias { ", const float* __restrict__ buffer_3" } else { "" };
+    // This thread's bias of MMA tile j's two columns (left at zero past n, and in every split
+    // but the first, whose part of the sum alone takes it).
+    let load_bias = if bias {
+        r#"        const uint32 c = n0 + warp_n * WTN + j * 8 + 2 * t;
+        const float* bias = buffer_3 + (uint64)batch * bias_batch;
+        if (split == 0 && c < n) bias0[j] = bias[(uint64)c * bias_col];
+        if (split == 0 && c + 1 < n) bias1[j] = bias[(uint64)(c + 1) * bias_col];
+"#
+    } else {
+        ""
+    };
     let prelude = crate::source_kernel::prelude(SCALARS.len());
     let reads = crate::source_kernel::read_scalars(&SCALARS);
     format!(
@@ -140,7 +156,7 @@ __device__ __forceinline__ void icl_store2(float* C, uint32 m, uint32 n, uint32 
     }}
 }}
 
-extern "C" __global__ void __launch_bounds__(THREADS) {name} (const float* __restrict__ buffer_0, const float* __restrict__ buffer_1, float* __restrict__ buffer_2, const __grid_constant__ info_st info) {{
+extern "C" __global__ void __launch_bounds__(THREADS) {name} (const float* __restrict__ buffer_0, const float* __restrict__ buffer_1, float* __restrict__ buffer_2{bias_param}, const __grid_constant__ info_st info) {{
 extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
 {reads}    float* As = reinterpret_cast<float*>(dynamic_shared_mem);
     float* Bs = As + STAGES * A_STAGE;
@@ -283,14 +299,20 @@ extern __shared__ __align__(16) uint8 dynamic_shared_mem[];
     }}
     icl_cp_async_wait<0>();
 
+    float bias0[NT], bias1[NT];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {{
+        bias0[j] = 0.0f;
+        bias1[j] = 0.0f;
+{load_bias}    }}
 #pragma unroll
     for (int i = 0; i < MT; ++i) {{
         const uint32 r = m0 + warp_m * WTM + i * 16 + g;
 #pragma unroll
         for (int j = 0; j < NT; ++j) {{
             const uint32 c = n0 + warp_n * WTN + j * 8 + 2 * t;
-            icl_store2(C, m, n, r, c, acc[i][j][0], acc[i][j][1]);
-            icl_store2(C, m, n, r + 8, c, acc[i][j][2], acc[i][j][3]);
+            icl_store2(C, m, n, r, c, acc[i][j][0] + bias0[j], acc[i][j][1] + bias1[j]);
+            icl_store2(C, m, n, r + 8, c, acc[i][j][2] + bias0[j], acc[i][j][3] + bias1[j]);
         }}
     }}
 }}

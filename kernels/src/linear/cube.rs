@@ -9,8 +9,9 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubek::matmul::launch::Strategy;
 
-use super::{add_bias, FusedLinear, LinearKernels, Strategies};
+use super::{FusedLinear, LinearKernels, Strategies};
 use crate::column_sum::column_sum;
+use crate::gemm::Bias;
 use crate::matmul::{choice, matmul_by, matmul_with, Choice};
 
 /// A strategy and the shapes and strides of the operands it could not take.
@@ -23,41 +24,67 @@ fn refused() -> &'static Mutex<HashSet<Refusal>> {
     REFUSED.get_or_init(Default::default)
 }
 
-/// `lhs @ rhs` with the strategy `name`, or burn's default where that one cannot run.
-fn matmul<R: CubeRuntime>(name: &'static str, lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> CubeTensor<R> {
+/// `lhs @ rhs (+ bias)` with the strategy `name`, or burn's default where that one cannot
+/// run. Our kernel adds the bias as it writes the product; after any other strategy it is a
+/// pass of its own.
+fn matmul<R: CubeRuntime>(name: &'static str, lhs: CubeTensor<R>, rhs: CubeTensor<R>, bias: Option<Bias<R>>) -> CubeTensor<R> {
     let key: Refusal = (name, [&lhs, &rhs].map(|t| [t.meta.shape().to_vec(), t.meta.strides().to_vec()]).concat().try_into().expect("four lists"));
-    let known_refusal = refused().lock().is_ok_and(|set| set.contains(&key));
-    let chosen = if known_refusal { Err(()) } else { matmul_by(&choice(name).expect("a known strategy"), lhs.clone(), rhs.clone()).map_err(drop) };
-    chosen
-        .or_else(|()| {
-            if !known_refusal {
-                if let Ok(mut set) = refused().lock() {
-                    set.insert(key);
+    if !refused().lock().is_ok_and(|set| set.contains(&key)) {
+        match choice(name).expect("a known strategy") {
+            Choice::Gemm(tiling) => {
+                if let Ok(y) = crate::gemm::matmul_bias(tiling, lhs.clone(), rhs.clone(), bias.clone()) {
+                    return y;
                 }
             }
-            matmul_with(&Strategy::Auto, lhs, rhs)
-        })
-        .expect("burn's default matmul strategy runs on every operand")
+            other => {
+                if let Ok(y) = matmul_by(&other, lhs.clone(), rhs.clone()) {
+                    return add_after(y, bias);
+                }
+            }
+        }
+        note_refusal(key);
+    }
+    add_after(matmul_with(&Strategy::Auto, lhs, rhs).expect("burn's default matmul strategy runs on every operand"), bias)
+}
+
+fn note_refusal(key: Refusal) {
+    if let Ok(mut set) = refused().lock() {
+        set.insert(key);
+    }
+}
+
+/// `product + bias` as a tensor op, `product` `[.., m, n]`.
+fn add_after<R: CubeRuntime>(product: CubeTensor<R>, bias: Option<Bias<R>>) -> CubeTensor<R> {
+    let Some(bias) = bias else { return product };
+    let dims = product.shape().to_vec();
+    let (rank, n) = (dims.len(), dims[dims.len() - 1]);
+    let batches = if rank == 3 { dims[0] } else { 1 };
+    let shape = bias.broadcast_shape(rank, batches, n);
+    burn_cubecl::ops::numeric::add(product, burn_cubecl::ops::reshape(bias.values, shape))
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKernels for CubeBackend<R, F, I, BT> {
-    fn linear_forward(x: CubeTensor<R>, w: CubeTensor<R>) -> CubeTensor<R> {
+    fn linear_forward(x: CubeTensor<R>, w: CubeTensor<R>, b: Option<CubeTensor<R>>) -> CubeTensor<R> {
         let [nb, t, d_in] = x.shape().dims();
         let [rows, d_out] = w.shape().dims();
         let k = members(nb, d_in, rows);
+        // Member m's bias is b[m·d_out ..]: a stride between the product's batches when they
+        // are the members, none when one weight serves every batch.
+        let bias = |batch_stride, column_stride| b.map(|values| Bias { values, batch_stride, column_stride });
         if d_out == 1 {
             // yᵀ [k, 1, b·t] = wᵀ [k, 1, d_in] @ xᵀ: a matmul our kernel takes (an n of 1 is
-            // not whole 16-byte rows), with y's own memory order.
+            // not whole 16-byte rows), with y's own memory order; member m's one bias goes to
+            // all its columns.
             let x_t = Self::float_swap_dims(Self::float_reshape(x, Shape::new([k, nb / k * t, d_in])), 1, 2);
-            let y = matmul(Strategies::chosen().forward, Self::float_reshape(w, Shape::new([k, 1, d_in])), x_t);
+            let y = matmul(Strategies::chosen().forward, Self::float_reshape(w, Shape::new([k, 1, d_in])), x_t, bias(1, 0));
             return Self::float_reshape(y, Shape::new([nb, t, 1]));
         }
         if k == 1 {
-            return matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([1, d_in, d_out])));
+            return matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([1, d_in, d_out])), bias(0, 1));
         }
         // Member m's rows times member m's weight: one matmul batched over the members.
         let x = Self::float_reshape(x, Shape::new([k, nb / k * t, d_in]));
-        let y = matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([k, d_in, d_out])));
+        let y = matmul(Strategies::chosen().forward, x, Self::float_reshape(w, Shape::new([k, d_in, d_out])), bias(d_out, 1));
         Self::float_reshape(y, Shape::new([nb, t, d_out]))
     }
 
@@ -73,18 +100,18 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> LinearKern
         }
         let db = bias.then(|| column_sum(Self::float_reshape(dy.clone(), Shape::new([nb * t, d_out]))));
         let w_t = Self::float_swap_dims(Self::float_reshape(w, Shape::new([1, d_in, d_out])), 1, 2);
-        let dx = matmul(Strategies::chosen().input_grad, dy.clone(), w_t);
+        let dx = matmul(Strategies::chosen().input_grad, dy.clone(), w_t, None);
         let weight_grad = Strategies::chosen().weight_grad;
         if matches!(choice(weight_grad), Some(Choice::Gemm(_))) {
             // One matmul over all b·t rows, xᵀ [d_in, b·t] @ ∂y [b·t, d_out]: our kernel splits
             // so long a K over cubes itself, with no [nb, d_in, d_out] of per-row products.
             let x = Self::float_reshape(x, Shape::new([1, nb * t, d_in]));
             let dy = Self::float_reshape(dy, Shape::new([1, nb * t, d_out]));
-            let dw = matmul(weight_grad, Self::float_swap_dims(x, 1, 2), dy);
+            let dw = matmul(weight_grad, Self::float_swap_dims(x, 1, 2), dy, None);
             return (dx, Self::float_reshape(dw, Shape::new([d_in, d_out])), db);
         }
         // Per batch row, then summed over the rows: [nb, d_in·d_out] → [d_in·d_out].
-        let per_batch = matmul(weight_grad, Self::float_swap_dims(x, 1, 2), dy);
+        let per_batch = matmul(weight_grad, Self::float_swap_dims(x, 1, 2), dy, None);
         let dw = Self::float_reshape(column_sum(Self::float_reshape(per_batch, Shape::new([nb, d_in * d_out]))), Shape::new([d_in, d_out]));
         (dx, dw, db)
     }
@@ -114,7 +141,7 @@ fn single_output_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: Bo
     let rows = nb / k * t;
     let db = bias.then(|| member_bias_grad::<R, F, I, BT>(k, dy.clone()));
     let x = B::<R, F, I, BT>::float_reshape(x, Shape::new([k, rows, d_in]));
-    let dw = matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_reshape(dy.clone(), Shape::new([k, 1, rows])), x);
+    let dw = matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_reshape(dy.clone(), Shape::new([k, 1, rows])), x, None);
     let dx = B::<R, F, I, BT>::float_mul(B::<R, F, I, BT>::float_reshape(dy, Shape::new([k, rows, 1])), B::<R, F, I, BT>::float_reshape(w, Shape::new([k, 1, d_in])));
     (B::<R, F, I, BT>::float_reshape(dx, Shape::new([nb, t, d_in])), B::<R, F, I, BT>::float_reshape(dw, Shape::new([k * d_in, 1])), db)
 }
@@ -148,17 +175,13 @@ fn stacked_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElem
     let dy = B::<R, F, I, BT>::float_reshape(dy, Shape::new([k, rows, d_out]));
     let x = B::<R, F, I, BT>::float_reshape(x, Shape::new([k, rows, d_in]));
     let w_t = B::<R, F, I, BT>::float_swap_dims(B::<R, F, I, BT>::float_reshape(w, Shape::new([k, d_in, d_out])), 1, 2);
-    let dx = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().input_grad, dy.clone(), w_t), Shape::new([nb, t, d_in]));
-    let dw = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_swap_dims(x, 1, 2), dy), Shape::new([k * d_in, d_out]));
+    let dx = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().input_grad, dy.clone(), w_t, None), Shape::new([nb, t, d_in]));
+    let dw = B::<R, F, I, BT>::float_reshape(matmul(Strategies::chosen().weight_grad, B::<R, F, I, BT>::float_swap_dims(x, 1, 2), dy, None), Shape::new([k * d_in, d_out]));
     (dx, dw, db)
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedLinear for CubeBackend<R, F, I, BT> {
     fn fused_linear(x: CubeTensor<R>, w: CubeTensor<R>, b: Option<CubeTensor<R>>) -> CubeTensor<R> {
-        let y = Self::linear_forward(x, w);
-        match b {
-            Some(b) => add_bias::<Self>(y, b),
-            None => y,
-        }
+        Self::linear_forward(x, w, b)
     }
 }

@@ -10,7 +10,7 @@ use burn_ir::{CustomOpIr, HandleContainer};
 
 use crate::fusion_op::register;
 
-use super::{add_bias, FusedLinear, LinearKernels};
+use super::{FusedLinear, LinearKernels};
 
 #[derive(Debug)]
 struct ForwardOp<B> {
@@ -21,7 +21,9 @@ struct ForwardOp<B> {
 impl<B: FusionBackend + LinearKernels> Operation<B::FusionRuntime> for ForwardOp<B> {
     fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
         let [x, w] = [0, 1].map(|i| handles.get_float_tensor::<B>(&self.desc.inputs[i]));
-        handles.register_float_tensor::<B>(&self.desc.outputs[0].id, B::linear_forward(x, w));
+        // A third input is the bias.
+        let b = self.desc.inputs.get(2).map(|b| handles.get_float_tensor::<B>(b));
+        handles.register_float_tensor::<B>(&self.desc.outputs[0].id, B::linear_forward(x, w, b));
     }
 }
 
@@ -43,10 +45,11 @@ impl<B: FusionBackend + LinearKernels> Operation<B::FusionRuntime> for BackwardO
 }
 
 impl<B: FusionBackend + LinearKernels> LinearKernels for Fusion<B> {
-    fn linear_forward(x: FusionTensor<B::FusionRuntime>, w: FusionTensor<B::FusionRuntime>) -> FusionTensor<B::FusionRuntime> {
+    fn linear_forward(x: FusionTensor<B::FusionRuntime>, w: FusionTensor<B::FusionRuntime>, b: Option<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
         let shape = Shape::new([x.shape[0], x.shape[1], w.shape[1]]);
         let dtype = x.dtype;
-        let mut out = register::<B, _>("icl_lab_linear_forward", vec![x, w], &[shape], dtype, |desc| ForwardOp::<B> { desc, _b: PhantomData });
+        let inputs = [x, w].into_iter().chain(b).collect();
+        let mut out = register::<B, _>("icl_lab_linear_forward", inputs, &[shape], dtype, |desc| ForwardOp::<B> { desc, _b: PhantomData });
         out.remove(0)
     }
 
@@ -70,10 +73,6 @@ impl<B: FusionBackend + LinearKernels> LinearKernels for Fusion<B> {
 
 impl<B: FusionBackend + LinearKernels> FusedLinear for Fusion<B> {
     fn fused_linear(x: FusionTensor<B::FusionRuntime>, w: FusionTensor<B::FusionRuntime>, b: Option<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
-        let y = Self::linear_forward(x, w);
-        match b {
-            Some(b) => add_bias::<Self>(y, b),
-            None => y,
-        }
+        Self::linear_forward(x, w, b)
     }
 }

@@ -22,7 +22,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::Autodiff;
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Shape, TensorMetadata, TensorPrimitive};
+use burn::tensor::TensorPrimitive;
 
 /// The strategy of each matmul ([`crate::matmul::choice`] names): all three on our own kernel
 /// ([`crate::gemm`], 128 x 128 tiles of C, eight warps, three stages of K in flight), timed by
@@ -85,9 +85,10 @@ impl Strategies {
 
 /// The raw matmuls on a backend's primitives; `x` is `[b, t, d_in]`, `w` is `[d_in, d_out]`.
 pub trait LinearKernels: Backend {
-    /// `x w`: `[b, t, d_out]`.
-    /// A stacked `w` (`[K·d_in, d_out]`, see [`linear`]) maps each member's rows by its own.
-    fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `x w (+ b)`: `[b, t, d_out]`, the bias added as our matmul writes the product.
+    /// A stacked `w` (`[K·d_in, d_out]`, see [`linear`]) maps each member's rows by its own,
+    /// and adds its own bias (`b` `[K·d_out]`).
+    fn linear_forward(x: FloatTensor<Self>, w: FloatTensor<Self>, b: Option<FloatTensor<Self>>) -> FloatTensor<Self>;
 
     /// ∂x (`[b, t, d_in]`), ∂w (`[d_in, d_out]`) and, when `bias`, ∂b (`[d_out]`, ∂y summed
     /// over its b·t rows) given ∂y; for a stacked `w`, ∂w `[K·d_in, d_out]` and ∂b `[K·d_out]`.
@@ -123,39 +124,25 @@ pub fn linear<B: FusedLinear, const D: usize>(x: Tensor<B, D>, w: Tensor<B, 2>, 
     Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(y)).reshape(out)
 }
 
-/// `y + b` with `b` (`[d_out]`) broadcast over `y`'s `[b, t]` rows: an ordinary tensor op, so
-/// burn-fusion fuses it with the element-wise operations after it. A stacked layer's bias
-/// (`[K·d_out]`) adds member m's part to member m's share of the `b` rows.
-pub(crate) fn add_bias<B: Backend>(y: FloatTensor<B>, b: FloatTensor<B>) -> FloatTensor<B> {
-    let [nb, t, d_out] = y.shape().dims();
-    let k = b.shape()[0] / d_out;
-    if k == 1 {
-        return B::float_add(y, B::float_reshape(b, Shape::new([1, 1, d_out])));
-    }
-    let y = B::float_reshape(y, Shape::new([k, nb / k, t, d_out]));
-    let y = B::float_add(y, B::float_reshape(b, Shape::new([k, 1, 1, d_out])));
-    B::float_reshape(y, Shape::new([nb, t, d_out]))
-}
-
 impl<B: LinearKernels, C: CheckpointStrategy> FusedLinear for Autodiff<B, C> {
     fn fused_linear(x: FloatTensor<Self>, w: FloatTensor<Self>, b: Option<FloatTensor<Self>>) -> FloatTensor<Self> {
         let Some(b) = b else {
             return match LinearBackward::<2>.prepare::<C>([x.node.clone(), w.node.clone()]).compute_bound().stateful() {
                 OpsKind::Tracked(prep) => {
                     let (x, w) = (x.primitive, w.primitive);
-                    let y = B::linear_forward(x.clone(), w.clone());
+                    let y = B::linear_forward(x.clone(), w.clone(), None);
                     prep.finish((x, w), y)
                 }
-                OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x.primitive, w.primitive)),
+                OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x.primitive, w.primitive, None)),
             };
         };
         match LinearBackward::<3>.prepare::<C>([x.node.clone(), w.node.clone(), b.node.clone()]).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (x, w) = (x.primitive, w.primitive);
-                let y = add_bias::<B>(B::linear_forward(x.clone(), w.clone()), b.primitive);
+                let y = B::linear_forward(x.clone(), w.clone(), Some(b.primitive));
                 prep.finish((x, w), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(add_bias::<B>(B::linear_forward(x.primitive, w.primitive), b.primitive)),
+            OpsKind::UnTracked(prep) => prep.finish(B::linear_forward(x.primitive, w.primitive, Some(b.primitive))),
         }
     }
 }

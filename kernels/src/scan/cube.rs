@@ -1,6 +1,6 @@
 //! Launching the kernels on burn's CubeCL backend.
 
-use burn::tensor::ops::FloatTensorOps;
+use burn::tensor::ops::{ActivationOps, FloatTensorOps};
 use burn::tensor::{Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
@@ -11,7 +11,7 @@ use cubecl::prelude::*;
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
 use super::source::{Pass, ScanSource};
-use super::{channel_code_for, chosen_channel_code, chosen_entries, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
+use super::{channel_code_for, chosen_channel_code, chosen_entries, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, DeltaSoftplus, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
 use crate::source_kernel::compiles_cuda;
 
 /// Threads per cube (4 warps of channels of one batch row).
@@ -50,7 +50,7 @@ fn channel_source<R: CubeRuntime>(pass: Pass, [nb, l, e, n]: [usize; 4], vector:
 
 /// A split's first pass of `kernel`'s scan: one thread a channel, all N entries.
 fn first_pass(kernel: ScanSource, pass: Pass) -> ScanSource {
-    ScanSource::split(pass, kernel.n, kernel.chunk, kernel.n, kernel.prefetch)
+    ScanSource::split(pass, kernel.n, kernel.chunk, kernel.n, kernel.prefetch).with_softplus(kernel.softplus)
 }
 
 /// The grid of our CUDA C++'s `kernel`: its cubes' channels, by batch row, by segment.
@@ -91,9 +91,18 @@ pub(super) fn states_shape(layout: Layout, [nb, l, e, n]: [usize; 4], tile: Stat
     }
 }
 
+/// softplus(x) = max(x, 0) + log1p(exp(-|x|)) as tensor ops: the Δ the kernels without
+/// softplus of their own take.
+fn softplus_of<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(x: CubeTensor<R>) -> CubeTensor<R> {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    let tail = B::<R, F, I, BT>::float_log1p(B::<R, F, I, BT>::float_exp(B::<R, F, I, BT>::float_neg(B::<R, F, I, BT>::float_abs(x.clone()))));
+    // Dense, as the kernels index it (CubeCL may pitch a new tensor's rows).
+    into_contiguous(B::<R, F, I, BT>::float_add(B::<R, F, I, BT>::float_clamp_min(x, 0.0f32.into()), tail))
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernels for CubeBackend<R, F, I, BT> {
-    fn scan_forward(inp: Scan<CubeTensor<R>>, save: bool, layout: Layout, split: TimeSplit) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
-        let inp = inp.map(into_contiguous);
+    fn scan_forward(inp: Scan<CubeTensor<R>>, softplus: DeltaSoftplus, save: bool, layout: Layout, split: TimeSplit) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+        let mut inp = inp.map(into_contiguous);
         let [nb, l, e, n] = sizes(&inp);
         let members = super::members_of(&inp);
         assert_eq!(layout, layout.for_state_size(n), "selective scan: the per-state kernels need N to divide 32, got {n}");
@@ -104,6 +113,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let y = empty(Shape::new([nb, l, e]));
         let tile = chosen_tile();
         let states = empty(if save { states_shape(layout, [nb, l, e, n], tile) } else { Shape::new([1]) });
+        let vector = row_vector_size(n, [&inp.b, &inp.c]);
+        let source = if layout == Layout::PerChannel { channel_source::<R>(Pass::Forward { save }, [nb, l, e, n], vector) } else { None };
+        // Our CUDA C++ applies softplus as it reads Δ; the other kernels take it applied.
+        let source = source.map(|kernel| kernel.with_softplus(softplus));
+        if softplus && source.is_none() {
+            inp.delta = softplus_of::<R, F, I, BT>(inp.delta);
+        }
         if layout == Layout::PerState {
             let (_, count, dim) = state_grid(nb, e, n, tile);
             crate::launch!(scan_forward_state_kernel::<R>(
@@ -130,8 +146,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             ));
             return (y, save.then_some(states));
         }
-        let vector = row_vector_size(n, [&inp.b, &inp.c]);
-        if let Some(kernel) = channel_source::<R>(Pass::Forward { save }, [nb, l, e, n], vector) {
+        if let Some(kernel) = source {
             let seg = split.segment_steps(nb * e, l, false);
             let (segments, scalars) = (split.segments(nb * e, l, false), source_scalars(nb, members, l, e, seg));
             // Each segment but the last's end state from a zero start, then every segment from
@@ -174,8 +189,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         (y, save.then_some(states))
     }
 
-    fn scan_backward(inp: Scan<CubeTensor<R>>, states: CubeTensor<R>, dy: CubeTensor<R>, split: TimeSplit) -> Scan<CubeTensor<R>> {
-        let inp = inp.map(into_contiguous);
+    fn scan_backward(inp: Scan<CubeTensor<R>>, softplus: DeltaSoftplus, states: CubeTensor<R>, dy: CubeTensor<R>, split: TimeSplit) -> Scan<CubeTensor<R>> {
+        let mut inp = inp.map(into_contiguous);
         let dy = into_contiguous(dy);
         let [nb, l, e, n] = sizes(&inp);
         let members = super::members_of(&inp);
@@ -190,6 +205,12 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let groups = if per_state { state_grid(nb, e, n, tile).0 } else { e.div_ceil(WARP) };
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
         let source = if per_state { None } else { channel_source::<R>(Pass::Backward, [nb, l, e, n], vector) };
+        let source = source.map(|kernel| kernel.with_softplus(softplus));
+        // Where the kernels take Δ after softplus: ∂ of the raw Δ is ∂Δ σ(raw), after them.
+        let raw_delta = (softplus && source.is_none()).then(|| inp.delta.clone());
+        if let Some(raw) = &raw_delta {
+            inp.delta = softplus_of::<R, F, I, BT>(raw.clone());
+        }
         let seg = if source.is_some() { split.segment_steps(nb * e, l, true) } else { l };
         let segments = if source.is_some() { split.segments(nb * e, l, true) } else { 1 };
         let dx = empty(Shape::new([nb, l, e]));
@@ -284,6 +305,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             let by_member = |t: CubeTensor<R>, per_row: usize| Self::float_reshape(t, Shape::new([members, nb * segments / members, per_row]));
             (sum(by_member(da_part, e * n), 1, Shape::new([members * e, n])), sum(by_member(dd_part, e), 1, Shape::new([members * e])))
         };
+        let ddelta = match raw_delta {
+            Some(raw) => Self::float_mul(ddelta, Self::sigmoid(raw)),
+            None => ddelta,
+        };
         Scan {
             x: dx,
             delta: ddelta,
@@ -296,8 +321,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
-    fn fused_scan(inp: Scan<CubeTensor<R>>) -> CubeTensor<R> {
+    fn fused_scan(inp: Scan<CubeTensor<R>>, softplus: DeltaSoftplus) -> CubeTensor<R> {
         let layout = layout_of(&inp);
-        Self::scan_forward(inp, false, layout, chosen_time_split()).0
+        Self::scan_forward(inp, softplus, false, layout, chosen_time_split()).0
     }
 }

@@ -13,11 +13,12 @@ use burn_ir::{CustomOpIr, HandleContainer};
 use crate::fusion_op::register;
 
 use super::cube::states_shape;
-use super::{chosen_time_split, layout_of, FusedScan, Layout, Scan, ScanKernels, TimeSplit};
+use super::{chosen_time_split, layout_of, DeltaSoftplus, FusedScan, Layout, Scan, ScanKernels, TimeSplit};
 
 #[derive(Debug)]
 struct ForwardOp<B> {
     desc: CustomOpIr,
+    softplus: DeltaSoftplus,
     save: bool,
     layout: Layout,
     split: TimeSplit,
@@ -28,7 +29,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for ForwardOp<B
     fn execute(&self, handles: &mut HandleContainer<FusionHandle<B::FusionRuntime>>) {
         let inputs: Vec<_> = self.desc.inputs.iter().map(|t| handles.get_float_tensor::<B>(t)).collect();
         let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
-        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.save, self.layout, self.split);
+        let (y, states) = B::scan_forward(Scan::from_array(inputs), self.softplus, self.save, self.layout, self.split);
         handles.register_float_tensor::<B>(&self.desc.outputs[0].id, y);
         if let Some(states) = states {
             handles.register_float_tensor::<B>(&self.desc.outputs[1].id, states);
@@ -39,6 +40,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for ForwardOp<B
 #[derive(Debug)]
 struct BackwardOp<B> {
     desc: CustomOpIr,
+    softplus: DeltaSoftplus,
     split: TimeSplit,
     _b: PhantomData<B>,
 }
@@ -49,7 +51,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for BackwardOp<
         let dy = inputs.pop().expect("dy");
         let states = inputs.pop().expect("states");
         let inputs: [_; 6] = inputs.try_into().expect("six scan inputs");
-        let grads = B::scan_backward(Scan::from_array(inputs), states, dy, self.split);
+        let grads = B::scan_backward(Scan::from_array(inputs), self.softplus, states, dy, self.split);
         for (out, grad) in self.desc.outputs.iter().zip(grads.into_array()) {
             handles.register_float_tensor::<B>(&out.id, grad);
         }
@@ -59,6 +61,7 @@ impl<B: FusionBackend + ScanKernels> Operation<B::FusionRuntime> for BackwardOp<
 impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
     fn scan_forward(
         inp: Scan<FusionTensor<B::FusionRuntime>>,
+        softplus: DeltaSoftplus,
         save: bool,
         layout: Layout,
         split: TimeSplit,
@@ -73,6 +76,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
         let inputs = inp.into_array().to_vec();
         let mut out = register::<B, _>("icl_lab_selective_scan_forward", inputs, &shapes, dtype, |desc| ForwardOp::<B> {
             desc,
+            softplus,
             save,
             layout,
             split,
@@ -84,6 +88,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
 
     fn scan_backward(
         inp: Scan<FusionTensor<B::FusionRuntime>>,
+        softplus: DeltaSoftplus,
         states: FusionTensor<B::FusionRuntime>,
         dy: FusionTensor<B::FusionRuntime>,
         split: TimeSplit,
@@ -95,6 +100,7 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
         inputs.push(dy);
         let out = register::<B, _>("icl_lab_selective_scan_backward", inputs, &shapes, dtype, |desc| BackwardOp::<B> {
             desc,
+            softplus,
             split,
             _b: PhantomData,
         });
@@ -104,8 +110,8 @@ impl<B: FusionBackend + ScanKernels> ScanKernels for Fusion<B> {
 }
 
 impl<B: FusionBackend + ScanKernels> FusedScan for Fusion<B> {
-    fn fused_scan(inp: Scan<FusionTensor<B::FusionRuntime>>) -> FusionTensor<B::FusionRuntime> {
+    fn fused_scan(inp: Scan<FusionTensor<B::FusionRuntime>>, softplus: DeltaSoftplus) -> FusionTensor<B::FusionRuntime> {
         let layout = layout_of(&inp);
-        Self::scan_forward(inp, false, layout, chosen_time_split()).0
+        Self::scan_forward(inp, softplus, false, layout, chosen_time_split()).0
     }
 }

@@ -484,26 +484,32 @@ impl<T> Scan<T> {
     }
 }
 
+/// What the scan does with the Δ it is given: take it as it is, or (`softplus`) apply
+/// softplus to it first (paper-spec §6.2 step 4; the gradient is then the raw Δ's).
+pub type DeltaSoftplus = bool;
+
 /// The raw kernels on a backend's primitives.
 pub trait ScanKernels: Backend {
     /// Returns y `[b, l, e]` and, when `save`, the states entering each chunk (an opaque
     /// tensor for [`ScanKernels::scan_backward`]). `layout` must suit the state size
     /// ([`Layout::for_state_size`]); `split` is how our per-channel code splits time.
-    fn scan_forward(inp: Scan<FloatTensor<Self>>, save: bool, layout: Layout, split: TimeSplit) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
+    fn scan_forward(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus, save: bool, layout: Layout, split: TimeSplit) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
 
     /// Gradients of the six operands given ∂L/∂y `dy` and the forward's saved states (from
-    /// a forward of any split).
-    fn scan_backward(inp: Scan<FloatTensor<Self>>, states: FloatTensor<Self>, dy: FloatTensor<Self>, split: TimeSplit) -> Scan<FloatTensor<Self>>;
+    /// a forward of any split, with the same `softplus`).
+    fn scan_backward(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus, states: FloatTensor<Self>, dy: FloatTensor<Self>, split: TimeSplit) -> Scan<FloatTensor<Self>>;
 }
 
 /// Backends with a fused, differentiable selective scan.
 pub trait FusedScan: Backend {
-    fn fused_scan(inp: Scan<FloatTensor<Self>>) -> FloatTensor<Self>;
+    fn fused_scan(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus) -> FloatTensor<Self>;
 }
 
 /// The fused selective scan; y `[b, l, e]`. Shapes as in [`Scan`]. A stacked scan of K
 /// members (the models' `members`) has A `[K·e, n]` and D `[K·e]`, and x, Δ, B and C hold
-/// the members' batch rows in order; one launch of each kernel serves every member.
+/// the members' batch rows in order; one launch of each kernel serves every member. With
+/// `softplus`, Δ is given raw and the scan takes softplus(Δ) (our CUDA C++ applies it as it
+/// reads Δ; the other kernels after a pass of tensor ops).
 pub fn selective_scan<B: FusedScan>(
     x: Tensor<B, 3>,
     delta: Tensor<B, 3>,
@@ -511,6 +517,7 @@ pub fn selective_scan<B: FusedScan>(
     b: Tensor<B, 3>,
     c: Tensor<B, 3>,
     d: Tensor<B, 1>,
+    softplus: DeltaSoftplus,
 ) -> Tensor<B, 3> {
     let [nb, l, e] = x.dims();
     let n = a.dims()[1];
@@ -528,24 +535,24 @@ pub fn selective_scan<B: FusedScan>(
         c: prim(c.into_primitive()),
         d: prim(d.into_primitive()),
     };
-    Tensor::from_primitive(TensorPrimitive::Float(B::fused_scan(inp)))
+    Tensor::from_primitive(TensorPrimitive::Float(B::fused_scan(inp, softplus)))
 }
 
 impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
-    fn fused_scan(inp: Scan<FloatTensor<Self>>) -> FloatTensor<Self> {
+    fn fused_scan(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus) -> FloatTensor<Self> {
         let nodes = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d].map(|t| t.node.clone());
-        match ScanBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        match (ScanBackward { softplus }).prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let prims = inp.map(|t| t.primitive);
                 let layout = layout_of(&prims);
-                let (y, states) = B::scan_forward(prims.clone(), true, layout, chosen_time_split());
+                let (y, states) = B::scan_forward(prims.clone(), softplus, true, layout, chosen_time_split());
                 let states = states.expect("scan_forward(save = true) returns the states");
                 prep.finish((prims, states), y)
             }
             OpsKind::UnTracked(prep) => {
                 let prims = inp.map(|t| t.primitive);
                 let layout = layout_of(&prims);
-                prep.finish(B::scan_forward(prims, false, layout, chosen_time_split()).0)
+                prep.finish(B::scan_forward(prims, softplus, false, layout, chosen_time_split()).0)
             }
         }
     }
@@ -574,7 +581,9 @@ pub(crate) fn layout_of<T: burn::tensor::TensorMetadata>(inp: &Scan<T>) -> Layou
 
 /// The backward step of the fused scan in burn's autodiff graph.
 #[derive(Debug)]
-struct ScanBackward;
+struct ScanBackward {
+    softplus: DeltaSoftplus,
+}
 
 impl<B: ScanKernels> Backward<B, 6> for ScanBackward {
     /// The operands and the saved chunk states.
@@ -583,7 +592,7 @@ impl<B: ScanKernels> Backward<B, 6> for ScanBackward {
     fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
         let (inp, states) = ops.state;
-        let g = B::scan_backward(inp, states, dy, chosen_time_split());
+        let g = B::scan_backward(inp, self.softplus, states, dy, chosen_time_split());
         for (parent, grad) in ops.parents.into_iter().zip(g.into_array()) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);

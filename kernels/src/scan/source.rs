@@ -51,8 +51,10 @@ impl Pass {
 }
 
 /// One compiled form of the per-channel kernels: which pass, N state entries, the chunk of
-/// steps between saved states, threads a cube, the state entries each thread holds, and the
-/// prefetch of the passes that walk forward in time or (the backward's first pass) back.
+/// steps between saved states, threads a cube, the state entries each thread holds, the
+/// prefetch of the passes that walk forward in time or (the backward's first pass) back, and
+/// whether Δ comes raw, to pass through softplus as it is read (paper-spec §6: the backward
+/// then gives ∂ of the raw Δ).
 ///
 /// A channel's N entries are split over `n / entries` threads (its groups), each in its own
 /// warp of the cube: a warp is 32 channels' same group, so the warp sums of ∂B, ∂C stay sums
@@ -66,6 +68,7 @@ pub struct ScanSource {
     pub block: u32,
     pub entries: u32,
     pub prefetch: Prefetch,
+    pub softplus: bool,
 }
 
 /// The scalars every pass reads from `info`, in order: `seg` is the steps a segment of time.
@@ -85,7 +88,12 @@ impl ScanSource {
         let entries = (4..=entries.clamp(4, n.max(4))).rev().find(|s| s % 4 == 0 && n % s == 0).unwrap_or(n);
         let groups = n / entries;
         let block = WARP as u32 * groups * (4 / groups).max(1);
-        ScanSource { pass, n, chunk, block, entries, prefetch }
+        ScanSource { pass, n, chunk, block, entries, prefetch, softplus: false }
+    }
+
+    /// This form taking Δ raw (`softplus`) or as it is.
+    pub fn with_softplus(self, softplus: bool) -> Self {
+        ScanSource { softplus, ..self }
     }
 
     /// A thread's share of a channel's state: `n / entries` threads a channel.
@@ -112,7 +120,7 @@ impl ScanSource {
     }
 
     pub fn entry_point(self) -> String {
-        let ScanSource { pass, n, chunk, block, entries, prefetch } = self;
+        let ScanSource { pass, n, chunk, block, entries, prefetch, softplus } = self;
         let what = match pass {
             Pass::Forward { save: false } => "forward",
             Pass::Forward { save: true } => "forward_save",
@@ -125,7 +133,8 @@ impl ScanSource {
             k => format!("_l{}a{k}", prefetch.level),
         };
         let split = if entries == n { String::new() } else { format!("_s{entries}") };
-        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{split}{ahead}")
+        let raw = if softplus { "_softplus" } else { "" };
+        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{split}{ahead}{raw}")
     }
 
     /// Floats of shared memory a cube: the backward's chunk of states (`chunk·entries` a
@@ -150,7 +159,7 @@ impl ScanSource {
     ///   `[b, segments, e, N]`, ∂B partial, ∂C partial, ∂D partial `[b, segments, e]`;
     /// - backward starts: Δ, A, C, ∂y, starts.
     pub fn cuda(self) -> String {
-        let ScanSource { pass, n, chunk, block, entries, prefetch } = self;
+        let ScanSource { pass, n, chunk, block, entries, prefetch, softplus } = self;
         let name = self.entry_point();
         let reads = crate::source_kernel::read_scalars(&SCALARS);
         let body = match pass {
@@ -178,6 +187,7 @@ impl ScanSource {
 #define AHEAD {ahead}
 #define AHEAD_LEVEL {level}
 #define LOG2E 1.4426950408889634f
+#define DELTA_SOFTPLUS {softplus}
 {COMMON}{halve}
 extern "C" __global__ void __launch_bounds__(BLOCK, {min_cubes}) {name} ({params}, const __grid_constant__ info_st info) {{
 {reads}{body}}}
@@ -186,6 +196,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK, {min_cubes}) {name} ({params
             level = prefetch.level,
             groups = n / entries,
             min_cubes = self.min_cubes(),
+            softplus = u32::from(softplus),
         )
     }
 }
@@ -244,6 +255,29 @@ __device__ __forceinline__ void icl_ahead_vec(const float* p) {
 template <int COUNT>
 __device__ __forceinline__ void icl_ahead_row(const float* base, uint64 row, uint32 first) {
     icl_ahead_vec<COUNT>(base + row * N + first);
+}
+
+// Δ as the recurrence takes it from what is stored: softplus(raw) = max(raw, 0) +
+// log1p(exp(-|raw|)) where the kernel applies it (no overflow for a large |raw|), on the
+// fast exponential and logarithm (a few instructions; the backward computes it twice a
+// step). log1p(t) as log(u)·t/(u - 1) with u = 1 + t rounded (Goldberg's): the rounding of u
+// cancels, so a small t (a raw far below 0, Mamba's Δ init) keeps its digits.
+__device__ __forceinline__ float icl_delta(float stored) {
+#if DELTA_SOFTPLUS
+    const float t = __expf(-fabsf(stored)), u = 1.0f + t;
+    return fmaxf(stored, 0.0f) + (u == 1.0f ? t : __logf(u) * __fdividef(t, u - 1.0f));
+#else
+    return stored;
+#endif
+}
+// ∂Δ/∂(what is stored) given Δ: softplus' = σ(raw) = 1 - exp(-softplus(raw)) (expm1, so a
+// small Δ keeps its digits).
+__device__ __forceinline__ float icl_delta_slope(float delta) {
+#if DELTA_SOFTPLUS
+    return -expm1f(-delta);
+#else
+    return 1.0f;
+#endif
 }
 
 struct __align__(16) icl_float4 {
@@ -404,7 +438,7 @@ fn forward_body(save: bool) -> String {
     }};
     auto load = [&](int i, In& in) {{
         in.x = buffer_0[o];
-        in.d = buffer_1[o];
+        in.d = icl_delta(buffer_1[o]);
         icl_vec<S>(buffer_3 + r, in.b);
         icl_vec<S>(buffer_4 + r, in.c);
         if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
@@ -497,7 +531,7 @@ fn first_pass_body(backward: bool) -> String {
     }};
     auto load = [&](int i, In& in) {{
         const uint32 t = {t};
-        in.d = ds[(uint64)t * width];
+        in.d = icl_delta(ds[(uint64)t * width]);
         in.o = os[(uint64)t * width];
         icl_row<N>(buffer_{row}, rows + t, 0, in.r);
         if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
@@ -603,8 +637,9 @@ fn backward_body(entries: u32) -> String {
     auto finish = [&](uint32 o, float gxs, float gda, float dt, float xv, float gy) {{
         if (!active) return;
         dxs[o] = fmaf(gxs, dt, skip * gy);
-        // ∂Δ = Σ_j g_j (B_j x + A_j exp(Δ A_j) h_(t-1),j); the A·log₂e sum times ln 2.
-        dds[o] = fmaf(gxs, xv, gda * 0.6931471805599453f);
+        // ∂Δ = Σ_j g_j (B_j x + A_j exp(Δ A_j) h_(t-1),j); the A·log₂e sum times ln 2. Of a
+        // raw Δ, times softplus' slope.
+        dds[o] = fmaf(gxs, xv, gda * 0.6931471805599453f) * icl_delta_slope(dt);
     }};
 
     // h: the state after the step the walk is at (the recompute's, then the adjoint's).
@@ -691,7 +726,7 @@ fn backward_body(entries: u32) -> String {
             uint32 o = t0 * width, r = ((uint32)rows + t0) * N + j0;
             icl_walk_chunks<Recompute>(count, [&](int, Recompute& in) {{
                 in.x = xs[o];
-                in.d = ds[o];
+                in.d = icl_delta(ds[o]);
                 icl_vec<S>(buffer_3 + r, in.b);
                 o += width;
                 r += N;
@@ -714,7 +749,7 @@ fn backward_body(entries: u32) -> String {
             uint32 at = o, sum_at = (((uint32)rows + last) * warps + lanes) * N + j0;
             icl_walk_chunks<Adjoint>(count, [&](int, Adjoint& in) {{
                 in.x = xs[o];
-                in.d = ds[o];
+                in.d = icl_delta(ds[o]);
                 in.g = active ? gys[o] : 0.0f;
                 icl_vec<S>(buffer_3 + r, in.b);
                 icl_vec<S>(buffer_4 + r, in.c);
@@ -740,7 +775,7 @@ fn backward_body(entries: u32) -> String {
                         gxs += chunk_parts[2 * r * GROUPS * BLOCK + 32 * q];
                         gda += chunk_parts[(2 * r * GROUPS + 1) * BLOCK + 32 * q];
                     }}
-                    if (active) finish(o, gxs, gda, ds[o], xs[o], gys[o]);
+                    if (active) finish(o, gxs, gda, icl_delta(ds[o]), xs[o], gys[o]);
                 }}
                 o += GROUPS * width;
             }}
