@@ -74,8 +74,8 @@ const CUBECL_VERSION: &str = "0.10.0";
 pub const SEEDS: &[(&str, &[u8])] = &[(
     // H100 / H200, CUDA 13.0: the `bench models` matrix and every shipped experiment (session 28,
     // the bias in our matmul's epilogue, softplus of Δ in the scan; the sweep cut at 120 s).
-    "sm_90-nvrtc13.0-3d25f01e8a6dbebd",
-    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-3d25f01e8a6dbebd.cbor.gz"),
+    "sm_90-nvrtc13.0-506989476b7a2e9c",
+    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-506989476b7a2e9c.cbor.gz"),
 )];
 
 /// Starts the cache at `root` (the subdirectory for `key`) from the shipped kernels for `key`,

@@ -456,7 +456,7 @@ pub fn chosen_tile() -> StateTile {
 /// The six operands of a scan (or their six gradients), in this order everywhere.
 ///
 /// # Shapes
-/// - x, delta: `[b, l, e]` (delta after softplus)
+/// - x, delta: `[b, l, e]` (delta after softplus, or before it where the scan is told to apply it: [`DeltaSoftplus`])
 /// - a: `[e, n]`
 /// - b, c: `[b, l, n]`
 /// - d: `[e]`

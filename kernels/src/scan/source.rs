@@ -262,21 +262,16 @@ __device__ __forceinline__ void icl_ahead_row(const float* base, uint64 row, uin
 // fast exponential and logarithm (a few instructions; the backward computes it twice a
 // step). log1p(t) as log(u)·t/(u - 1) with u = 1 + t rounded (Goldberg's): the rounding of u
 // cancels, so a small t (a raw far below 0, Mamba's Δ init) keeps its digits.
-__device__ __forceinline__ float icl_delta(float stored) {
+// With `slope`, also ∂Δ/∂(what is stored): softplus' = σ(raw) = (raw ≥ 0 ? 1 : t) / u, from
+// the same exponential.
+__device__ __forceinline__ float icl_delta(float stored, float* slope = nullptr) {
 #if DELTA_SOFTPLUS
     const float t = __expf(-fabsf(stored)), u = 1.0f + t;
+    if (slope) *slope = __fdividef(stored >= 0.0f ? 1.0f : t, u);
     return fmaxf(stored, 0.0f) + (u == 1.0f ? t : __logf(u) * __fdividef(t, u - 1.0f));
 #else
+    if (slope) *slope = 1.0f;
     return stored;
-#endif
-}
-// ∂Δ/∂(what is stored) given Δ: softplus' = σ(raw) = 1 - exp(-softplus(raw)) (expm1, so a
-// small Δ keeps its digits).
-__device__ __forceinline__ float icl_delta_slope(float delta) {
-#if DELTA_SOFTPLUS
-    return -expm1f(-delta);
-#else
-    return 1.0f;
 #endif
 }
 
@@ -634,12 +629,12 @@ fn backward_body(entries: u32) -> String {
     const uint32 first_index = (lane >> {shift}) * {per_lane};
 
     // ∂x and ∂Δ of step t from the channel's sums over its entries.
-    auto finish = [&](uint32 o, float gxs, float gda, float dt, float xv, float gy) {{
+    auto finish = [&](uint32 o, float gxs, float gda, float dt, float slope, float xv, float gy) {{
         if (!active) return;
         dxs[o] = fmaf(gxs, dt, skip * gy);
         // ∂Δ = Σ_j g_j (B_j x + A_j exp(Δ A_j) h_(t-1),j); the A·log₂e sum times ln 2. Of a
         // raw Δ, times softplus' slope.
-        dds[o] = fmaf(gxs, xv, gda * 0.6931471805599453f) * icl_delta_slope(dt);
+        dds[o] = fmaf(gxs, xv, gda * 0.6931471805599453f) * slope;
     }};
 
     // h: the state after the step the walk is at (the recompute's, then the adjoint's).
@@ -648,7 +643,7 @@ fn backward_body(entries: u32) -> String {
         float x, d, b[S];
     }};
     struct Adjoint {{
-        float x, d, g, b[S], c[S];
+        float x, d, s, g, b[S], c[S];
     }};
     // The adjoint at step t (slot s): ∂x, ∂Δ (or this group's parts of them), this step's ∂B
     // and ∂C summed over the warp, ∂A and ∂D accumulated.
@@ -684,7 +679,7 @@ fn backward_body(entries: u32) -> String {
             }}
         }}
         if (GROUPS == 1) {{
-            finish(o, gxs, gda, dt, xv, gy);
+            finish(o, gxs, gda, dt, in.s, xv, gy);
         }} else {{
             parts_of_sums[(2 * s) * BLOCK + threadIdx.x] = gxs;
             parts_of_sums[(2 * s + 1) * BLOCK + threadIdx.x] = gda;
@@ -749,7 +744,7 @@ fn backward_body(entries: u32) -> String {
             uint32 at = o, sum_at = (((uint32)rows + last) * warps + lanes) * N + j0;
             icl_walk_chunks<Adjoint>(count, [&](int, Adjoint& in) {{
                 in.x = xs[o];
-                in.d = icl_delta(ds[o]);
+                in.d = icl_delta(ds[o], &in.s);
                 in.g = active ? gys[o] : 0.0f;
                 icl_vec<S>(buffer_3 + r, in.b);
                 icl_vec<S>(buffer_4 + r, in.c);
@@ -775,7 +770,11 @@ fn backward_body(entries: u32) -> String {
                         gxs += chunk_parts[2 * r * GROUPS * BLOCK + 32 * q];
                         gda += chunk_parts[(2 * r * GROUPS + 1) * BLOCK + 32 * q];
                     }}
-                    if (active) finish(o, gxs, gda, icl_delta(ds[o]), xs[o], gys[o]);
+                    if (active) {{
+                        float slope;
+                        const float dt = icl_delta(ds[o], &slope);
+                        finish(o, gxs, gda, dt, slope, xs[o], gys[o]);
+                    }}
                 }}
                 o += GROUPS * width;
             }}
