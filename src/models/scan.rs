@@ -101,15 +101,7 @@ fn fused_scan<B: Backend>(inp: ScanInputs<B>, raw_delta: bool) -> Result<Tensor<
 /// its own, forward or backward); every other path applies [`super::pointwise::softplus`]
 /// first.
 pub fn selective_scan_of_raw_delta<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
-    let inp = match mode {
-        ScanMode::Fused if fused_verified(inp.x.dims()[2], inp.a.dims()[1]) => match fused_scan(inp, true) {
-            Ok(y) => return y,
-            Err(inp) => inp,
-        },
-        _ => inp,
-    };
-    let delta = super::pointwise::softplus(inp.delta);
-    selective_scan(ScanInputs { delta, ..inp }, mode)
+    scan(inp, mode, true)
 }
 
 /// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
@@ -118,18 +110,25 @@ pub fn selective_scan_of_raw_delta<B: Backend>(inp: ScanInputs<B>, mode: ScanMod
 /// full-size zero gradient per slice in burn's autodiff), the tensor-op scans go one member at
 /// a time.
 pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
+    scan(inp, mode, false)
+}
+
+/// Both scans: the fused kernels where `mode` asks for them, `B` has them and they are verified
+/// at this shape; else the tensor-op scan, Δ through softplus first when `raw_delta`.
+fn scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode, raw_delta: bool) -> Tensor<B, 3> {
     let [kb, _, e] = inp.x.dims();
-    let members = super::members::count(inp.a.dims()[0], e);
-    if members == 1 {
-        return scan_one(inp, mode);
-    }
     let inp = match mode {
-        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan(inp, false) {
+        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan(inp, raw_delta) {
             Ok(y) => return y,
             Err(inp) => inp,
         },
         _ => inp,
     };
+    let inp = if raw_delta { ScanInputs { delta: super::pointwise::softplus(inp.delta), ..inp } } else { inp };
+    let members = super::members::count(inp.a.dims()[0], e);
+    if members == 1 {
+        return tensor_scan(inp, mode);
+    }
     let b = kb / members;
     let rows = |t: &Tensor<B, 3>, k: usize| t.clone().narrow(0, k * b, b);
     let ys = (0..members)
@@ -142,19 +141,18 @@ pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<
                 c: rows(&inp.c, k),
                 d: inp.d.clone().narrow(0, k * e, e),
             };
-            scan_one(member, mode)
+            tensor_scan(member, mode)
         })
         .collect();
     Tensor::cat(ys, 0)
 }
 
-fn scan_one<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
+/// The tensor-op scan `mode` names; for `Fused` (whose kernels did not take this scan), the
+/// chunked one.
+fn tensor_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
     match mode {
         ScanMode::Chunked(chunk) => chunked_scan(inp, chunk.max(1)),
         ScanMode::Sequential => sequential_scan(inp),
-        ScanMode::Fused if fused_verified(inp.x.dims()[2], inp.a.dims()[1]) => {
-            fused_scan(inp, false).unwrap_or_else(|inp| chunked_scan(inp, CHUNK))
-        }
         ScanMode::Fused => chunked_scan(inp, CHUNK),
     }
 }
