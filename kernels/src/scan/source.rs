@@ -139,11 +139,13 @@ impl ScanSource {
 
     /// Floats of shared memory a cube: the backward's chunk of states (`chunk·entries` a
     /// thread), and with a channel split over threads, their partial sums of a chunk's steps
-    /// (the forward's y, double-buffered; the backward's ∂x and ∂Δ parts).
+    /// (the forward's y, double-buffered; the backward's ∂x and ∂Δ parts). A backward of a raw
+    /// Δ also keeps the chunk's Δ and softplus' slope (`2·chunk` a thread), so that softplus
+    /// runs once a step.
     pub fn shared_floats(self) -> usize {
         let split = self.groups() > 1;
         let floats = match self.pass {
-            Pass::Backward => self.chunk * self.entries + if split { 2 * self.chunk } else { 0 },
+            Pass::Backward => self.chunk * self.entries + if split { 2 * self.chunk } else { 0 } + if self.softplus { 2 * self.chunk } else { 0 },
             Pass::Forward { .. } if split => 2 * self.chunk,
             _ => 0,
         };
@@ -259,8 +261,8 @@ __device__ __forceinline__ void icl_ahead_row(const float* base, uint64 row, uin
 
 // Δ as the recurrence takes it from what is stored: softplus(raw) = max(raw, 0) +
 // log1p(exp(-|raw|)) where the kernel applies it (no overflow for a large |raw|), on the
-// fast exponential and logarithm (a few instructions; the backward computes it twice a
-// step). log1p(t) as log(u)·t/(u - 1) with u = 1 + t rounded (Goldberg's): the rounding of u
+// fast exponential and logarithm (a few instructions; the backward computes it once a
+// step, in its recompute, and keeps it for the adjoint). log1p(t) as log(u)·t/(u - 1) with u = 1 + t rounded (Goldberg's): the rounding of u
 // cancels, so a small t (a raw far below 0, Mamba's Δ init) keeps its digits.
 // With `slope`, also ∂Δ/∂(what is stored): softplus' = σ(raw) = (raw ≥ 0 ? 1 : t) / u, from
 // the same exponential.
@@ -578,6 +580,9 @@ fn backward_body(entries: u32) -> String {
     icl_float4* slots = reinterpret_cast<icl_float4*>(dynamic_shared_mem) + threadIdx.x;
     // The groups' parts of ∂x and ∂Δ after the slots: [CHUNK][2][BLOCK].
     float* const parts_of_sums = reinterpret_cast<float*>(dynamic_shared_mem) + CHUNK * S * BLOCK;
+    // Of a raw Δ, after those: this thread's Δ and softplus' slope at each step of the chunk,
+    // [CHUNK][2][BLOCK], from the recompute for the adjoint (softplus once a step).
+    float* const deltas = parts_of_sums + (GROUPS > 1 ? 2 * CHUNK * BLOCK : 0) + threadIdx.x;
     auto store_slot = [&](int s, const float* v) {{
 #pragma unroll
         for (int q = 0; q < S / 4; ++q) {{
@@ -622,6 +627,16 @@ fn backward_body(entries: u32) -> String {
     const float* xs = buffer_0 + rows * width + ei;
     const float* ds = buffer_1 + rows * width + ei;
     const float* gys = buffer_7 + rows * width + ei;
+    // Step s of the chunk's Δ (at offset o) and its slope: kept by the recompute, or as
+    // stored (slope 1).
+    auto delta_at = [&](int s, uint32 o, float& slope) {{
+        if (DELTA_SOFTPLUS) {{
+            slope = deltas[(2 * s + 1) * BLOCK];
+            return deltas[2 * s * BLOCK];
+        }}
+        slope = 1.0f;
+        return ds[o];
+    }};
     float* dxs = buffer_9 + rows * width + ei;
     float* dds = buffer_10 + rows * width + ei;
     // A channel warp past the last channel (in a cube of several) has no row of sums.
@@ -640,7 +655,7 @@ fn backward_body(entries: u32) -> String {
     // h: the state after the step the walk is at (the recompute's, then the adjoint's).
     float h[S];
     struct Recompute {{
-        float x, d, b[S];
+        float x, d, s, b[S];
     }};
     struct Adjoint {{
         float x, d, s, g, b[S], c[S];
@@ -721,12 +736,16 @@ fn backward_body(entries: u32) -> String {
             uint32 o = t0 * width, r = ((uint32)rows + t0) * N + j0;
             icl_walk_chunks<Recompute>(count, [&](int, Recompute& in) {{
                 in.x = xs[o];
-                in.d = icl_delta(ds[o]);
+                in.d = icl_delta(ds[o], &in.s);
                 icl_vec<S>(buffer_3 + r, in.b);
                 o += width;
                 r += N;
             }}, [&](int, int k, int, const Recompute& in) {{
                 store_slot(k, h);
+                if (DELTA_SOFTPLUS) {{
+                    deltas[2 * k * BLOCK] = in.d;
+                    deltas[(2 * k + 1) * BLOCK] = in.s;
+                }}
                 const float input = in.d * in.x;
 #pragma unroll
                 for (int j = 0; j < S; ++j) h[j] = fmaf(icl_ex2(in.d * a2[j]), h[j], input * in.b[j]);
@@ -742,9 +761,9 @@ fn backward_body(entries: u32) -> String {
             // (one behind): offset in ∂x, ∂Δ and in the sums.
             uint32 o = last * width, r = ((uint32)rows + last) * N + j0;
             uint32 at = o, sum_at = (((uint32)rows + last) * warps + lanes) * N + j0;
-            icl_walk_chunks<Adjoint>(count, [&](int, Adjoint& in) {{
+            icl_walk_chunks<Adjoint>(count, [&](int i, Adjoint& in) {{
                 in.x = xs[o];
-                in.d = icl_delta(ds[o], &in.s);
+                in.d = delta_at(count - 1 - i, o, in.s);
                 in.g = active ? gys[o] : 0.0f;
                 icl_vec<S>(buffer_3 + r, in.b);
                 icl_vec<S>(buffer_4 + r, in.c);
@@ -772,7 +791,7 @@ fn backward_body(entries: u32) -> String {
                     }}
                     if (active) {{
                         float slope;
-                        const float dt = icl_delta(ds[o], &slope);
+                        const float dt = delta_at((int)g + r * (int)GROUPS, o, slope);
                         finish(o, gxs, gda, dt, slope, xs[o], gys[o]);
                     }}
                 }}
@@ -856,6 +875,9 @@ mod tests {
         assert_eq!(ScanSource::split(Pass::Backward, 16, 8, 4, Prefetch::NONE).shared_floats(), (8 * 4 + 16) * 128);
         assert_eq!(ScanSource::split(Pass::Forward { save: true }, 16, 8, 4, Prefetch::NONE).shared_floats(), 16 * 128);
         assert_eq!(ScanSource::split(Pass::Forward { save: true }, 16, 8, 16, Prefetch::NONE).shared_floats(), 0);
+        // A raw Δ's backward also keeps each step's Δ and slope.
+        assert_eq!(ScanSource::split(Pass::Backward, 16, 8, 16, Prefetch::NONE).with_softplus(true).shared_floats(), (8 * 16 + 16) * 128);
+        assert_eq!(ScanSource::split(Pass::Backward, 16, 8, 4, Prefetch::NONE).with_softplus(true).shared_floats(), (8 * 4 + 32) * 128);
     }
 
     /// Kernels with different prefetches are different kernels to the cache: their names differ.
