@@ -150,8 +150,7 @@ impl<R: CubeRuntime> Bias<R> {
     }
 
     fn check(&self, batches: usize, n: usize) -> Result<(), String> {
-        let shape = self.values.meta.shape().to_vec();
-        let len: usize = shape.iter().product();
+        let len = self.values.meta.shape().num_elements();
         if self.values.dtype != DType::F32 {
             return Err(format!("bias: {:?}, the kernel takes f32", self.values.dtype));
         }
