@@ -66,8 +66,8 @@ fn main() {
         for layout in [Layout::PerState, Layout::PerChannel] {
             let layout = layout.for_state_size(shape[3]);
             let inp = scan_inputs(shape);
-            let (y, states) = B::scan_forward(inp.clone(), false, true, layout, chosen_time_split());
-            let _ = B::scan_backward(inp, false, states.expect("saved states"), y, chosen_time_split());
+            let (y, saved) = B::scan_forward(inp.clone(), None, false, true, layout, chosen_time_split());
+            let _ = B::scan_backward(inp, None, false, saved.expect("saved states"), y, chosen_time_split());
         }
     }
     // Launches reach the server on CubeCL's device thread: wait for them.

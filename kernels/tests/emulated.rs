@@ -145,10 +145,24 @@ fn softplus(v: f64) -> f64 {
 /// With `raw_delta`, the kernels get Δ before softplus (values either side of 0) and apply
 /// it themselves: y as the reference's on softplus(Δ), ∂Δ the raw Δ's (times σ(Δ)).
 fn check_split(dims: [usize; 4], members: usize, layout: Layout, forward: TimeSplit, backward: TimeSplit, raw_delta: bool, seed: u64) {
+    check_form(dims, members, layout, [forward, backward], raw_delta, false, seed)
+}
+
+fn sigmoid(v: f64) -> f64 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// [`check_split`], and with `gate` the output gated by z (U(-4, 4)), `y·silu(z)`: z a slice
+/// of rows twice as wide (as Mamba's is), ∂y given of the gated output, and ∂z checked too.
+fn check_form(dims: [usize; 4], members: usize, layout: Layout, [forward, backward]: [TimeSplit; 2], raw_delta: bool, gate: bool, seed: u64) {
     emu_runtime::set_execute(true);
     let mut ops = Operands::random(dims, members, seed);
     let [nb, l, e, _] = dims;
-    let dy = Operands::random([nb, l, e, 1], 1, seed + 1).x;
+    let dout = Operands::random([nb, l, e, 1], 1, seed + 1).x;
+    let z: Vec<f64> = Operands::random([nb, l, e, 1], 1, seed + 2).x.iter().map(|v| 4.0 * v).collect();
+    let silu = |v: f64| v * sigmoid(v);
+    // The ungated y's gradient: through the gate when there is one.
+    let dy: Vec<f64> = if gate { dout.iter().zip(&z).map(|(g, &v)| g * silu(v)).collect() } else { dout.clone() };
     let raw: Vec<f64> = ops.delta.iter().map(|d| 6.0 * d - 1.8).collect();
     if raw_delta {
         ops.delta = raw.iter().map(|&v| softplus(v)).collect();
@@ -156,18 +170,30 @@ fn check_split(dims: [usize; 4], members: usize, layout: Layout, forward: TimeSp
     let mut want = ops.reference(&dy);
     if raw_delta {
         ops.delta = raw.clone();
-        want.grads[1] = want.grads[1].iter().zip(&raw).map(|(g, &v)| g / (1.0 + (-v).exp())).collect();
+        want.grads[1] = want.grads[1].iter().zip(&raw).map(|(g, &v)| g * sigmoid(v)).collect();
+    }
+    let want_dz: Vec<f64> = (0..dout.len()).map(|i| dout[i] * want.y[i] * sigmoid(z[i]) * (1.0 + z[i] * (1.0 - sigmoid(z[i])))).collect();
+    if gate {
+        want.y = want.y.iter().zip(&z).map(|(y, &v)| y * silu(v)).collect();
     }
     let inp = ops.tensors();
-    let (y, states) = B::scan_forward(inp.clone(), raw_delta, true, layout, forward);
-    let dy_t = Tensor::<B, 3>::from_data(TensorData::new(dy.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice);
-    let grads = B::scan_backward(inp, raw_delta, states.expect("saved states"), dy_t.into_primitive().tensor(), backward);
-    let what = format!("{layout} {dims:?} x{members} split {forward}/{backward}{}", if raw_delta { ", Δ raw" } else { "" });
+    // z in the upper half of [nb, l, 2e] rows (the lower half other values).
+    let wide: Vec<f64> = (0..nb * l).flat_map(|r| (0..e).map(move |i| -(i as f64)).chain(z[r * e..(r + 1) * e].to_vec())).collect();
+    let gate_t = gate.then(|| Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(device(&wide, [nb, l, 2 * e]))).narrow(2, e, e).into_primitive().tensor());
+    let (y, saved) = B::scan_forward(inp.clone(), gate_t.clone(), raw_delta, true, layout, forward);
+    let dy_t = Tensor::<B, 3>::from_data(TensorData::new(dout.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice);
+    let (grads, dz) = B::scan_backward(inp, gate_t, raw_delta, saved.expect("saved states"), dy_t.into_primitive().tensor(), backward);
+    let what = format!("{layout} {dims:?} x{members} split {forward}/{backward}{}{}", if raw_delta { ", Δ raw" } else { "" }, if gate { ", gated" } else { "" });
     let err = relative_error(&read(y), &want.y);
     assert!(err < 1e-4, "{what}: y off by {err:.2e}");
     for ((name, got), want) in NAMES.iter().zip(grads.into_array()).zip(&want.grads) {
         let err = relative_error(&read(got), want);
         assert!(err < 1e-4, "{what}: ∂{name} off by {err:.2e}");
+    }
+    assert_eq!(dz.is_some(), gate, "{what}: ∂z comes back exactly for a gated scan");
+    if let Some(dz) = dz {
+        let err = relative_error(&read(dz), &want_dz);
+        assert!(err < 1e-4, "{what}: ∂z off by {err:.2e}");
     }
 }
 
@@ -254,6 +280,21 @@ fn scans_of_a_raw_delta_apply_softplus() {
     check_split([4, 37, 33, 8], 2, Layout::PerChannel, TimeSplit::Segments(3), TimeSplit::Segments(3), true, 16);
     check_split([2, 9, 12, 3], 1, Layout::PerChannel, one, one, true, 17);
     check_split([4, 19, 33, 16], 2, Layout::PerState, one, one, true, 18);
+}
+
+// The gate y·silu(z) (Mamba's whole scan: Δ raw too): inside our CUDA C++'s passes (whole,
+// split over time both ways with the backward's first pass gating ∂y, the forward's channels
+// split over threads at N = 16), and around the kernels without it (CubeCL's per channel at
+// N = 3, per state).
+#[test]
+fn gated_scans_match_the_reference() {
+    let one = TimeSplit::Segments(1);
+    check_form([2, 37, 40, 16], 1, Layout::PerChannel, [one, one], true, true, 21);
+    check_form([4, 37, 33, 8], 2, Layout::PerChannel, [TimeSplit::Segments(3), TimeSplit::Segments(3)], true, true, 22);
+    // e = 128: z starts 512 bytes into its rows, on CubeCL's alignment, so its slice is a view.
+    check_form([2, 19, 128, 16], 1, Layout::PerChannel, [one, TimeSplit::Segments(2)], false, true, 23);
+    check_form([2, 9, 12, 3], 1, Layout::PerChannel, [one, one], true, true, 24);
+    check_form([4, 19, 33, 16], 2, Layout::PerState, [one, one], true, true, 25);
 }
 
 #[test]

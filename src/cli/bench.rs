@@ -399,7 +399,7 @@ fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: Option<&str>, _: bool) -> 
 
 #[cfg(feature = "cuda")]
 fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Option<&str>, json: bool) -> CliResult {
-    use crate::models::scan::{compare_modes, compare_raw_delta_modes, compare_stacked_modes, ScanMode, CHECK_SHAPES, COMPARED, STACKED_CHECK_SHAPES};
+    use crate::models::scan::{compare_gated_modes, compare_modes, compare_raw_delta_modes, compare_stacked_modes, ScanMode, CHECK_SHAPES, COMPARED, COMPARED_GATED, STACKED_CHECK_SHAPES};
     use icl_lab_kernels::scan::{choose_layout, chosen_layout, Layout};
     type B = crate::runtime::CudaBackend;
 
@@ -447,6 +447,15 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
             passed &= errors.iter().all(|&e| e <= 1e-4);
             println!("{:>22} {}", format!("{members} x {dims:?} raw Δ"), errors.map(|e| format!("{e:>9.1e}")).join(""));
             rows.push(json!({ "members": members, "shape": dims, "raw_delta": true, "errors": named(errors) }));
+        }
+        // Mamba's whole scan: Δ raw and y gated by z, a slice of wider rows (read in place).
+        println!("{:>22} {}", "gated, Δ raw", COMPARED_GATED.map(|c| format!("{c:>9}")).join(""));
+        for (seed, (members, dims)) in [(1, [2, 37, 128, 16]), (1, [64, 82, 256, 16]), STACKED_CHECK_SHAPES[1]].into_iter().enumerate() {
+            let errors = compare_gated_modes::<B>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
+            passed &= errors.iter().all(|&e| e <= 1e-4);
+            println!("{:>22} {}", format!("{members} x {dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
+            let named: serde_json::Map<_, _> = COMPARED_GATED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect();
+            rows.push(json!({ "members": members, "shape": dims, "raw_delta": true, "gated": true, "errors": named }));
         }
         println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
         report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));
@@ -517,8 +526,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         let scan = Scan { x: prim(inp.x), delta: prim(inp.delta), a: prim(inp.a), b: prim(inp.b_in), c: prim(inp.c), d: prim(inp.d) };
         let dy = Tensor::<Inner, 3>::ones([dims[0], dims[1], dims[2]], &device).into_primitive().tensor();
         median_ms(1, reps, || {
-            let (y, states) = Inner::scan_forward(scan.clone(), false, true, run_layout, split);
-            let grads = Inner::scan_backward(scan.clone(), false, states.expect("states saved"), dy.clone(), split);
+            let (y, saved) = Inner::scan_forward(scan.clone(), None, false, true, run_layout, split);
+            let (grads, _) = Inner::scan_backward(scan.clone(), None, false, saved.expect("states saved"), dy.clone(), split);
             <Inner as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
             drop((y, grads));
         })

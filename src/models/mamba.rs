@@ -10,7 +10,7 @@ use super::fused::on_fused_backend;
 use super::init::{Dist, Init};
 use super::members::{channels_of, members_of};
 use super::pointwise::silu;
-use super::scan::{selective_scan_of_raw_delta, ScanInputs, ScanMode};
+use super::scan::{gated_scan_of_raw_delta, ScanInputs, ScanMode};
 use super::split::split_last;
 
 /// Sizes of one Mamba mixer (defaults of `mamba_ssm`).
@@ -196,8 +196,9 @@ impl<B: Backend> Mamba<B> {
         // kernels as they read Δ).
         let delta = dense(&self.dt_proj, dt);
         let a = self.a_log.val().exp().neg(); // 5.
-        let y = selective_scan_of_raw_delta(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, self.scan); // 6–8.
-        dense(&self.out_proj, y * silu(z)) // 9–10.
+        // 6–9: the fused kernels gate y as they write it, reading z in place.
+        let y = gated_scan_of_raw_delta(ScanInputs { x, delta, a, b_in, c, d: self.d.val() }, z, self.scan);
+        dense(&self.out_proj, y) // 10.
     }
 }
 

@@ -83,17 +83,20 @@ impl ScanMode {
     }
 }
 
+/// A scan's operands and its gate z (whose output is `y·silu(z)`), if gated.
+type Gated<B> = (ScanInputs<B>, Option<Tensor<B, 3>>);
+
 /// The fused scan, when `B` is the backend `K` that has it (`raw_delta`: Δ before softplus).
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn fused_on<B: Backend, K: icl_lab_kernels::scan::FusedScan>(inp: ScanInputs<B>, raw_delta: bool) -> Result<Tensor<B, 3>, ScanInputs<B>> {
-    let inp: ScanInputs<K> = cast(inp)?;
-    let y = icl_lab_kernels::scan::selective_scan(inp.x, inp.delta, inp.a, inp.b_in, inp.c, inp.d, raw_delta);
+fn fused_on<B: Backend, K: icl_lab_kernels::scan::FusedScan>(operands: Gated<B>, raw_delta: bool) -> Result<Tensor<B, 3>, Gated<B>> {
+    let (inp, gate): Gated<K> = cast(operands)?;
+    let y = icl_lab_kernels::scan::selective_scan(inp.x, inp.delta, inp.a, inp.b_in, inp.c, inp.d, gate, raw_delta);
     Ok(cast(y).unwrap_or_else(|_| unreachable!("B is K")))
 }
 
-/// The fused scan, or the inputs back when `B` has none.
-fn fused_scan<B: Backend>(inp: ScanInputs<B>, raw_delta: bool) -> Result<Tensor<B, 3>, ScanInputs<B>> {
-    on_fused_backend!(fused_on::<B>(inp, raw_delta))
+/// The fused scan, or the operands back when `B` has none.
+fn fused_scan<B: Backend>(operands: Gated<B>, raw_delta: bool) -> Result<Tensor<B, 3>, Gated<B>> {
+    on_fused_backend!(fused_on::<B>(operands, raw_delta))
 }
 
 /// [`selective_scan`] of a Δ given before its softplus (paper-spec §6.2 step 4 with steps
@@ -101,7 +104,15 @@ fn fused_scan<B: Backend>(inp: ScanInputs<B>, raw_delta: bool) -> Result<Tensor<
 /// its own, forward or backward); every other path applies [`super::pointwise::softplus`]
 /// first.
 pub fn selective_scan_of_raw_delta<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
-    scan(inp, mode, true)
+    scan(inp, None, mode, true)
+}
+
+/// Mamba's scan whole (paper-spec §6.2 steps 4 and 6–9): [`selective_scan_of_raw_delta`]
+/// gated by z `[b, l, e]`, `y·silu(z)`. The fused kernels apply the gate as they write y and
+/// give ∂z in their backward (no pass over y and z of its own); every other path applies
+/// [`super::pointwise::silu`] after.
+pub fn gated_scan_of_raw_delta<B: Backend>(inp: ScanInputs<B>, z: Tensor<B, 3>, mode: ScanMode) -> Tensor<B, 3> {
+    scan(inp, Some(z), mode, true)
 }
 
 /// Returns y, shape `[b, l, e]`. A stacked model's members (`models::members`: x `[K·b, l, e]`
@@ -110,21 +121,32 @@ pub fn selective_scan_of_raw_delta<B: Backend>(inp: ScanInputs<B>, mode: ScanMod
 /// full-size zero gradient per slice in burn's autodiff), the tensor-op scans go one member at
 /// a time.
 pub fn selective_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
-    scan(inp, mode, false)
+    scan(inp, None, mode, false)
 }
 
-/// Both scans: the fused kernels where `mode` asks for them, `B` has them and they are verified
-/// at this shape; else the tensor-op scan, Δ through softplus first when `raw_delta`.
-fn scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode, raw_delta: bool) -> Tensor<B, 3> {
-    let [kb, _, e] = inp.x.dims();
-    let inp = match mode {
-        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan(inp, raw_delta) {
+/// Every scan: the fused kernels where `mode` asks for them, `B` has them and they are
+/// verified at this shape; else the tensor-op scan, Δ through softplus first when
+/// `raw_delta`, gated after when `gate`.
+fn scan<B: Backend>(inp: ScanInputs<B>, gate: Option<Tensor<B, 3>>, mode: ScanMode, raw_delta: bool) -> Tensor<B, 3> {
+    let [_, _, e] = inp.x.dims();
+    let (inp, gate) = match mode {
+        ScanMode::Fused if fused_verified(e, inp.a.dims()[1]) => match fused_scan((inp, gate), raw_delta) {
             Ok(y) => return y,
-            Err(inp) => inp,
+            Err(back) => back,
         },
-        _ => inp,
+        _ => (inp, gate),
     };
     let inp = if raw_delta { ScanInputs { delta: super::pointwise::softplus(inp.delta), ..inp } } else { inp };
+    let y = ungated_tensor_scan(inp, mode);
+    match gate {
+        Some(z) => y * super::pointwise::silu(z),
+        None => y,
+    }
+}
+
+/// The tensor-op scan of every member: whole for one, a member at a time for a stack.
+fn ungated_tensor_scan<B: Backend>(inp: ScanInputs<B>, mode: ScanMode) -> Tensor<B, 3> {
+    let [kb, _, e] = inp.x.dims();
     let members = super::members::count(inp.a.dims()[0], e);
     if members == 1 {
         return tensor_scan(inp, mode);
@@ -278,17 +300,21 @@ pub fn max_relative_error(got: &[f64], want: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// y and the gradients of `Σ y ⊙ proj` with respect to x, Δ, A, B, C, D, as host vectors
-/// (`raw_delta`: Δ before softplus, [`selective_scan_of_raw_delta`]).
-fn scan_with_grads<B: AutodiffBackend>(inp: &ScanInputs<B>, proj: &Tensor<B, 3>, mode: ScanMode, raw_delta: bool) -> Vec<Vec<f64>> {
+/// y and the gradients of `Σ y ⊙ proj` with respect to x, Δ, A, B, C, D (and `wide`, for a
+/// gated scan), as host vectors (`raw_delta`: Δ before softplus,
+/// [`selective_scan_of_raw_delta`]; `wide`: a leaf `[b, l, 2e]` whose upper half is the gate z,
+/// [`gated_scan_of_raw_delta`]).
+fn scan_with_grads<B: AutodiffBackend>(inp: &ScanInputs<B>, wide: Option<&Tensor<B, 3>>, proj: &Tensor<B, 3>, mode: ScanMode, raw_delta: bool) -> Vec<Vec<f64>> {
     fn host<K: Backend, const D: usize>(t: Tensor<K, D>) -> Vec<f64> {
         t.into_data().convert::<f64>().iter::<f64>().collect()
     }
-    let y = if raw_delta { selective_scan_of_raw_delta(inp.clone(), mode) } else { selective_scan(inp.clone(), mode) };
+    let e = inp.x.dims()[2];
+    let gate = wide.map(|w| w.clone().narrow(2, e, e));
+    let y = scan(inp.clone(), gate, mode, raw_delta);
     let grads = (y.clone() * proj.clone()).sum().backward();
     let grad = |t: Option<Tensor<B::InnerBackend, 3>>, len: usize| t.map_or_else(|| vec![0.0; len], host);
     let g3 = |t: &Tensor<B, 3>| grad(t.grad(&grads), t.shape().num_elements());
-    vec![
+    let mut values = vec![
         host(y),
         g3(&inp.x),
         g3(&inp.delta),
@@ -296,11 +322,17 @@ fn scan_with_grads<B: AutodiffBackend>(inp: &ScanInputs<B>, proj: &Tensor<B, 3>,
         g3(&inp.b_in),
         g3(&inp.c),
         inp.d.grad(&grads).map_or_else(|| vec![0.0; inp.d.shape().num_elements()], host),
-    ]
+    ];
+    // ∂z as the leaf's upper half (a slice's own gradient is not kept).
+    values.extend(wide.map(g3));
+    values
 }
 
 /// Names of the values `compare_modes` reports, in order.
 pub const COMPARED: [&str; 7] = ["y", "dx", "ddelta", "dA", "dB", "dC", "dD"];
+
+/// Names of the values [`compare_gated_modes`] reports, in order: [`COMPARED`]'s and ∂z.
+pub const COMPARED_GATED: [&str; 8] = ["y", "dx", "ddelta", "dA", "dB", "dC", "dD", "dz"];
 
 /// Largest relative errors (see [`max_relative_error`]) of the scan in mode `test` against
 /// mode `reference`, on random inputs of shape `[b, l, e, n]`: for y and for each gradient of
@@ -315,16 +347,23 @@ pub const STACKED_CHECK_SHAPES: [(usize, [usize; 4]); 2] = [(3, [2, 37, 96, 8]),
 
 /// [`compare_modes`] on a stacked scan of `members` members.
 pub fn compare_stacked_modes<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
-    compare_scans::<B>(members, dims, seed, device, [test, reference], false)
+    compare_scans::<B>(members, dims, seed, device, [test, reference], false, false).try_into().expect("seven values")
 }
 
 /// [`compare_stacked_modes`] of scans given Δ before softplus (U(-3, 3)): the fused kernels
 /// apply it themselves, the tensor-op scans after [`super::pointwise::softplus`].
 pub fn compare_raw_delta_modes<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 7] {
-    compare_scans::<B>(members, dims, seed, device, [test, reference], true)
+    compare_scans::<B>(members, dims, seed, device, [test, reference], true, false).try_into().expect("seven values")
 }
 
-fn compare_scans<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, [test, reference]: [ScanMode; 2], raw_delta: bool) -> [f64; 7] {
+/// [`compare_raw_delta_modes`] of Mamba's whole scan, gated by z (U(-4, 4), a slice of rows
+/// twice as wide as Mamba's is): the fused kernels gate y themselves, the tensor-op scans
+/// after; the errors of [`COMPARED_GATED`].
+pub fn compare_gated_modes<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, test: ScanMode, reference: ScanMode) -> [f64; 8] {
+    compare_scans::<B>(members, dims, seed, device, [test, reference], true, true).try_into().expect("eight values")
+}
+
+fn compare_scans<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64, device: &B::Device, [test, reference]: [ScanMode; 2], raw_delta: bool, gated: bool) -> Vec<f64> {
     let mut inp = random_stacked_inputs::<B>(members, dims, seed, device);
     if raw_delta {
         // A new leaf (an op on the drawn leaf would not be one).
@@ -333,11 +372,13 @@ fn compare_scans<B: AutodiffBackend>(members: usize, dims: [usize; 4], seed: u64
     let [b, l, e, _] = dims;
     let b = members * b;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    let proj: Vec<f32> = (0..b * l * e).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let proj = Tensor::<B, 3>::from_data(TensorData::new(proj, [b, l, e]), (device, inp.x.dtype()));
-    let got = scan_with_grads(&inp, &proj, test, raw_delta);
-    let want = scan_with_grads(&inp, &proj, reference, raw_delta);
-    std::array::from_fn(|i| max_relative_error(&got[i], &want[i]))
+    let mut uniform = |len: usize, scale: f32| (0..len).map(|_| rng.random_range(-scale..scale)).collect::<Vec<f32>>();
+    let proj = Tensor::<B, 3>::from_data(TensorData::new(uniform(b * l * e, 1.0), [b, l, e]), (device, inp.x.dtype()));
+    // z the upper half of a leaf's rows, as Mamba's is of in_proj's output.
+    let wide = gated.then(|| Tensor::<B, 3>::from_data(TensorData::new(uniform(b * l * 2 * e, 4.0), [b, l, 2 * e]), (device, inp.x.dtype())).require_grad());
+    let got = scan_with_grads(&inp, wide.as_ref(), &proj, test, raw_delta);
+    let want = scan_with_grads(&inp, wide.as_ref(), &proj, reference, raw_delta);
+    got.iter().zip(&want).map(|(g, w)| max_relative_error(g, w)).collect()
 }
 
 #[cfg(test)]
@@ -480,6 +521,24 @@ mod tests {
         }
     }
 
+    /// Mamba's whole scan, gated by a slice of wider rows: ∂z reaches the leaf, and both
+    /// tensor-op forms agree on it.
+    #[test]
+    fn gated_scans_compare_on_the_cpu() {
+        let errors = compare_gated_modes::<B32>(2, [2, 21, 6, 3], 1, &NdArrayDevice::Cpu, ScanMode::Sequential, ScanMode::Chunked(CHUNK));
+        for (name, err) in COMPARED_GATED.iter().zip(errors) {
+            assert!(err <= 1e-4, "{name}: relative error {err:.2e}");
+        }
+        // The gate changes y: the gated scan is not the plain one.
+        let inp = random_inputs::<B32>([1, 5, 4, 2], 3, &NdArrayDevice::Cpu);
+        let z = Tensor::<B32, 3>::ones([1, 5, 4], (&NdArrayDevice::Cpu, inp.x.dtype())) * -2.0;
+        let plain = selective_scan_of_raw_delta(inp.clone(), ScanMode::Sequential);
+        let gated = gated_scan_of_raw_delta(inp, z, ScanMode::Sequential);
+        let silu = -2.0 / (1.0 + 2f32.exp());
+        let diff = (gated - plain * silu).abs().max().into_scalar();
+        assert!(diff < 1e-6, "gated = y·silu(z): off by {diff}");
+    }
+
     #[test]
     fn compare_modes_sees_small_and_large_differences() {
         // The two tensor-op forms agree to fp32 rounding, and the comparison notices it is not 0.
@@ -532,6 +591,11 @@ mod tests {
             let errors = compare_raw_delta_modes::<crate::runtime::CudaBackend>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(CHUNK));
             for (name, err) in COMPARED.iter().zip(errors) {
                 assert!(err <= 1e-4, "{name} at {members} members of {dims:?}, Δ raw: relative error {err:.2e}");
+            }
+            // And gated (Mamba's whole scan): our CUDA C++ gates y as it writes it.
+            let errors = compare_gated_modes::<crate::runtime::CudaBackend>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(CHUNK));
+            for (name, err) in COMPARED_GATED.iter().zip(errors) {
+                assert!(err <= 1e-4, "{name} at {members} members of {dims:?}, gated: relative error {err:.2e}");
             }
         }
     }

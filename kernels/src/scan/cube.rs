@@ -11,7 +11,7 @@ use cubecl::prelude::*;
 use super::kernel::{scan_backward_kernel, scan_forward_kernel, WARP};
 use super::state_kernel::{scan_backward_state_kernel, scan_forward_state_kernel};
 use super::source::{Pass, ScanSource};
-use super::{channel_code_for, chosen_channel_code, chosen_entries, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, DeltaSoftplus, FusedScan, Layout, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
+use super::{channel_code_for, chosen_channel_code, chosen_entries, chosen_prefetch, chosen_time_split, chosen_tile, layout_of, ChannelCode, DeltaSoftplus, FusedScan, Layout, Saved, Scan, ScanKernels, StateTile, TimeSplit, CHUNK};
 use crate::source_kernel::compiles_cuda;
 
 /// Threads per cube (4 warps of channels of one batch row).
@@ -50,7 +50,7 @@ fn channel_source<R: CubeRuntime>(pass: Pass, [nb, l, e, n]: [usize; 4], vector:
 
 /// A split's first pass of `kernel`'s scan: one thread a channel, all N entries.
 fn first_pass(kernel: ScanSource, pass: Pass) -> ScanSource {
-    ScanSource::split(pass, kernel.n, kernel.chunk, kernel.n, kernel.prefetch).with_softplus(kernel.softplus)
+    ScanSource::split(pass, kernel.n, kernel.chunk, kernel.n, kernel.prefetch).with_softplus(kernel.softplus).with_gate(kernel.gate)
 }
 
 /// The grid of our CUDA C++'s `kernel`: its cubes' channels, by batch row, by segment.
@@ -59,8 +59,22 @@ fn source_grid(kernel: ScanSource, nb: usize, e: usize, segments: usize) -> Cube
 }
 
 /// The scalars of [`ScanSource`]'s kernels ([`super::source::SCALARS`]).
-fn source_scalars(nb: usize, members: usize, l: usize, e: usize, seg: usize) -> [u32; 5] {
-    [nb, members, l, e, seg].map(|v| u32::try_from(v).expect("selective scan: a size past 32 bits"))
+fn source_scalars(nb: usize, members: usize, l: usize, e: usize, seg: usize, zrow: usize) -> [u32; 6] {
+    [nb, members, l, e, seg, zrow].map(|v| u32::try_from(v).expect("selective scan: a size past 32 bits"))
+}
+
+/// The gate z `[b, l, e]` as our CUDA C++ reads it, and the floats between its rows: a slice of
+/// wider rows (Mamba's z, half of in_proj's output) in place, anything else as a dense copy.
+fn gate_rows<R: CubeRuntime>(z: CubeTensor<R>) -> (CubeTensor<R>, usize) {
+    let [nb, l, e] = z.shape().dims::<3>();
+    let strides = z.meta.strides().to_vec();
+    let row = strides[1];
+    let in_place = strides[2] == 1 && row >= e && strides[0] == l * row && nb * l * row < 1 << 32;
+    if in_place {
+        (z, row)
+    } else {
+        (into_contiguous(z), e)
+    }
 }
 
 /// The per-channel grid: cubes of [`BLOCK`] channels, by batch row, by segment of time.
@@ -70,7 +84,7 @@ fn launch_grid(nb: usize, e: usize, segments: usize) -> (CubeCount, CubeDim) {
 
 /// Launches `kernel` with `tensors`' buffers in order.
 fn launch_source<R: CubeRuntime>(kernel: ScanSource, count: CubeCount, tensors: &[&CubeTensor<R>], scalars: &[u32]) {
-    assert_eq!(tensors.len(), kernel.pass.buffers().len(), "selective scan: {:?} takes {} buffers", kernel.pass, kernel.pass.buffers().len());
+    assert_eq!(tensors.len(), kernel.buffers().len(), "selective scan: {:?} takes {} buffers", kernel.pass, kernel.buffers().len());
     let buffers = tensors.iter().map(|t| t.handle.clone().binding()).collect();
     crate::source_kernel::launch(&tensors[0].client, kernel, count, buffers, scalars);
 }
@@ -100,8 +114,42 @@ fn softplus_of<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     into_contiguous(B::<R, F, I, BT>::float_add(B::<R, F, I, BT>::float_clamp_min(x, 0.0f32.into()), tail))
 }
 
+/// The gate as tensor ops, for the kernels without it of their own: the forward's y·silu(z),
+/// and what it saves (the ungated y with the states).
+fn gated_after<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(y: CubeTensor<R>, gate: Option<CubeTensor<R>>, states: Option<CubeTensor<R>>) -> (CubeTensor<R>, Option<Saved<CubeTensor<R>>>) {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    match gate {
+        None => (y, states.map(|states| Saved { states, ungated: None })),
+        Some(z) => {
+            let silu = B::<R, F, I, BT>::float_mul(z.clone(), B::<R, F, I, BT>::sigmoid(z));
+            let out = B::<R, F, I, BT>::float_mul(y.clone(), silu);
+            (out, states.map(|states| Saved { states, ungated: Some(y) }))
+        }
+    }
+}
+
+/// The gate's backward as tensor ops, for the kernels without it of their own: from ∂ of the
+/// gated output, ∂y = ∂out·silu(z) (dense, as the kernels index it) and
+/// ∂z = ∂out·y·σ(z)(1 + z(1 - σ(z))).
+fn gate_backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(dout: CubeTensor<R>, z: CubeTensor<R>, ungated: CubeTensor<R>) -> (CubeTensor<R>, CubeTensor<R>) {
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    let sig = B::<R, F, I, BT>::sigmoid(z.clone());
+    let dy = into_contiguous(B::<R, F, I, BT>::float_mul(dout.clone(), B::<R, F, I, BT>::float_mul(z.clone(), sig.clone())));
+    let one_minus = B::<R, F, I, BT>::float_add_scalar(B::<R, F, I, BT>::float_neg(sig.clone()), 1.0f32.into());
+    let slope = B::<R, F, I, BT>::float_add_scalar(B::<R, F, I, BT>::float_mul(z, one_minus), 1.0f32.into());
+    let dz = B::<R, F, I, BT>::float_mul(B::<R, F, I, BT>::float_mul(dout, ungated), B::<R, F, I, BT>::float_mul(sig, slope));
+    (dy, dz)
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernels for CubeBackend<R, F, I, BT> {
-    fn scan_forward(inp: Scan<CubeTensor<R>>, softplus: DeltaSoftplus, save: bool, layout: Layout, split: TimeSplit) -> (CubeTensor<R>, Option<CubeTensor<R>>) {
+    fn scan_forward(
+        inp: Scan<CubeTensor<R>>,
+        gate: Option<CubeTensor<R>>,
+        softplus: DeltaSoftplus,
+        save: bool,
+        layout: Layout,
+        split: TimeSplit,
+    ) -> (CubeTensor<R>, Option<Saved<CubeTensor<R>>>) {
         let mut inp = inp.map(into_contiguous);
         let [nb, l, e, n] = sizes(&inp);
         let members = super::members_of(&inp);
@@ -115,8 +163,9 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let states = empty(if save { states_shape(layout, [nb, l, e, n], tile) } else { Shape::new([1]) });
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
         let source = if layout == Layout::PerChannel { channel_source::<R>(Pass::Forward { save }, [nb, l, e, n], vector) } else { None };
-        // Our CUDA C++ applies softplus as it reads Δ; the other kernels take it applied.
-        let source = source.map(|kernel| kernel.with_softplus(softplus));
+        // Our CUDA C++ applies softplus as it reads Δ and the gate as it writes y; the other
+        // kernels take Δ applied, and the gate after them.
+        let source = source.map(|kernel| kernel.with_softplus(softplus).with_gate(gate.is_some()));
         if softplus && source.is_none() {
             inp.delta = softplus_of::<R, F, I, BT>(inp.delta);
         }
@@ -144,11 +193,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
                 save,
                 dtype.into(),
             ));
-            return (y, save.then_some(states));
+            return gated_after::<R, F, I, BT>(y, gate, save.then_some(states));
         }
         if let Some(kernel) = source {
             let seg = split.segment_steps(nb * e, l, false);
-            let (segments, scalars) = (split.segments(nb * e, l, false), source_scalars(nb, members, l, e, seg));
+            let gate = gate.map(gate_rows);
+            let zrow = gate.as_ref().map_or(e, |(_, row)| *row);
+            let (segments, scalars) = (split.segments(nb * e, l, false), source_scalars(nb, members, l, e, seg, zrow));
             // Each segment but the last's end state from a zero start, then every segment from
             // the state those give. One segment reads no ends (x stands in for them).
             let ends = if segments > 1 {
@@ -159,9 +210,14 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             } else {
                 inp.x.clone()
             };
-            let tensors = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &y, &states, &ends];
+            let mut tensors = vec![&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &y, &states, &ends];
+            // Gated: z, and the ungated y kept for the backward (unsaved, states stand in).
+            let ungated = (gate.is_some() && save).then(|| empty(Shape::new([nb, l, e])));
+            if let Some((z, _)) = &gate {
+                tensors.extend([z, ungated.as_ref().unwrap_or(&states)]);
+            }
             launch_source(kernel, source_grid(kernel, nb, e, segments), &tensors, &scalars);
-            return (y, save.then_some(states));
+            return (y, save.then_some(Saved { states, ungated }));
         }
         let (count, dim) = launch_grid(nb, e, 1);
         crate::launch!(scan_forward_kernel::<R>(
@@ -186,12 +242,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             save,
             dtype.into(),
         ));
-        (y, save.then_some(states))
+        gated_after::<R, F, I, BT>(y, gate, save.then_some(states))
     }
 
-    fn scan_backward(inp: Scan<CubeTensor<R>>, softplus: DeltaSoftplus, states: CubeTensor<R>, dy: CubeTensor<R>, split: TimeSplit) -> Scan<CubeTensor<R>> {
+    fn scan_backward(
+        inp: Scan<CubeTensor<R>>,
+        gate: Option<CubeTensor<R>>,
+        softplus: DeltaSoftplus,
+        saved: Saved<CubeTensor<R>>,
+        dy: CubeTensor<R>,
+        split: TimeSplit,
+    ) -> (Scan<CubeTensor<R>>, Option<CubeTensor<R>>) {
         let mut inp = inp.map(into_contiguous);
         let dy = into_contiguous(dy);
+        let Saved { states, ungated } = saved;
+        let gate = gate.map(|z| (z, into_contiguous(ungated.expect("selective scan backward: a gated scan's forward saves its ungated y"))));
         let [nb, l, e, n] = sizes(&inp);
         let members = super::members_of(&inp);
         assert_eq!(dy.shape().dims::<3>(), [nb, l, e], "selective scan backward: dy must have y's shape");
@@ -205,7 +270,25 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
         let groups = if per_state { state_grid(nb, e, n, tile).0 } else { e.div_ceil(WARP) };
         let vector = row_vector_size(n, [&inp.b, &inp.c]);
         let source = if per_state { None } else { channel_source::<R>(Pass::Backward, [nb, l, e, n], vector) };
-        let source = source.map(|kernel| kernel.with_softplus(softplus));
+        let source = source.map(|kernel| kernel.with_softplus(softplus).with_gate(gate.is_some()));
+        // Where the kernels take the ungated y's gradient: the gate's backward first. Ours
+        // write ∂z themselves.
+        let (dy, dz) = match &gate {
+            Some((z, ungated)) if source.is_none() => {
+                let (dy, dz) = gate_backward::<R, F, I, BT>(dy, z.clone(), ungated.clone());
+                (dy, Some(dz))
+            }
+            Some(_) => (dy, Some(empty(Shape::new([nb, l, e])))),
+            None => (dy, None),
+        };
+        // Ours read z in place where they can.
+        let (gate, zrow) = match gate {
+            Some((z, ungated)) if source.is_some() => {
+                let (z, row) = gate_rows(z);
+                (Some((z, ungated)), row)
+            }
+            gate => (gate, e),
+        };
         // Where the kernels take Δ after softplus: ∂ of the raw Δ is ∂Δ σ(raw), after them.
         let raw_delta = (softplus && source.is_none()).then(|| inp.delta.clone());
         if let Some(raw) = &raw_delta {
@@ -253,18 +336,23 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             let (count, dim) = launch_grid(nb, e, 1);
             if let Some(kernel) = source {
                 let states = into_contiguous(states);
-                let scalars = source_scalars(nb, members, l, e, seg);
+                let scalars = source_scalars(nb, members, l, e, seg, zrow);
                 // Each segment but the first's adjoint carry at its start from a zero carry at
                 // its end, then every segment from the carry those give.
                 let starts = if segments > 1 {
                     let starts = empty(Shape::new([segments - 1, n + 1, nb, e]));
                     let pass = first_pass(kernel, Pass::BackwardStarts);
-                    launch_source(pass, source_grid(pass, nb, e, segments - 1), &[&inp.delta, &inp.a, &inp.c, &dy, &starts], &scalars);
+                    let mut tensors = vec![&inp.delta, &inp.a, &inp.c, &dy, &starts];
+                    tensors.extend(gate.as_ref().map(|(z, _)| z));
+                    launch_source(pass, source_grid(pass, nb, e, segments - 1), &tensors, &scalars);
                     starts
                 } else {
                     inp.x.clone()
                 };
-                let tensors = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &states, &dy, &starts, &dx, &ddelta, &da_part, &db_part, &dc_part, &dd_part];
+                let mut tensors = vec![&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d, &states, &dy, &starts, &dx, &ddelta, &da_part, &db_part, &dc_part, &dd_part];
+                if let (Some((z, ungated)), Some(dz)) = (&gate, &dz) {
+                    tensors.extend([z, ungated, dz]);
+                }
                 launch_source(kernel, source_grid(kernel, nb, e, segments), &tensors, &scalars);
             } else {
                 crate::launch!(scan_backward_kernel::<R>(
@@ -309,20 +397,21 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ScanKernel
             Some(raw) => Self::float_mul(ddelta, Self::sigmoid(raw)),
             None => ddelta,
         };
-        Scan {
+        let grads = Scan {
             x: dx,
             delta: ddelta,
             a: da,
             b: sum(db_part, 2, Shape::new([nb, l, n])),
             c: sum(dc_part, 2, Shape::new([nb, l, n])),
             d: dd,
-        }
+        };
+        (grads, dz)
     }
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> FusedScan for CubeBackend<R, F, I, BT> {
-    fn fused_scan(inp: Scan<CubeTensor<R>>, softplus: DeltaSoftplus) -> CubeTensor<R> {
+    fn fused_scan(inp: Scan<CubeTensor<R>>, gate: Option<CubeTensor<R>>, softplus: DeltaSoftplus) -> CubeTensor<R> {
         let layout = layout_of(&inp);
-        Self::scan_forward(inp, softplus, false, layout, chosen_time_split()).0
+        Self::scan_forward(inp, gate, softplus, false, layout, chosen_time_split()).0
     }
 }

@@ -19,6 +19,11 @@
 //! (∂B, ∂C) are warp reductions; sums over batch (∂A, ∂D) are per-thread accumulators
 //! reduced with one tensor op afterwards.
 //!
+//! Around the recurrence (paper-spec §6.2 steps 4 and 9), a scan may take Δ raw and apply
+//! softplus to it, and may gate its output, `y·silu(z)`. Our CUDA C++ does both inside its
+//! passes (softplus as it reads Δ, the gate as it writes y; the backward takes the gated
+//! output's gradient and gives ∂z); the other kernels take them as tensor ops around them.
+//!
 //! Layering: [`ScanKernels`] is the pair of raw kernels (inputs in, outputs out), implemented
 //! for `CubeBackend` ([`cube`]) and for `Fusion<CubeBackend>` ([`fusion`], a custom fusion
 //! operation). [`FusedScan`] is the differentiable op a model calls, implemented for those two
@@ -488,28 +493,53 @@ impl<T> Scan<T> {
 /// softplus to it first (paper-spec §6.2 step 4; the gradient is then the raw Δ's).
 pub type DeltaSoftplus = bool;
 
+/// What a forward keeps for its backward: the states entering each chunk (an opaque tensor)
+/// and, for a gated scan, the y before the gate.
+#[derive(Debug, Clone)]
+pub struct Saved<T> {
+    pub states: T,
+    pub ungated: Option<T>,
+}
+
 /// The raw kernels on a backend's primitives.
 pub trait ScanKernels: Backend {
-    /// Returns y `[b, l, e]` and, when `save`, the states entering each chunk (an opaque
-    /// tensor for [`ScanKernels::scan_backward`]). `layout` must suit the state size
+    /// Returns y `[b, l, e]` (with a gate z `[b, l, e]`, `y·silu(z)`) and, when `save`, what
+    /// [`ScanKernels::scan_backward`] needs. `layout` must suit the state size
     /// ([`Layout::for_state_size`]); `split` is how our per-channel code splits time.
-    fn scan_forward(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus, save: bool, layout: Layout, split: TimeSplit) -> (FloatTensor<Self>, Option<FloatTensor<Self>>);
+    fn scan_forward(
+        inp: Scan<FloatTensor<Self>>,
+        gate: Option<FloatTensor<Self>>,
+        softplus: DeltaSoftplus,
+        save: bool,
+        layout: Layout,
+        split: TimeSplit,
+    ) -> (FloatTensor<Self>, Option<Saved<FloatTensor<Self>>>);
 
-    /// Gradients of the six operands given ∂L/∂y `dy` and the forward's saved states (from
-    /// a forward of any split, with the same `softplus`).
-    fn scan_backward(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus, states: FloatTensor<Self>, dy: FloatTensor<Self>, split: TimeSplit) -> Scan<FloatTensor<Self>>;
+    /// Gradients of the six operands (and of the gate, for a gated scan) given ∂L/∂y `dy`
+    /// and what the forward saved (a forward of any split, with the same gate and
+    /// `softplus`).
+    fn scan_backward(
+        inp: Scan<FloatTensor<Self>>,
+        gate: Option<FloatTensor<Self>>,
+        softplus: DeltaSoftplus,
+        saved: Saved<FloatTensor<Self>>,
+        dy: FloatTensor<Self>,
+        split: TimeSplit,
+    ) -> (Scan<FloatTensor<Self>>, Option<FloatTensor<Self>>);
 }
 
 /// Backends with a fused, differentiable selective scan.
 pub trait FusedScan: Backend {
-    fn fused_scan(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus) -> FloatTensor<Self>;
+    fn fused_scan(inp: Scan<FloatTensor<Self>>, gate: Option<FloatTensor<Self>>, softplus: DeltaSoftplus) -> FloatTensor<Self>;
 }
 
 /// The fused selective scan; y `[b, l, e]`. Shapes as in [`Scan`]. A stacked scan of K
 /// members (the models' `members`) has A `[K·e, n]` and D `[K·e]`, and x, Δ, B and C hold
 /// the members' batch rows in order; one launch of each kernel serves every member. With
 /// `softplus`, Δ is given raw and the scan takes softplus(Δ) (our CUDA C++ applies it as it
-/// reads Δ; the other kernels after a pass of tensor ops).
+/// reads Δ; the other kernels after a pass of tensor ops). With a gate z `[b, l, e]`, the
+/// scan returns `y·silu(z)` (paper-spec §6.2 step 9), likewise inside our CUDA C++.
+#[allow(clippy::too_many_arguments)]
 pub fn selective_scan<B: FusedScan>(
     x: Tensor<B, 3>,
     delta: Tensor<B, 3>,
@@ -517,6 +547,7 @@ pub fn selective_scan<B: FusedScan>(
     b: Tensor<B, 3>,
     c: Tensor<B, 3>,
     d: Tensor<B, 1>,
+    gate: Option<Tensor<B, 3>>,
     softplus: DeltaSoftplus,
 ) -> Tensor<B, 3> {
     let [nb, l, e] = x.dims();
@@ -526,6 +557,9 @@ pub fn selective_scan<B: FusedScan>(
     assert_eq!(b.dims(), [nb, l, n], "selective scan: B must be [b, l, n] = [{nb}, {l}, {n}]");
     assert_eq!(c.dims(), [nb, l, n], "selective scan: C must be [b, l, n] = [{nb}, {l}, {n}]");
     assert_eq!(d.dims(), [k * e], "selective scan: D must be [K·e] = [{k}·{e}]");
+    if let Some(z) = &gate {
+        assert_eq!(z.dims(), [nb, l, e], "selective scan: the gate z must have x's shape");
+    }
     let prim = |t: TensorPrimitive<B>| t.tensor();
     let inp = Scan {
         x: prim(x.into_primitive()),
@@ -535,26 +569,38 @@ pub fn selective_scan<B: FusedScan>(
         c: prim(c.into_primitive()),
         d: prim(d.into_primitive()),
     };
-    Tensor::from_primitive(TensorPrimitive::Float(B::fused_scan(inp, softplus)))
+    let gate = gate.map(|z| prim(z.into_primitive()));
+    Tensor::from_primitive(TensorPrimitive::Float(B::fused_scan(inp, gate, softplus)))
 }
 
 impl<B: ScanKernels, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
-    fn fused_scan(inp: Scan<FloatTensor<Self>>, softplus: DeltaSoftplus) -> FloatTensor<Self> {
-        let nodes = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d].map(|t| t.node.clone());
-        match (ScanBackward { softplus }).prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let prims = inp.map(|t| t.primitive);
-                let layout = layout_of(&prims);
-                let (y, states) = B::scan_forward(prims.clone(), softplus, true, layout, chosen_time_split());
-                let states = states.expect("scan_forward(save = true) returns the states");
-                prep.finish((prims, states), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                let prims = inp.map(|t| t.primitive);
-                let layout = layout_of(&prims);
-                prep.finish(B::scan_forward(prims, softplus, false, layout, chosen_time_split()).0)
-            }
+    fn fused_scan(inp: Scan<FloatTensor<Self>>, gate: Option<FloatTensor<Self>>, softplus: DeltaSoftplus) -> FloatTensor<Self> {
+        // The graph's node has a parent an operand: six, or seven with the gate.
+        match gate {
+            None => tracked_scan::<B, C, 6>(inp, None, softplus),
+            Some(z) => tracked_scan::<B, C, 7>(inp, Some(z), softplus),
         }
+    }
+}
+
+/// The scan as a node of `N` parents of burn's autodiff graph (the operands, then the gate).
+fn tracked_scan<B: ScanKernels, C: CheckpointStrategy, const N: usize>(
+    inp: Scan<FloatTensor<Autodiff<B, C>>>,
+    gate: Option<FloatTensor<Autodiff<B, C>>>,
+    softplus: DeltaSoftplus,
+) -> FloatTensor<Autodiff<B, C>> {
+    let nodes: Vec<_> = [&inp.x, &inp.delta, &inp.a, &inp.b, &inp.c, &inp.d].into_iter().chain(&gate).map(|t| t.node.clone()).collect();
+    let nodes: [_; N] = nodes.try_into().unwrap_or_else(|_| unreachable!("N is the operands and the gate"));
+    let prims = inp.map(|t| t.primitive);
+    let gate = gate.map(|z| z.primitive);
+    let layout = layout_of(&prims);
+    match (ScanBackward { softplus }).prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, saved) = B::scan_forward(prims.clone(), gate.clone(), softplus, true, layout, chosen_time_split());
+            let saved = saved.expect("scan_forward(save = true) returns what it saved");
+            prep.finish((prims, gate, saved), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(B::scan_forward(prims, gate, softplus, false, layout, chosen_time_split()).0),
     }
 }
 
@@ -585,15 +631,15 @@ struct ScanBackward {
     softplus: DeltaSoftplus,
 }
 
-impl<B: ScanKernels> Backward<B, 6> for ScanBackward {
-    /// The operands and the saved chunk states.
-    type State = (Scan<FloatTensor<B>>, FloatTensor<B>);
+impl<B: ScanKernels, const N: usize> Backward<B, N> for ScanBackward {
+    /// The operands, the gate, and what the forward saved.
+    type State = (Scan<FloatTensor<B>>, Option<FloatTensor<B>>, Saved<FloatTensor<B>>);
 
-    fn backward(self, ops: Ops<Self::State, 6>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
         let dy = grads.consume::<B>(&ops.node);
-        let (inp, states) = ops.state;
-        let g = B::scan_backward(inp, self.softplus, states, dy, chosen_time_split());
-        for (parent, grad) in ops.parents.into_iter().zip(g.into_array()) {
+        let (inp, gate, saved) = ops.state;
+        let (g, dz) = B::scan_backward(inp, gate, self.softplus, saved, dy, chosen_time_split());
+        for (parent, grad) in ops.parents.into_iter().zip(g.into_array().into_iter().chain(dz)) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, grad);
             }

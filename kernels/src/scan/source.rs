@@ -40,21 +40,25 @@ pub enum Pass {
 
 impl Pass {
     /// The buffers the pass takes, in launch order (as [`ScanSource::cuda`] lists them): `r`
-    /// for one it reads, `w` for one it writes.
-    pub fn buffers(self) -> &'static str {
-        match self {
-            Pass::Forward { .. } => "rrrrrrwwr",
-            Pass::ForwardEnds | Pass::BackwardStarts => "rrrrw",
-            Pass::Backward => "rrrrrrrrrwwwwww",
+    /// for one it reads, `w` for one it writes; a gated scan's come after the others.
+    pub fn buffers(self, gate: bool) -> &'static str {
+        match (self, gate) {
+            (Pass::Forward { .. }, false) => "rrrrrrwwr",
+            (Pass::Forward { .. }, true) => "rrrrrrwwrrw",
+            (Pass::ForwardEnds, _) | (Pass::BackwardStarts, false) => "rrrrw",
+            (Pass::BackwardStarts, true) => "rrrrwr",
+            (Pass::Backward, false) => "rrrrrrrrrwwwwww",
+            (Pass::Backward, true) => "rrrrrrrrrwwwwwwrrw",
         }
     }
 }
 
 /// One compiled form of the per-channel kernels: which pass, N state entries, the chunk of
 /// steps between saved states, threads a cube, the state entries each thread holds, the
-/// prefetch of the passes that walk forward in time or (the backward's first pass) back, and
+/// prefetch of the passes that walk forward in time or (the backward's first pass) back,
 /// whether Δ comes raw, to pass through softplus as it is read (paper-spec §6: the backward
-/// then gives ∂ of the raw Δ).
+/// then gives ∂ of the raw Δ), and whether the output is gated, `y·silu(z)` (paper-spec §6.2
+/// step 9: the backward then takes ∂ of the gated output and gives ∂z).
 ///
 /// A channel's N entries are split over `n / entries` threads (its groups), each in its own
 /// warp of the cube: a warp is 32 channels' same group, so the warp sums of ∂B, ∂C stay sums
@@ -69,10 +73,13 @@ pub struct ScanSource {
     pub entries: u32,
     pub prefetch: Prefetch,
     pub softplus: bool,
+    pub gate: bool,
 }
 
 /// The scalars every pass reads from `info`, in order: `seg` is the steps a segment of time.
-pub const SCALARS: [&str; 5] = ["batch", "members", "len", "width", "seg"];
+/// `zrow` is the floats between rows of the gate z, which may be a slice of a wider tensor
+/// (Mamba's z is half of in_proj's output rows).
+pub const SCALARS: [&str; 6] = ["batch", "members", "len", "width", "seg", "zrow"];
 
 impl ScanSource {
     /// Whether this source takes a scan with `n` state entries: whole 16-byte rows of B and C,
@@ -88,12 +95,23 @@ impl ScanSource {
         let entries = (4..=entries.clamp(4, n.max(4))).rev().find(|s| s % 4 == 0 && n % s == 0).unwrap_or(n);
         let groups = n / entries;
         let block = WARP as u32 * groups * (4 / groups).max(1);
-        ScanSource { pass, n, chunk, block, entries, prefetch, softplus: false }
+        ScanSource { pass, n, chunk, block, entries, prefetch, softplus: false, gate: false }
     }
 
     /// This form taking Δ raw (`softplus`) or as it is.
     pub fn with_softplus(self, softplus: bool) -> Self {
         ScanSource { softplus, ..self }
+    }
+
+    /// This form gating its output with z, or not. The forward's first pass has no output:
+    /// it is never gated.
+    pub fn with_gate(self, gate: bool) -> Self {
+        ScanSource { gate: gate && self.pass != Pass::ForwardEnds, ..self }
+    }
+
+    /// The buffers this form takes ([`Pass::buffers`]).
+    pub fn buffers(self) -> &'static str {
+        self.pass.buffers(self.gate)
     }
 
     /// A thread's share of a channel's state: `n / entries` threads a channel.
@@ -120,7 +138,7 @@ impl ScanSource {
     }
 
     pub fn entry_point(self) -> String {
-        let ScanSource { pass, n, chunk, block, entries, prefetch, softplus } = self;
+        let ScanSource { pass, n, chunk, block, entries, prefetch, softplus, gate } = self;
         let what = match pass {
             Pass::Forward { save: false } => "forward",
             Pass::Forward { save: true } => "forward_save",
@@ -134,7 +152,8 @@ impl ScanSource {
         };
         let split = if entries == n { String::new() } else { format!("_s{entries}") };
         let raw = if softplus { "_softplus" } else { "" };
-        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{split}{ahead}{raw}")
+        let gated = if gate { "_gate" } else { "" };
+        format!("icl_scan_{what}_n{n}_c{chunk}_b{block}{split}{ahead}{raw}{gated}")
     }
 
     /// Floats of shared memory a cube: the backward's chunk of states (`chunk·entries` a
@@ -155,13 +174,15 @@ impl ScanSource {
     /// The kernel's CUDA C++. Grid (⌈e / block⌉, b, segments; for the first passes
     /// segments - 1). Buffers, as [`super::kernel`] lays out those it shares, with `ends`
     /// `[segments - 1, N + 1, b, e]` (a segment's N entries, then its Σ Δ):
-    /// - forward: x, Δ, A, B, C, D, y, states, ends (read);
+    /// - forward: x, Δ, A, B, C, D, y, states, ends (read); gated, then z and the ungated y
+    ///   (written when saving, for the backward), y being the gated output;
     /// - forward ends: x, Δ, A, B, ends;
     /// - backward: x, Δ, A, B, C, D, states, ∂y, starts (read), ∂x, ∂Δ, ∂A partial
-    ///   `[b, segments, e, N]`, ∂B partial, ∂C partial, ∂D partial `[b, segments, e]`;
-    /// - backward starts: Δ, A, C, ∂y, starts.
+    ///   `[b, segments, e, N]`, ∂B partial, ∂C partial, ∂D partial `[b, segments, e]`; gated,
+    ///   then z, the ungated y and ∂z, ∂y being the gated output's;
+    /// - backward starts: Δ, A, C, ∂y, starts; gated, then z.
     pub fn cuda(self) -> String {
-        let ScanSource { pass, n, chunk, block, entries, prefetch, softplus } = self;
+        let ScanSource { pass, n, chunk, block, entries, prefetch, softplus, gate } = self;
         let name = self.entry_point();
         let reads = crate::source_kernel::read_scalars(&SCALARS);
         let body = match pass {
@@ -170,7 +191,7 @@ impl ScanSource {
             Pass::Backward => backward_body(entries),
             Pass::BackwardStarts => first_pass_body(true),
         };
-        let params: Vec<String> = pass
+        let params: Vec<String> = self
             .buffers()
             .chars()
             .enumerate()
@@ -190,6 +211,7 @@ impl ScanSource {
 #define AHEAD_LEVEL {level}
 #define LOG2E 1.4426950408889634f
 #define DELTA_SOFTPLUS {softplus}
+#define GATE {gate}
 {COMMON}{halve}
 extern "C" __global__ void __launch_bounds__(BLOCK, {min_cubes}) {name} ({params}, const __grid_constant__ info_st info) {{
 {reads}{body}}}
@@ -199,6 +221,7 @@ extern "C" __global__ void __launch_bounds__(BLOCK, {min_cubes}) {name} ({params
             groups = n / entries,
             min_cubes = self.min_cubes(),
             softplus = u32::from(softplus),
+            gate = u32::from(gate),
         )
     }
 }
@@ -275,6 +298,11 @@ __device__ __forceinline__ float icl_delta(float stored, float* slope = nullptr)
     if (slope) *slope = 1.0f;
     return stored;
 #endif
+}
+
+// σ(z), on the fast exponential: 1 / (1 + exp(-z)) (0 for z far below 0, 1 far above).
+__device__ __forceinline__ float icl_sigmoid(float z) {
+    return __fdividef(1.0f, 1.0f + __expf(-z));
 }
 
 struct __align__(16) icl_float4 {
@@ -422,7 +450,7 @@ fn forward_body(save: bool) -> String {
     // saved state of the next chunk: [chunks, N, b, e], entry j of chunk c at (c·N + j)·plane.
     // (32-bit offsets: the launch checks that every tensor's elements fit.)
     uint32 o = ((uint32)rows + steps.first) * width + ei, r = ((uint32)rows + steps.first) * N + j0;
-    uint32 oy = o;
+    uint32 oy = o, oz = ((uint32)rows + steps.first) * zrow + ei;
     float* ps = buffer_7 + (uint64)(steps.first / CHUNK) * N * plane + (uint64)j0 * plane + me;
     const uint32 ahead = AHEAD * width;
     // y's parts: [2][CHUNK][BLOCK], step k of a chunk at k·BLOCK of its parity's half.
@@ -430,6 +458,17 @@ fn forward_body(save: bool) -> String {
     float* const parts_of_y = reinterpret_cast<float*>(dynamic_shared_mem) + threadIdx.x;
     float* parts = parts_of_y;
 
+    // y at offset `at` (z's at `zat`) out: gated, y·silu(z), the ungated y kept (when
+    // saving) for the backward.
+    auto emit = [&](uint32 at, uint32 zat, float y) {{
+#if GATE
+        const float zv = buffer_9[zat];
+        buffer_6[at] = y * zv * icl_sigmoid(zv);
+        if ({save}) buffer_10[at] = y;
+#else
+        buffer_6[at] = y;
+#endif
+    }};
     struct In {{
         float x, d, b[S], c[S];
     }};
@@ -467,8 +506,9 @@ fn forward_body(save: bool) -> String {
             if (j % 2 == 0) out0 = fmaf(in.c[j], h[j], out0); else out1 = fmaf(in.c[j], h[j], out1);
         }}
         if (GROUPS == 1) {{
-            if (active) buffer_6[oy] = out0 + out1;
+            if (active) emit(oy, oz, out0 + out1);
             oy += width;
+            oz += zrow;
         }} else {{
             parts[k * BLOCK] = out0 + out1;
         }}
@@ -478,18 +518,20 @@ fn forward_body(save: bool) -> String {
         if (GROUPS == 1) return;
         __syncthreads();
         const float* chunk_parts = parts - threadIdx.x + peer(0) + g * BLOCK;
-        uint32 out = oy + g * width;
+        uint32 out = oy + g * width, outz = oz + g * zrow;
 #pragma unroll
         for (int r = 0; r < (CHUNK + GROUPS - 1) / GROUPS; ++r) {{
             if ((int)g + r * GROUPS < count) {{
                 float y = 0.0f;
 #pragma unroll
                 for (int q = 0; q < GROUPS; ++q) y += chunk_parts[r * GROUPS * BLOCK + 32 * q];
-                if (active) buffer_6[out] = y;
+                if (active) emit(out, outz, y);
             }}
             out += GROUPS * width;
+            outz += GROUPS * zrow;
         }}
         oy += CHUNK * width;
+        oz += CHUNK * zrow;
         parts = parts == parts_of_y ? parts_of_y + CHUNK * BLOCK : parts_of_y;
     }};
     icl_walk_chunks<In>((int)steps.count, load, step, done);
@@ -530,6 +572,11 @@ fn first_pass_body(backward: bool) -> String {
         const uint32 t = {t};
         in.d = icl_delta(ds[(uint64)t * width]);
         in.o = os[(uint64)t * width];
+#if GATE
+        // The backward's: ∂ of the gated output through the gate, ∂y = ∂out·silu(z).
+        const float zv = buffer_5[(rows + t) * zrow + ei];
+        in.o *= zv * icl_sigmoid(zv);
+#endif
         icl_row<N>(buffer_{row}, rows + t, 0, in.r);
         if (AHEAD > 0 && i + AHEAD < (int)steps.count) {{
             const uint64 u = {u};
@@ -627,6 +674,22 @@ fn backward_body(entries: u32) -> String {
     const float* xs = buffer_0 + rows * width + ei;
     const float* ds = buffer_1 + rows * width + ei;
     const float* gys = buffer_7 + rows * width + ei;
+#if GATE
+    const float* zs = buffer_15 + rows * zrow + ei;
+    const float* ys = buffer_16 + rows * width + ei;
+    float* dzs = buffer_17 + rows * width + ei;
+#endif
+    // ∂y at offset o (z's at oz): of a gated scan, ∂out·silu(z) (∂out given), and with `dz`
+    // also ∂z = ∂out·y·σ(z)(1 + z(1 - σ(z))) written; else as given.
+    auto grad_y = [&](uint32 o, uint32 oz, bool dz) {{
+#if GATE
+        const float gout = gys[o], zv = zs[oz], sig = icl_sigmoid(zv);
+        if (dz) dzs[o] = gout * ys[o] * sig * fmaf(zv, 1.0f - sig, 1.0f);
+        return gout * zv * sig;
+#else
+        return gys[o];
+#endif
+    }};
     // Step s of the chunk's Δ (at offset o) and its slope: kept by the recompute, or as
     // stored (slope 1).
     auto delta_at = [&](int s, uint32 o, float& slope) {{
@@ -719,6 +782,10 @@ fn backward_body(entries: u32) -> String {
                     icl_prefetch_l2(xs + o);
                     icl_prefetch_l2(ds + o);
                     icl_prefetch_l2(gys + o);
+#if GATE
+                    icl_prefetch_l2(zs + (uint64)(earlier + k) * zrow);
+                    icl_prefetch_l2(ys + o);
+#endif
                 }}
 #pragma unroll
                 for (int q = 0; q < S; q += 8) {{
@@ -759,15 +826,17 @@ fn backward_body(entries: u32) -> String {
             const uint32 last = t0 + count - 1;
             // The loads' step t: its offset in x, Δ, ∂y and its row's in B, C; the steps'
             // (one behind): offset in ∂x, ∂Δ and in the sums.
-            uint32 o = last * width, r = ((uint32)rows + last) * N + j0;
+            uint32 o = last * width, oz = last * zrow, r = ((uint32)rows + last) * N + j0;
             uint32 at = o, sum_at = (((uint32)rows + last) * warps + lanes) * N + j0;
             icl_walk_chunks<Adjoint>(count, [&](int i, Adjoint& in) {{
                 in.x = xs[o];
                 in.d = delta_at(count - 1 - i, o, in.s);
-                in.g = active ? gys[o] : 0.0f;
+                // ∂z once a step: by the channel's group 0.
+                in.g = active ? grad_y(o, oz, g == 0) : 0.0f;
                 icl_vec<S>(buffer_3 + r, in.b);
                 icl_vec<S>(buffer_4 + r, in.c);
                 o -= width;
+                oz -= zrow;
                 r -= N;
             }}, [&](int, int k, int steps, const Adjoint& in) {{
                 adjoint(steps - 1 - k, at, sum_at, in);
@@ -779,7 +848,7 @@ fn backward_body(entries: u32) -> String {
             // The chunk's ∂x and ∂Δ: group g sums steps g, g + GROUPS, .. of it.
             __syncthreads();
             const float* chunk_parts = parts_of_sums + peer(0) + 2 * g * BLOCK;
-            uint32 o = (t0 + g) * width;
+            uint32 o = (t0 + g) * width, oz = (t0 + g) * zrow;
 #pragma unroll
             for (int r = 0; r < (CHUNK + GROUPS - 1) / GROUPS; ++r) {{
                 if ((int)g + r * GROUPS < count) {{
@@ -792,10 +861,11 @@ fn backward_body(entries: u32) -> String {
                     if (active) {{
                         float slope;
                         const float dt = delta_at((int)g + r * (int)GROUPS, o, slope);
-                        finish(o, gxs, gda, dt, slope, xs[o], gys[o]);
+                        finish(o, gxs, gda, dt, slope, xs[o], grad_y(o, oz, false));
                     }}
                 }}
                 o += GROUPS * width;
+                oz += GROUPS * zrow;
             }}
         }}
     }}
@@ -842,13 +912,18 @@ mod tests {
     #[test]
     fn each_pass_declares_the_buffers_it_is_launched_with() {
         for pass in [Pass::Forward { save: false }, Pass::Forward { save: true }, Pass::ForwardEnds, Pass::Backward, Pass::BackwardStarts] {
-            let source = ScanSource::split(pass, 16, 8, 4, Prefetch::NONE).cuda();
-            let access = pass.buffers();
-            let declared = source.matches("float* __restrict__ buffer_").count();
-            assert_eq!(declared, access.len(), "{pass:?}");
-            for (i, a) in access.chars().enumerate() {
-                let read = source.contains(&format!("const float* __restrict__ buffer_{i},"));
-                assert_eq!(read, a == 'r', "{pass:?}: buffer_{i}");
+            for gate in [false, true] {
+                let kernel = ScanSource::split(pass, 16, 8, 4, Prefetch::NONE).with_gate(gate);
+                let (source, access) = (kernel.cuda(), kernel.buffers());
+                let declared = source.matches("float* __restrict__ buffer_").count();
+                assert_eq!(declared, access.len(), "{pass:?} gate {gate}");
+                for (i, a) in access.chars().enumerate() {
+                    let read = source.contains(&format!("const float* __restrict__ buffer_{i},"));
+                    assert_eq!(read, a == 'r', "{pass:?} gate {gate}: buffer_{i}");
+                }
+                // The forward's first pass has no output to gate.
+                assert_eq!(kernel.gate, gate && pass != Pass::ForwardEnds);
+                assert_eq!(kernel.entry_point().ends_with("_gate"), kernel.gate);
             }
         }
     }
