@@ -72,10 +72,10 @@ const CUBECL_VERSION: &str = "0.10.0";
 /// fingerprint is not this build's is never installed: delete it when adding its successor.
 #[cfg(feature = "cuda")]
 pub const SEEDS: &[(&str, &[u8])] = &[(
-    // H100 / H200, CUDA 13.0: the `bench models` matrix and every shipped experiment (session 28,
-    // the bias in our matmul's epilogue, softplus of Δ in the scan; the sweep cut at 120 s).
-    "sm_90-nvrtc13.0-506989476b7a2e9c",
-    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-506989476b7a2e9c.cbor.gz"),
+    // H100 / H200, CUDA 13.0: the `bench models` matrix and every shipped experiment (session 29,
+    // Mamba's gate inside the scan, softplus once a step in its backward; the sweep cut at 120 s).
+    "sm_90-nvrtc13.0-e5129c46a759b70d",
+    include_bytes!("../../kernels/seed/sm_90-nvrtc13.0-e5129c46a759b70d.cbor.gz"),
 )];
 
 /// Starts the cache at `root` (the subdirectory for `key`) from the shipped kernels for `key`,
