@@ -5,7 +5,8 @@
 //! for each tiling (default `icl_lab_kernels::linear`'s) in all four operand layouts.
 //!
 //! `cargo run --release -p icl-lab-kernels --features cuda --example cuda_source -- OUT_DIR
-//! [b,l,e,n ...]` runs each scan (forward and backward, both layouts) on the emulator's
+//! [b,l,e,n ...]` runs each scan (forward and backward, both layouts, and per channel Mamba's
+//! form: Δ raw, y gated) on the emulator's
 //! runtime (`icl-lab-emu`, kernels/emu) with launches recorded, not run (so no memory is allocated,
 //! and any shape can be asked for): its kernels are compiled by CubeCL's own CUDA compiler,
 //! for an sm_90 GPU, and written out. `kernels/sass.py` compiles what it writes to SASS
@@ -69,6 +70,13 @@ fn main() {
             let (y, saved) = B::scan_forward(inp.clone(), None, false, true, layout, chosen_time_split());
             let _ = B::scan_backward(inp, None, false, saved.expect("saved states"), y, chosen_time_split());
         }
+        // Mamba's form: Δ raw and y gated by z (our CUDA C++ takes both; per channel).
+        let [b, l, e, _] = shape;
+        let inp = scan_inputs(shape);
+        let z: CubeTensor<EmuRuntime> = Tensor::<B, 3>::random([b, l, e], Distribution::Default, &EmuDevice).into_primitive().tensor();
+        let layout = Layout::PerChannel.for_state_size(shape[3]);
+        let (y, saved) = B::scan_forward(inp.clone(), Some(z.clone()), true, true, layout, chosen_time_split());
+        let _ = B::scan_backward(inp, Some(z), true, saved.expect("saved states"), y, chosen_time_split());
     }
     // Launches reach the server on CubeCL's device thread: wait for them.
     <B as burn::tensor::backend::Backend>::sync(&EmuDevice).expect("sync");
