@@ -514,7 +514,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     // State entries a thread in the forward and the backward (ICL_LAB_SCAN_ENTRIES).
     let chosen = icl_lab_kernels::scan::chosen_entries();
     let entries = [chosen.for_scan(false, dims[3]), chosen.for_scan(true, dims[3])];
-    let kernels = {
+    // The kernels alone in their plain form, and in Mamba's (Δ raw, y gated by z).
+    let (kernels, mamba_form) = {
         use burn::prelude::*;
         use burn::tensor::ops::FloatTensor;
         use icl_lab_kernels::scan::{Scan, ScanKernels};
@@ -524,13 +525,20 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         }
         let inp = inputs;
         let scan = Scan { x: prim(inp.x), delta: prim(inp.delta), a: prim(inp.a), b: prim(inp.b_in), c: prim(inp.c), d: prim(inp.d) };
-        let dy = Tensor::<Inner, 3>::ones([dims[0], dims[1], dims[2]], &device).into_primitive().tensor();
-        median_ms(1, reps, || {
-            let (y, saved) = Inner::scan_forward(scan.clone(), None, false, true, run_layout, split);
-            let (grads, _) = Inner::scan_backward(scan.clone(), None, false, saved.expect("states saved"), dy.clone(), split);
-            <Inner as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
-            drop((y, grads));
-        })
+        let [b, l, e, _] = dims;
+        let dy = Tensor::<Inner, 3>::ones([b, l, e], &device).into_primitive().tensor();
+        let time_form = |gate: Option<FloatTensor<Inner>>, softplus: bool| {
+            median_ms(1, reps, || {
+                let (y, saved) = Inner::scan_forward(scan.clone(), gate.clone(), softplus, true, run_layout, split);
+                let (grads, dz) = Inner::scan_backward(scan.clone(), gate.clone(), softplus, saved.expect("states saved"), dy.clone(), split);
+                <Inner as burn::tensor::backend::Backend>::sync(&device).expect("CUDA sync");
+                drop((y, grads, dz));
+            })
+        };
+        // z as Mamba's is: the upper half of rows twice as wide (in_proj's output).
+        let wide = Tensor::<Inner, 3>::random([b, l, 2 * e], burn::tensor::Distribution::Default, &device);
+        let z = wide.narrow(2, e, e).into_primitive().tensor();
+        (time_form(None, false), time_form(Some(z), true))
     };
     let timed_kernel = run_layout.name();
     let tile = icl_lab_kernels::scan::chosen_tile();
@@ -550,6 +558,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         kernels / floor_ms,
         bandwidth / 1e12
     );
+    println!("  kernels, Mamba's form {mamba_form:>9.3} ms   (Δ raw through softplus, y gated by z: {:.2}x the plain form)", mamba_form / kernels);
     println!("  through autodiff     {fused:>10.3} ms   (Σ y as the loss)");
     println!("  fused, forward only  {forward:>10.3} ms   (the model's call, not the kernel alone)");
     let mut tensor_ms = serde_json::Map::new();
@@ -560,7 +569,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     report.insert(
         "timing".into(),
-        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "prefetch": prefetch.to_string(), "entries_per_thread": entries, "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
+        json!({ "shape": dims, "kernel": timed_kernel, "channel_code": code.to_string(), "time_split": split.to_string(), "segments": segments, "prefetch": prefetch.to_string(), "entries_per_thread": entries, "tile": [tile.block, tile.chunk], "kernels_ms": kernels, "kernels_mamba_form_ms": mamba_form, "fused_ms": fused, "fused_forward_ms": forward, "tensor_ms": tensor_ms, "floor_ms": floor_ms, "floor_bytes": scan_floor_bytes(dims), "bandwidth_bytes_per_s": bandwidth }),
     );
     finish_check(report, json, passed)
 }
