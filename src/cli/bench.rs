@@ -423,8 +423,8 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
         println!("fused scan (layout {choice}) vs tensor-op scan (chunked:16), max relative error:");
         println!("{:>22} {}", "[b, l, e, n]", COMPARED.map(|c| format!("{c:>9}")).join(""));
         let mut rows = Vec::new();
-        // A row's errors by the name of what each compares.
-        let named = |errors: [f64; 7]| COMPARED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>();
+        // A row's errors by the name of what each compares (`names`: COMPARED or COMPARED_GATED).
+        let named = |names: &[&str], errors: &[f64]| names.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect::<serde_json::Map<_, _>>();
         for (seed, dims) in CHECK_SHAPES.into_iter().enumerate() {
             let errors = compare_modes::<B>(dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
             passed &= errors.iter().all(|&e| e <= 1e-4);
@@ -432,21 +432,21 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
             let kernel = crate::models::scan::fused_verified(dims[2], dims[3]);
             let note = if kernel { "" } else { "  (not verified: tensor-op fallback)" };
             println!("{:>22} {}{note}", format!("{dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
-            rows.push(json!({ "shape": dims, "kernel": kernel, "errors": named(errors) }));
+            rows.push(json!({ "shape": dims, "kernel": kernel, "errors": named(&COMPARED, &errors) }));
         }
         // Stacked scans (models::members): the kernels take the members' operands whole.
         for (seed, (members, dims)) in STACKED_CHECK_SHAPES.into_iter().enumerate() {
             let errors = compare_stacked_modes::<B>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
             passed &= errors.iter().all(|&e| e <= 1e-4);
             println!("{:>22} {}", format!("{members} x {dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
-            rows.push(json!({ "members": members, "shape": dims, "errors": named(errors) }));
+            rows.push(json!({ "members": members, "shape": dims, "errors": named(&COMPARED, &errors) }));
         }
         // Δ given before softplus, which our CUDA C++ applies as it reads it (the models' way).
         for (seed, (members, dims)) in [(1, CHECK_SHAPES[0]), (1, [64, 82, 256, 16]), STACKED_CHECK_SHAPES[1]].into_iter().enumerate() {
             let errors = compare_raw_delta_modes::<B>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
             passed &= errors.iter().all(|&e| e <= 1e-4);
             println!("{:>22} {}", format!("{members} x {dims:?} raw Δ"), errors.map(|e| format!("{e:>9.1e}")).join(""));
-            rows.push(json!({ "members": members, "shape": dims, "raw_delta": true, "errors": named(errors) }));
+            rows.push(json!({ "members": members, "shape": dims, "raw_delta": true, "errors": named(&COMPARED, &errors) }));
         }
         // Mamba's whole scan: Δ raw and y gated by z, a slice of wider rows (read in place).
         println!("{:>22} {}", "gated, Δ raw", COMPARED_GATED.map(|c| format!("{c:>9}")).join(""));
@@ -454,8 +454,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
             let errors = compare_gated_modes::<B>(members, dims, seed as u64, &device, ScanMode::Fused, ScanMode::Chunked(crate::models::scan::CHUNK));
             passed &= errors.iter().all(|&e| e <= 1e-4);
             println!("{:>22} {}", format!("{members} x {dims:?}"), errors.map(|e| format!("{e:>9.1e}")).join(""));
-            let named: serde_json::Map<_, _> = COMPARED_GATED.iter().zip(errors).map(|(c, e)| (c.to_string(), json!(e))).collect();
-            rows.push(json!({ "members": members, "shape": dims, "raw_delta": true, "gated": true, "errors": named }));
+            rows.push(json!({ "members": members, "shape": dims, "raw_delta": true, "gated": true, "errors": named(&COMPARED_GATED, &errors) }));
         }
         println!("check: {}", if passed { "all within 1e-4" } else { "FAILED: some error above 1e-4" });
         report.insert("check".into(), json!({ "passed": passed, "tolerance": 1e-4, "shapes": rows }));
