@@ -297,6 +297,27 @@ fn gated_scans_match_the_reference() {
     check_form([4, 19, 33, 16], 2, Layout::PerState, [one, one], true, true, 25);
 }
 
+/// The scan tests again with every channel's state split over 4-entry threads in both passes,
+/// so that the backward's sums of the groups' parts (of ∂x and ∂Δ) run
+/// here too: by default its threads hold a whole state. `ICL_LAB_SCAN_ENTRIES` is read once a
+/// process, hence a process of its own (this test binary, filtered to the scan tests).
+#[test]
+fn scans_with_states_split_over_threads_match_the_reference() {
+    if std::env::var_os("ICL_LAB_SCAN_ENTRIES").is_some() {
+        return; // the child, or a caller who chose the split: the other tests run under it
+    }
+    let out = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["scan", "per_channel", "--test-threads", "2"])
+        .env("ICL_LAB_SCAN_ENTRIES", "4")
+        .output()
+        .expect("run the scan tests in a child process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the scan tests with 4-entry threads failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for name in ["gated_scans_match_the_reference", "scans_of_a_raw_delta_apply_softplus", "per_channel_kernels_split_over_time_match_the_reference"] {
+        assert!(stdout.contains(&format!("test {name} ... ok")), "{name} did not run with 4-entry threads:\n{stdout}");
+    }
+}
+
 #[test]
 fn per_state_kernels_match_the_reference() {
     check([2, 37, 40, 16], 1, Layout::PerState, 5);
@@ -654,6 +675,56 @@ fn the_fused_conv_through_autodiff_and_fusion_matches_the_reference() {
         for (name, got, want) in [("∂x", &grads[0], &want[0]), ("∂w", &grads[1], &want[1]), ("∂bias", &grads[2], &want[2])] {
             let err = relative_error(got, want);
             assert!(err < 1e-4, "{form}: {name} off by {err:.2e}");
+        }
+    }
+}
+
+/// Mamba's gated scan through `selective_scan` on autodiff backend `A`: y and the gradients
+/// of Σ y ⊙ dout with respect to x, Δ, A, B, C, D and z.
+fn gated_scan_through_autodiff<A: burn::tensor::backend::AutodiffBackend<Device = EmuDevice> + icl_lab_kernels::scan::FusedScan>(ops: &Operands, z: &[f64], dout: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
+    fn tensor<A: burn::tensor::backend::Backend<Device = EmuDevice>, const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<A, D> {
+        Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape), &EmuDevice).require_grad()
+    }
+    fn host<K: burn::tensor::backend::Backend, const D: usize>(t: Tensor<K, D>) -> Vec<f64> {
+        t.into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
+    }
+    let [nb, l, e, n] = ops.dims;
+    let rows = ops.members * e;
+    let (x, delta, b, c, zt) = (tensor::<A, 3>(&ops.x, [nb, l, e]), tensor::<A, 3>(&ops.delta, [nb, l, e]), tensor::<A, 3>(&ops.b, [nb, l, n]), tensor::<A, 3>(&ops.c, [nb, l, n]), tensor::<A, 3>(z, [nb, l, e]));
+    let (a, d) = (tensor::<A, 2>(&ops.a, [rows, n]), tensor::<A, 1>(&ops.d, [rows]));
+    let y = icl_lab_kernels::scan::selective_scan(x.clone(), delta.clone(), a.clone(), b.clone(), c.clone(), d.clone(), Some(zt.clone()), false);
+    let grads = (y.clone() * Tensor::<A, 3>::from_data(TensorData::new(dout.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice)).sum().backward();
+    let g3 = |t: &Tensor<A, 3>| host(t.grad(&grads).expect("a gradient"));
+    let all = vec![g3(&x), g3(&delta), host(a.grad(&grads).expect("∂A")), g3(&b), g3(&c), host(d.grad(&grads).expect("∂D")), g3(&zt)];
+    (host(y.inner()), all)
+}
+
+// The gated scan whole, as the models call it: through burn's autodiff, and through
+// burn-fusion too (which declares the forward's outputs before the kernels run): our CUDA
+// C++ (per channel from 32,768 batch x channel pairs, N = 16), the per-state kernels (fewer
+// pairs) and CubeCL's per-channel kernel (N = 3).
+#[test]
+fn gated_scans_through_autodiff_and_fusion_match_the_reference() {
+    emu_runtime::set_execute(true);
+    type Plain = burn::backend::Autodiff<B>;
+    type Fused = burn::backend::Autodiff<emu_runtime::EmuFusion>;
+    for (dims, seed) in [([256, 5, 128, 16], 41), ([2, 21, 40, 16], 42), ([2, 9, 12, 3], 44)] {
+        let ops = Operands::random(dims, 1, seed);
+        let [nb, l, e, _] = dims;
+        let dout = Operands::random([nb, l, e, 1], 1, seed + 1).x;
+        let z: Vec<f64> = Operands::random([nb, l, e, 1], 1, seed + 2).x.iter().map(|v| 4.0 * v).collect();
+        let silu = |v: f64| v * sigmoid(v);
+        let dy: Vec<f64> = dout.iter().zip(&z).map(|(g, &v)| g * silu(v)).collect();
+        let want = ops.reference(&dy);
+        let want_y: Vec<f64> = want.y.iter().zip(&z).map(|(y, &v)| y * silu(v)).collect();
+        let want_dz: Vec<f64> = (0..dout.len()).map(|i| dout[i] * want.y[i] * sigmoid(z[i]) * (1.0 + z[i] * (1.0 - sigmoid(z[i])))).collect();
+        for (form, (y, grads)) in [("autodiff", gated_scan_through_autodiff::<Plain>(&ops, &z, &dout)), ("autodiff + fusion", gated_scan_through_autodiff::<Fused>(&ops, &z, &dout))] {
+            let what = format!("{form} {dims:?}");
+            assert!(relative_error(&y, &want_y) < 1e-4, "{what}: y off by {:.2e}", relative_error(&y, &want_y));
+            for ((name, got), want) in NAMES.iter().chain(["z"].iter()).zip(&grads).zip(want.grads.iter().chain([&want_dz])) {
+                let err = relative_error(got, want);
+                assert!(err < 1e-4, "{what}: ∂{name} off by {err:.2e}");
+            }
         }
     }
 }
