@@ -367,6 +367,22 @@ pub(super) fn parse_sizes<const N: usize>(text: &str, names: &str) -> Result<[us
     dims.try_into().map_err(|_| bad())
 }
 
+/// The largest batch the scan kernels take: a batch row is a row of their grid (CUDA's y
+/// limit; `kernels/src/scan/cube.rs` asserts it).
+const SCAN_MAX_BATCH: usize = 65_535;
+
+/// `bench scan`'s `--shape b,l,e,n`: positive sizes, and a batch the kernels' grid holds.
+fn parse_scan_shape(text: &str) -> Result<[usize; 4], CliError> {
+    let dims: [usize; 4] = parse_sizes(text, "b,l,e,n")?;
+    if dims.contains(&0) {
+        return Err(CliError::bad_input(format!("--shape {text}: sizes must be positive")));
+    }
+    if dims[0] > SCAN_MAX_BATCH {
+        return Err(CliError::bad_input(format!("--shape {text}: batch {} is past the kernels' {}", dims[0], SCAN_MAX_BATCH)));
+    }
+    Ok(dims)
+}
+
 /// The first CUDA device, with the kernel cache configured, for the kernel benches; `what`
 /// names the command in the error when there is none.
 #[cfg(feature = "cuda")]
@@ -393,7 +409,8 @@ fn scan_floor_bytes([b, l, e, n]: [usize; 4]) -> f64 {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bench_scan(_: bool, _: usize, _: &str, _: &str, _: Option<&str>, _: bool) -> CliResult {
+fn bench_scan(_: bool, _: usize, _: &str, shape: &str, _: Option<&str>, _: bool) -> CliResult {
+    parse_scan_shape(shape)?;
     Err(CliError::failed("bench scan: this binary was built without the `cuda` feature"))
 }
 
@@ -409,7 +426,7 @@ fn bench_scan(check: bool, reps: usize, against: &str, shape: &str, kernel: Opti
     }
     let choice = chosen_layout();
 
-    let dims: [usize; 4] = parse_sizes(shape, "b,l,e,n")?;
+    let dims = parse_scan_shape(shape)?;
     let modes: Vec<(String, ScanMode)> = against
         .split(',')
         .filter(|m| against.trim() != "none" && !m.trim().is_empty())
@@ -916,6 +933,15 @@ mod tests {
         }
         let tokens: Vec<usize> = MODEL_MATRIX.iter().map(|c| 2 * c.points).collect();
         assert_eq!(tokens, [82, 82, 82, 280, 280, 1024]);
+    }
+
+    #[test]
+    fn scan_shapes_name_what_is_wrong() {
+        assert_eq!(parse_scan_shape("64, 1024,512,16").ok(), Some([64, 1024, 512, 16]));
+        for (bad, why) in [("1,2", "expected four sizes b,l,e,n"), ("0,5,4,4", "sizes must be positive"), ("4,5,0,4", "sizes must be positive"), ("70000,2,4,4", "batch 70000 is past the kernels' 65535")] {
+            let Err(e) = parse_scan_shape(bad) else { panic!("{bad} parsed") };
+            assert_eq!(e.message, format!("--shape {bad}: {why}"));
+        }
     }
 
     #[test]
