@@ -49,7 +49,15 @@ pub struct StoreHome {
 impl StoreHome {
     /// Checks that `root` is a store (or creates one where nothing is) and takes its lock.
     /// A file, a foreign directory or a newer schema is refused without touching anything.
+    /// A failure of the file system (no permission, no such parent) names the store.
     pub fn acquire(root: &Path) -> Result<StoreHome> {
+        Self::acquire_at(root).map_err(|e| match e {
+            StoreError::Io(io) => StoreError::Open { path: root.to_path_buf(), reason: io.to_string() },
+            other => other,
+        })
+    }
+
+    fn acquire_at(root: &Path) -> Result<StoreHome> {
         let root = root.to_path_buf();
         if root.is_file() {
             return Err(StoreError::IsFile { path: root });

@@ -98,6 +98,10 @@ fn foreign_and_newer_stores_are_refused_untouched() {
     let garbage = temp();
     std::fs::write(garbage.path().join("store.json"), "{not json").unwrap();
     assert!(matches!(SledStore::open(garbage.path()), Err(StoreError::BadMarker { .. })));
+    // Under a file, no store can be made: the error names where.
+    let under_file = file.join("store");
+    let err = SledStore::open(&under_file).err().expect("a store under a file").to_string();
+    assert!(err.starts_with(&format!("store {} could not be opened: ", under_file.display())), "{err}");
 }
 
 #[test]
