@@ -124,6 +124,24 @@ fn tiny_run_prints_table_and_json() {
     assert!(ls["mean"][8].as_f64().unwrap() < 1e-3);
 }
 
+/// `--bundle-out` where no folder can be made (under a file) fails before anything trains,
+/// and leaves no run behind.
+#[test]
+fn a_bundle_that_cannot_be_written_fails_before_training() {
+    let path = temp_spec("bundle_fast.toml", QUICK);
+    let store = std::env::temp_dir().join(format!("icl-lab-cli-bundle-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let bundle = path.join("out.bundle"); // under the spec file: not a folder
+    let out = bin().args(["--store", store.to_str().unwrap(), "run", path.to_str().unwrap(), "--device", "cpu", "--steps", "5", "--bundle-out", bundle.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("--bundle-out {}: cannot create its folder {}", bundle.display(), path.display())), "{stderr}");
+    assert!(!stderr.contains("eval @") && !stderr.contains("panicked"), "trained or panicked: {stderr}");
+    let ls = bin().args(["--store", store.to_str().unwrap(), "ls"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.status.success() && !listed.contains("linear_regression"), "a run was left: {listed}");
+}
+
 #[test]
 fn ctrl_c_stops_cleanly_after_the_current_step() {
     use std::io::BufReader;
@@ -245,6 +263,7 @@ fn bench_members_measures_seeds_as_one_model() {
 fn bench_scan_names_bad_options_before_needing_a_gpu() {
     assert_bad_input(&run(&["bench", "scan", "--against", "chunked:4,nope"]), "--against: unknown scan form \"nope\"");
     assert_bad_input(&run(&["bench", "scan", "--shape", "64,1024,512"]), "--shape 64,1024,512: expected four sizes b,l,e,n");
+    assert_bad_input(&run(&["bench", "scan", "--shape", "64,0,512,16"]), "--shape 64,0,512,16: sizes must be positive");
     let out = run(&["bench", "scan", "--kernel", "warp"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'warp'"));

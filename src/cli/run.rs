@@ -85,6 +85,20 @@ impl BundleOutArgs {
     fn target(&self) -> Option<(&Path, BundleCheckpoints)> {
         self.bundle_out.as_deref().map(|p| (p, self.bundle_checkpoints))
     }
+
+    /// Makes the bundle's folder now, so that a destination that cannot be written fails
+    /// before the run trains rather than after.
+    fn prepare(&self) -> Result<(), CliError> {
+        self.bundle_out.as_deref().map_or(Ok(()), bundle_folder)
+    }
+}
+
+/// Creates the folder a bundle at `path` goes into.
+fn bundle_folder(path: &Path) -> Result<(), CliError> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| CliError::failed(format!("--bundle-out {}: cannot create its folder {}: {e}", path.display(), dir.display()))),
+        None => Ok(()),
+    }
 }
 
 /// What `icl-lab resume` continues: digits are a run id, anything else a bundle's path.
@@ -120,6 +134,7 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
     }
     spec.validate().map_err(CliError::bad_input)?;
     let device = resolve_device(spec.device)?;
+    args.bundle.prepare()?;
     if args.no_store {
         let job = Job { run: 0, uid: String::new(), spec: spec.clone(), resume: None, train_s: 0.0 };
         return execute(None, job, device, args.json, false, None);
@@ -137,6 +152,7 @@ pub fn run(store_path: &Option<PathBuf>, args: RunArgs) -> CliResult {
 }
 
 pub fn resume(store_path: &Option<PathBuf>, args: ResumeArgs) -> CliResult {
+    args.bundle.prepare()?;
     let store = Arc::new(open_store(store_path)?);
     let (id, from_bundle) = match &args.run {
         ResumeTarget::Id(id) => (*id, None),
@@ -265,9 +281,7 @@ pub(super) fn on_ctrl_c(stop: impl Fn() + Send + 'static) {
 
 /// Writes run `id` as a bundle at `path` (via a temporary file, renamed at the end).
 fn write_bundle(store: &SledStore, id: RunId, path: &Path, checkpoints: BundleCheckpoints) -> Result<(), CliError> {
-    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::failed(format!("--bundle-out {}: {e}", dir.display())))?;
-    }
+    bundle_folder(path)?;
     store::bundle::export_with(store, &[id], path, checkpoints).map_err(CliError::failed)?;
     eprintln!("run {id} written to {}", path.display());
     Ok(())
