@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A branch whose kernels changed, in one GPU call (~8 minutes):
+# A branch whose kernels changed, in one or two GPU calls:
 # (1) its `bench <kernel> --check` for each of $CHECKS (default: every fused kernel); nothing
 #     more runs if one fails;
 # (2) its kernel seed (tests/gpu/seed_cache.sh, sweep cut at $SWEEP_S s), before the timings,
@@ -8,6 +8,9 @@
 #     $ATTENTION_ROUNDS rounds (default 2); `bench scan`'s kernels, plain and in Mamba's form,
 #     at issue 7's shape and at 16 Mamba e128 members', $SCAN_ROUNDS rounds (default 1);
 #     `bench members` 1 and 16 for GPT-2 e128 and Mamba e128 (tests/gpu/members_ab.sh).
+# SEED=0 skips (2), MEMBERS=0 the `bench members` part of (3): the whole takes about 10 minutes,
+# a device call's limit, so split it over two calls, e.g. `CHECKS=scan ATTENTION_ROUNDS=0
+# MEMBERS=0` then `CHECKS= SEED=0 ATTENTION_ROUNDS=0`.
 # Carry two stripped, gzipped release binaries (--features cuda) in $DIR: base.gz (main) and
 # cand.gz (the branch). $OUT ends with six files: log, checks, base, cand, seed_log and the
 # seed. Then, if the checks pass and the times hold: copy $OUT/<key>.cbor.gz to kernels/seed/,
@@ -19,16 +22,18 @@ log() { echo "== $(date +%T) $*" | tee -a "$OUT/log.txt"; }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$OUT/log.txt"
 for n in base cand; do gunzip -c $DIR/$n.gz > /tmp/ab-$n && chmod +x /tmp/ab-$n; done
 ok=1
-for check in ${CHECKS:-conv attention scan layer-norm adam}; do
+for check in ${CHECKS-conv attention scan layer-norm adam}; do
   # One file for every check: the device returns at most 8 files, and the seed must be one.
   ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-cand timeout 100 /tmp/ab-cand bench $check --check --reps 3 > /tmp/check.txt 2>&1
   log "check $check rc $?"; cat /tmp/check.txt >> "$OUT/checks.txt"; grep -E "^check|median" /tmp/check.txt | tee -a "$OUT/log.txt"
   grep -q "^check: all within" /tmp/check.txt || ok=0
 done
 [ $ok = 1 ] || { log "a check failed: stop"; exit 1; }
-mkdir -p /tmp/sd && cp $DIR/cand.gz /tmp/sd/icl-lab.gz
-DIR=/tmp/sd SWEEP_S=${SWEEP_S:-150} bash tests/gpu/seed_cache.sh
-grep "==" "$OUT/seed_log.txt"; grep -E "^(config|gpt2|mamba)" "$OUT/seed_log.txt"
+if [ "${SEED:-1}" != 0 ]; then
+  mkdir -p /tmp/sd && cp $DIR/cand.gz /tmp/sd/icl-lab.gz
+  DIR=/tmp/sd SWEEP_S=${SWEEP_S:-150} bash tests/gpu/seed_cache.sh
+  grep "==" "$OUT/seed_log.txt"; grep -E "^(config|gpt2|mamba)" "$OUT/seed_log.txt"
+fi
 for round in $(seq ${ATTENTION_ROUNDS:-2}); do for n in base cand; do for shape in 64,280,256,8 1024,82,128,8; do
   ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-$n timeout 40 /tmp/ab-$n bench attention --reps 20 --shape $shape > /tmp/att.txt 2>&1
   log "attention $n $shape: $(grep fused /tmp/att.txt | head -1)"
@@ -39,5 +44,5 @@ for round in $(seq ${SCAN_ROUNDS:-1}); do for n in base cand; do for shape in 64
   ICL_LAB_KERNEL_CACHE=/tmp/kc-ab-$n timeout 60 /tmp/ab-$n bench scan --reps 10 --against none --shape $shape > /tmp/scan.txt 2>&1
   log "scan $n $shape: $(grep -E '^  kernels' /tmp/scan.txt | tr -s ' ' | tr '\n' ';')"
 done; done; done
-DIR=$DIR CHECKS="" PHASES=0 BINS="base cand" bash tests/gpu/members_ab.sh
+[ "${MEMBERS:-1}" != 0 ] && DIR=$DIR CHECKS="" PHASES=0 BINS="base cand" bash tests/gpu/members_ab.sh
 log done
