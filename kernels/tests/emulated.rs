@@ -181,7 +181,7 @@ fn check_form(dims: [usize; 4], members: usize, layout: Layout, [forward, backwa
     let wide: Vec<f64> = (0..nb * l).flat_map(|r| (0..e).map(move |i| -(i as f64)).chain(z[r * e..(r + 1) * e].to_vec())).collect();
     let gate_t = gate.then(|| Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(device(&wide, [nb, l, 2 * e]))).narrow(2, e, e).into_primitive().tensor());
     let (y, saved) = B::scan_forward(inp.clone(), gate_t.clone(), raw_delta, true, layout, forward);
-    let dy_t = Tensor::<B, 3>::from_data(TensorData::new(dout.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice);
+    let dy_t = emu_tensor::<B, 3>(&dout, [nb, l, e]);
     let (grads, dz) = B::scan_backward(inp, gate_t, raw_delta, saved.expect("saved states"), dy_t.into_primitive().tensor(), backward);
     let what = format!("{layout} {dims:?} x{members} split {forward}/{backward}{}{}", if raw_delta { ", Δ raw" } else { "" }, if gate { ", gated" } else { "" });
     let err = relative_error(&read(y), &want.y);
@@ -220,10 +220,19 @@ fn uniform(len: usize, lo: f64, hi: f64, seed: u64) -> Vec<f64> {
     (0..len).map(|_| rng.random_range(lo..hi)).collect()
 }
 
+/// `v` as an f32 tensor of backend `A` on the emulator.
+fn emu_tensor<A: burn::tensor::backend::Backend<Device = EmuDevice>, const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<A, D> {
+    Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape), &EmuDevice)
+}
+
+/// A tensor's values, row-major, as f64.
+fn host<K: burn::tensor::backend::Backend, const D: usize>(t: Tensor<K, D>) -> Vec<f64> {
+    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
+}
+
 /// `v` as a tensor of `shape` on the emulated device, the raw primitive the kernels take.
 fn device<const D: usize>(v: &[f64], shape: [usize; D]) -> burn::tensor::ops::FloatTensor<B> {
-    let data = TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape);
-    Tensor::<B, D>::from_data(data, &EmuDevice).into_primitive().tensor()
+    emu_tensor::<B, D>(v, shape).into_primitive().tensor()
 }
 
 #[test]
@@ -646,19 +655,10 @@ fn conv_through_autodiff<A: burn::tensor::backend::AutodiffBackend<Device = EmuD
     [b, l, c, k]: [usize; 4],
     dy: &[f64],
 ) -> (Vec<f64>, [Vec<f64>; 3]) {
-    fn tensor<A: burn::tensor::backend::Backend<Device = EmuDevice>, const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<A, D> {
-        Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape), &EmuDevice).require_grad()
-    }
-    let host = |t: Tensor<A::InnerBackend, 1>| t.into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect::<Vec<f64>>();
-    let (xt, wt, bt) = (tensor::<A, 3>(x, [b, l, c]), tensor::<A, 2>(w, [c, k]), tensor::<A, 1>(bias, [c]));
+    let (xt, wt, bt) = (emu_tensor::<A, 3>(x, [b, l, c]).require_grad(), emu_tensor::<A, 2>(w, [c, k]).require_grad(), emu_tensor::<A, 1>(bias, [c]).require_grad());
     let y = icl_lab_kernels::conv::causal_conv1d(xt.clone(), wt.clone(), bt.clone());
-    let dyt = Tensor::<A, 3>::from_data(TensorData::new(dy.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [b, l, c]), &EmuDevice);
-    let grads = (y.clone() * dyt).sum().backward();
-    let flat = |t: Tensor<A::InnerBackend, 3>| host(t.reshape([b * l * c]));
-    (
-        flat(y.inner()),
-        [flat(xt.grad(&grads).expect("∂x")), host(wt.grad(&grads).expect("∂w").reshape([c * k])), host(bt.grad(&grads).expect("∂bias"))],
-    )
+    let grads = (y.clone() * emu_tensor::<A, 3>(dy, [b, l, c])).sum().backward();
+    (host(y.inner()), [host(xt.grad(&grads).expect("∂x")), host(wt.grad(&grads).expect("∂w")), host(bt.grad(&grads).expect("∂bias"))])
 }
 
 #[test]
@@ -682,18 +682,13 @@ fn the_fused_conv_through_autodiff_and_fusion_matches_the_reference() {
 /// Mamba's gated scan through `selective_scan` on autodiff backend `A`: y and the gradients
 /// of Σ y ⊙ dout with respect to x, Δ, A, B, C, D and z.
 fn gated_scan_through_autodiff<A: burn::tensor::backend::AutodiffBackend<Device = EmuDevice> + icl_lab_kernels::scan::FusedScan>(ops: &Operands, z: &[f64], dout: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
-    fn tensor<A: burn::tensor::backend::Backend<Device = EmuDevice>, const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<A, D> {
-        Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape), &EmuDevice).require_grad()
-    }
-    fn host<K: burn::tensor::backend::Backend, const D: usize>(t: Tensor<K, D>) -> Vec<f64> {
-        t.into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
-    }
     let [nb, l, e, n] = ops.dims;
     let rows = ops.members * e;
-    let (x, delta, b, c, zt) = (tensor::<A, 3>(&ops.x, [nb, l, e]), tensor::<A, 3>(&ops.delta, [nb, l, e]), tensor::<A, 3>(&ops.b, [nb, l, n]), tensor::<A, 3>(&ops.c, [nb, l, n]), tensor::<A, 3>(z, [nb, l, e]));
-    let (a, d) = (tensor::<A, 2>(&ops.a, [rows, n]), tensor::<A, 1>(&ops.d, [rows]));
+    let leaf3 = |v: &[f64], width: usize| emu_tensor::<A, 3>(v, [nb, l, width]).require_grad();
+    let (x, delta, b, c, zt) = (leaf3(&ops.x, e), leaf3(&ops.delta, e), leaf3(&ops.b, n), leaf3(&ops.c, n), leaf3(z, e));
+    let (a, d) = (emu_tensor::<A, 2>(&ops.a, [rows, n]).require_grad(), emu_tensor::<A, 1>(&ops.d, [rows]).require_grad());
     let y = icl_lab_kernels::scan::selective_scan(x.clone(), delta.clone(), a.clone(), b.clone(), c.clone(), d.clone(), Some(zt.clone()), false);
-    let grads = (y.clone() * Tensor::<A, 3>::from_data(TensorData::new(dout.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [nb, l, e]), &EmuDevice)).sum().backward();
+    let grads = (y.clone() * emu_tensor::<A, 3>(dout, [nb, l, e])).sum().backward();
     let g3 = |t: &Tensor<A, 3>| host(t.grad(&grads).expect("a gradient"));
     let all = vec![g3(&x), g3(&delta), host(a.grad(&grads).expect("∂A")), g3(&b), g3(&c), host(d.grad(&grads).expect("∂D")), g3(&zt)];
     (host(y.inner()), all)
@@ -868,11 +863,7 @@ fn linear_layers_match_the_reference() {
     emu_runtime::set_execute(true);
     type Fused = burn::backend::Autodiff<emu_runtime::EmuFusion>;
     fn tensor<const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<Fused, D> {
-        Tensor::from_data(TensorData::new(v.iter().map(|&x| x as f32).collect::<Vec<f32>>(), shape), &EmuDevice).require_grad()
-    }
-    fn host<const D: usize>(t: Tensor<emu_runtime::EmuFusion, D>) -> Vec<f64> {
-        let n = t.shape().num_elements();
-        t.reshape([n]).into_data().convert::<f32>().to_vec::<f32>().expect("f32").into_iter().map(f64::from).collect()
+        emu_tensor::<Fused, D>(v, shape).require_grad()
     }
     // [members, b, t, d_in, d_out]: b·t rows a member.
     let shapes = [[1, 2, 10, 20, 24], [3, 2, 10, 20, 24], [1, 2, 10, 20, 1], [3, 2, 10, 20, 1], [1, 2, 10, 10, 24], [3, 2, 10, 10, 24]];
@@ -883,7 +874,7 @@ fn linear_layers_match_the_reference() {
         let (want_y, want) = linear_reference(&x, &w, &bias, [k, rows, d_in, d_out], &dy);
         let (xt, wt, bt) = (tensor(&x, [k * b, t, d_in]), tensor(&w, [k * d_in, d_out]), tensor(&bias, [k * d_out]));
         let y = icl_lab_kernels::linear::linear(xt.clone(), wt.clone(), Some(bt.clone()));
-        let grads = (y.clone() * Tensor::<Fused, 3>::from_data(TensorData::new(dy.iter().map(|&v| v as f32).collect::<Vec<f32>>(), [k * b, t, d_out]), &EmuDevice)).sum().backward();
+        let grads = (y.clone() * emu_tensor::<Fused, 3>(&dy, [k * b, t, d_out])).sum().backward();
         let what = format!("{k} member(s), [{b}, {t}, {d_in}] -> {d_out}");
         let got = [host(xt.grad(&grads).expect("∂x")), host(wt.grad(&grads).expect("∂w")), host(bt.grad(&grads).expect("∂b"))];
         let err = relative_error(&host(y.inner()), &want_y);
