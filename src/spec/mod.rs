@@ -223,13 +223,14 @@ impl TaskSpec {
     }
 
     /// Tokens in a prompt of `points` examples (key/value pairs for MQAR).
+    /// Saturating: a count past the word size (a typo in a file) stays too large to fit.
     pub fn tokens(&self, points: usize) -> usize {
         match *self {
-            TaskSpec::ChainOfThought { .. } => 3 * points,
-            TaskSpec::VectorMqar { queries, .. } => 2 * points + queries,
+            TaskSpec::ChainOfThought { .. } => points.saturating_mul(3),
+            TaskSpec::VectorMqar { queries, .. } => points.saturating_mul(2).saturating_add(queries),
             // Each query is followed by its answer, except the last (nothing reads it).
-            TaskSpec::TokenMqar { queries, .. } => 2 * points + 2 * queries - 1,
-            _ => 2 * points,
+            TaskSpec::TokenMqar { queries, .. } => points.saturating_mul(2).saturating_add(queries.saturating_mul(2)).saturating_sub(1),
+            _ => points.saturating_mul(2),
         }
     }
 }
@@ -380,7 +381,7 @@ impl ModelSpec {
     /// rows; the hybrid's counts tokens.
     pub fn max_tokens(&self) -> Option<usize> {
         match self {
-            ModelSpec::Gpt2 { n_positions, .. } => Some(2 * n_positions),
+            ModelSpec::Gpt2 { n_positions, .. } => Some(n_positions.saturating_mul(2)),
             ModelSpec::Hybrid { n_positions, .. } => Some(*n_positions),
             _ => None,
         }
@@ -561,7 +562,9 @@ impl ExperimentSpec {
         check(!self.name.trim().is_empty(), "name", "must not be empty", format!("{:?}", self.name));
 
         let d = self.task.n_dims();
-        check((1..=1024).contains(&d), "task.n_dims", "must be in 1..=1024", d.to_string());
+        // Token MQAR's input width is its vocabulary.
+        let dims_key = if matches!(self.task, TaskSpec::TokenMqar { .. }) { "task.vocab" } else { "task.n_dims" };
+        check((1..=1024).contains(&d), dims_key, "must be in 1..=1024", d.to_string());
         match self.task {
             TaskSpec::SparseLinearRegression { sparsity, .. } => check(
                 (1..=d).contains(&sparsity),
@@ -595,7 +598,7 @@ impl ExperimentSpec {
                 if let TaskSpec::TokenMqar { vocab, .. } = self.task {
                     let pairs = self.train.curriculum.points.end;
                     check(
-                        vocab >= 4 && 2 * pairs <= vocab,
+                        vocab >= 4 && pairs.saturating_mul(2) <= vocab,
                         "task.vocab",
                         &format!("must be >= 4 and hold distinct keys for train.curriculum.points.end ({pairs}) pairs in its first half"),
                         vocab.to_string(),
@@ -629,7 +632,7 @@ impl ExperimentSpec {
             check(s.end >= s.start, &f("end"), &format!("must be >= start ({})", s.start), s.end.to_string());
             check(s.interval >= 1, &f("interval"), "must be >= 1", s.interval.to_string());
             if upper != usize::MAX {
-                check(s.end <= upper, &f("end"), &format!("must be <= task.n_dims ({upper})"), s.end.to_string());
+                check(s.end <= upper, &f("end"), &format!("must be <= {dims_key} ({upper})"), s.end.to_string());
             }
         }
 

@@ -266,6 +266,18 @@ mod tests {
         assert!(lines[1].starts_with("train.curriculum.points.end ") && lines[1].contains("models[2].n_positions"), "{e}");
     }
 
+    /// serde reports a bad value in any `[[models]]` table at the first one's header, without
+    /// its key: the error names the key and its line.
+    #[test]
+    fn a_badly_typed_value_is_reported_at_its_key() {
+        let text = sweep_text("", &TWO_MODELS.replace("n_layer = 2", "n_layer = 2.5"));
+        let line = text.lines().position(|l| l == "n_layer = 2.5").unwrap() + 1;
+        assert_eq!(expand_err(&text), format!("line {line}, column 1: n_layer: invalid type: floating point `2.5`, expected usize"));
+        let text = sweep_text("", &TWO_MODELS.replace("n_embd = 32\nn_layer = 2", "n_embd = \"wide\"\nn_layer = 2"));
+        let line = text.lines().position(|l| l == "n_embd = \"wide\"").unwrap() + 1;
+        assert_eq!(expand_err(&text), format!("line {line}, column 1: n_embd: invalid type: string \"wide\", expected usize"));
+    }
+
     #[test]
     fn unknown_keys_are_errors_in_every_table() {
         let e = expand_err(&sweep_text("", &TWO_MODELS.replace("n_layer = 2", "n_layer = 2\nn_layers = 3")));

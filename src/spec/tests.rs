@@ -29,6 +29,16 @@ fn round_trips_through_toml() {
     assert_eq!(ExperimentSpec::from_toml(&spec.to_toml()).unwrap(), spec);
 }
 
+/// A prompt length whose token count passes 2⁶⁴ is refused, not wrapped around to a short one.
+#[test]
+fn prompt_lengths_past_the_word_size_are_refused() {
+    let cot = include_str!("../../experiments/quick/chain_of_thought.toml");
+    let end = cot.lines().find(|l| l.starts_with("points = ")).expect("a points schedule");
+    let huge = format!("points = {{ start = 1, end = {} }}", u64::MAX / 3 + 1);
+    let e = err(&cot.replace(end, &huge));
+    assert!(e.contains("train.curriculum.points.end makes prompts of 18446744073709551615 tokens"), "{e}");
+}
+
 #[test]
 fn nan_lr_names_field_and_range() {
     let e = err(&QUICK.replace("lr = 1e-3", "lr = nan"));
@@ -55,7 +65,8 @@ fn unknown_task_and_arch_are_errors() {
 #[test]
 fn negative_dims_are_errors() {
     let e = err(&QUICK.replace("n_dims = 5", "n_dims = -5"));
-    assert!(e.contains("invalid value: integer `-5`"), "{e}");
+    // At the key, though serde reports a tagged enum's (the task's) bad field at its table.
+    assert_eq!(e, "line 10, column 1: n_dims: invalid value: integer `-5`, expected usize");
 }
 
 #[test]
@@ -192,4 +203,138 @@ fn new_task_parameters_are_validated() {
     // Chain-of-thought prompts are 3 tokens an example: 11 examples need 33 positions.
     let e = err(&with_task("kind = \"chain_of_thought\"\nn_dims = 5"));
     assert!(e.contains("makes prompts of 33 tokens"), "{e}");
+}
+
+/// Any number in any shipped experiment or sweep file, replaced by any other: the file is
+/// either refused with an error at that key (its name, or its line) or gives runs that are
+/// sound (their prompts fit the model, counted without overflow) and survive a round trip
+/// through TOML. Never a panic.
+mod any_number_anywhere {
+    use super::*;
+    use proptest::prelude::*;
+    use std::path::{Path, PathBuf};
+
+    /// A number in a file: its 1-based line, its key and its byte range.
+    #[derive(Debug, Clone)]
+    struct Number {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        at: std::ops::Range<usize>,
+    }
+
+    fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                toml_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Every `key = <number>` of every shipped file (inline tables too; arrays and comments
+    /// not).
+    fn numbers() -> &'static [Number] {
+        static FOUND: std::sync::OnceLock<Vec<Number>> = std::sync::OnceLock::new();
+        FOUND.get_or_init(find_numbers)
+    }
+
+    fn find_numbers() -> Vec<Number> {
+        let mut files = Vec::new();
+        toml_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments"), &mut files);
+        files.sort();
+        let mut found = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            let mut offset = 0;
+            for (i, line) in text.split_inclusive('\n').enumerate() {
+                let code = &line[..line.find('#').unwrap_or(line.len())];
+                let mut from = 0;
+                while let Some(eq) = code[from..].find(" = ").map(|p| p + from) {
+                    let key_start = code[..eq].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |p| p + 1);
+                    let value_start = eq + 3;
+                    let value_end = code[value_start..].find([',', '}', ' ', '\n', '\r']).map_or(code.len(), |p| p + value_start);
+                    let value = &code[value_start..value_end];
+                    if value.starts_with(|c: char| c.is_ascii_digit() || c == '-') && value.replace('_', "").parse::<f64>().is_ok() {
+                        let key = code[key_start..eq].to_string();
+                        found.push(Number { file: file.clone(), line: i + 1, key, at: offset + value_start..offset + value_end });
+                    }
+                    from = value_end.max(value_start);
+                }
+                offset += line.len();
+            }
+        }
+        found
+    }
+
+    /// What a user might type: any integer, the edges of the integer types (and values whose
+    /// double or triple wraps a 64-bit count), any float, and TOML's non-finite floats.
+    fn value() -> impl Strategy<Value = String> {
+        let edges = [0, 1, -1, 2, 255, 256, 1023, 1024, 1025, u32::MAX as i64, u32::MAX as i64 + 1, i64::MAX / 3 + 1, i64::MAX / 2 + 1, (u64::MAX / 3 + 1) as i64, i64::MAX, i64::MIN];
+        prop_oneof![
+            any::<i64>().prop_map(|v| v.to_string()),
+            prop::sample::select(edges.to_vec()).prop_map(|v| v.to_string()),
+            (0i64..100_000).prop_map(|v| v.to_string()),
+            prop::num::f64::NORMAL.prop_map(|v| format!("{v:?}")),
+            (0.0f64..2.0).prop_map(|v| format!("{v:?}")),
+            prop::sample::select(vec!["nan", "inf", "-inf", "-0.0", "1e-300"]).prop_map(str::to_string),
+        ]
+    }
+
+    /// Tokens a prompt of `points` takes (TaskSpec::tokens), in exact arithmetic.
+    fn exact_tokens(task: &TaskSpec, points: usize) -> u128 {
+        let p = points as u128;
+        match *task {
+            TaskSpec::ChainOfThought { .. } => 3 * p,
+            TaskSpec::VectorMqar { queries, .. } => 2 * p + queries as u128,
+            TaskSpec::TokenMqar { queries, .. } => 2 * p + 2 * queries as u128 - 1,
+            _ => 2 * p,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn is_refused_at_its_key_or_gives_sound_runs(which in any::<prop::sample::Index>(), value in value()) {
+            let all = numbers();
+            prop_assume!(!all.is_empty());
+            let number = &all[which.index(all.len())];
+            let mut text = std::fs::read_to_string(&number.file).unwrap();
+            text.replace_range(number.at.clone(), &value);
+            match sweep::SweepSpec::from_toml(&text).and_then(|s| s.expand()) {
+                Ok(specs) => {
+                    for spec in specs {
+                        if let Some(max) = spec.model.max_tokens() {
+                            let exact_max = match spec.model {
+                                ModelSpec::Gpt2 { n_positions, .. } => 2 * n_positions as u128,
+                                _ => max as u128,
+                            };
+                            let tokens = exact_tokens(&spec.task, spec.train.curriculum.points.end);
+                            prop_assert!(tokens <= exact_max, "{}:{} {} = {value}: prompts of {tokens} tokens passed for a model of {exact_max}", number.file.display(), number.line, number.key);
+                        }
+                        prop_assert_eq!(ExperimentSpec::from_toml(&spec.to_toml()), Ok(spec));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    prop_assert!(
+                        message.contains(&number.key) || message.contains(&format!("line {}, ", number.line)),
+                        "{}:{} {} = {value}: the error names neither the key nor its line: {message}",
+                        number.file.display(), number.line, number.key
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_shipped_files_have_numbers_to_change() {
+        let all = numbers();
+        assert!(all.len() > 100, "{} numbers found", all.len());
+        for key in ["n_dims", "lr", "n_positions", "start", "end", "n_head", "queries"] {
+            assert!(all.iter().any(|n| n.key == key), "no {key} found");
+        }
+    }
 }
