@@ -98,6 +98,30 @@ fn parameter_counts_match_the_paper_spec_table() {
     assert_eq!(count("arch = 'mambaformer'\nn_embd = 256\nn_layer = 24", 10), 8_865_537 - 256);
 }
 
+/// The spec's count of a backbone's parameters (what validation bounds) is the built model's,
+/// less the read-in and read-out, for every architecture, odd layer counts and non-default
+/// state, conv, expansion and Δ rank included.
+#[test]
+fn the_specs_parameter_count_is_the_built_models() {
+    for text in [
+        "arch = 'gpt2'\nn_embd = 24\nn_layer = 3\nn_head = 2\nn_positions = 7",
+        "arch = 'mamba'\nn_embd = 20\nn_layer = 3",
+        "arch = 'mamba'\nn_embd = 16\nn_layer = 2\nd_state = 8\nd_conv = 3\nexpand = 3\ndt_rank = 5",
+        "arch = 's4'\nn_embd = 16\nn_layer = 3\nd_state = 6",
+        "arch = 's4_mamba'\nn_embd = 12\nn_layer = 2\nd_state = 10\nd_conv = 2\nexpand = 3",
+        "arch = 'mambaformer'\nn_embd = 16\nn_layer = 3\nn_head = 2\nd_state = 4",
+        "arch = 'mambaformer'\nn_embd = 16\nn_layer = 4",
+        "arch = 'hybrid'\nn_embd = 16\nn_layer = 3\nn_head = 2\nn_positions = 9\ndt_rank = 2",
+    ] {
+        let (d_in, d_out) = (7, 3);
+        let spec = spec(text);
+        let built = IclModel::<B>::new(&spec, d_in, d_out, 0, &NdArrayDevice::Cpu).num_params();
+        let e = spec.n_embd();
+        let ends = d_in * e + e + e * d_out + d_out;
+        assert_eq!(spec.backbone_parameters(), (built - ends) as f64, "{text}");
+    }
+}
+
 #[test]
 fn mamba_init_follows_mamba_ssm() {
     let m = IclModel::<B>::new(&spec("arch = 'mamba'\nn_embd = 32\nn_layer = 4"), 5, 1, 0, &NdArrayDevice::Cpu);

@@ -386,7 +386,79 @@ impl ModelSpec {
             _ => None,
         }
     }
+
+    /// The backbone's parameters (all but the task-sized read-in and read-out), counted from
+    /// the spec as `models::IclModel` builds them; in f64, so that no size overflows.
+    pub fn backbone_parameters(&self) -> f64 {
+        let e = self.n_embd() as f64;
+        let norm = 2.0 * e; // a LayerNorm's γ and β
+        let attention = 4.0 * e * e + 4.0 * e;
+        let mamba = |d_state: usize, d_conv: usize, expand: usize, dt_rank: Option<usize>| {
+            let inner = (expand as f64) * e;
+            let (n, k) = (d_state as f64, d_conv as f64);
+            let r = dt_rank.unwrap_or(self.n_embd().div_ceil(16)) as f64;
+            // in_proj, conv (weight, bias), x_proj, dt_proj (weight, bias), A, D, out_proj.
+            3.0 * e * inner + inner * (k + 2.0 * r + 3.0 * n + 3.0)
+        };
+        // S4D over `width` channels: log Δ, then C (re, im), log(-Re A) and Im A per mode.
+        let s4d = |width: f64, d_state: usize| width + 4.0 * width * (d_state / 2) as f64;
+        // A mixer model's blocks (each a LayerNorm and its mixer), final norm, positions.
+        let blocks = |mixers: f64, count: usize, positions: f64| mixers + count as f64 * norm + norm + positions * e;
+        match *self {
+            ModelSpec::Gpt2 { n_layer, n_positions, .. } => {
+                2.0 * n_positions as f64 * e + n_layer as f64 * (2.0 * norm + attention + 8.0 * e * e + 5.0 * e) + norm
+            }
+            ModelSpec::Mamba { n_layer, d_state, d_conv, expand, dt_rank, .. } => {
+                blocks(n_layer as f64 * mamba(d_state, d_conv, expand, dt_rank), n_layer, 0.0)
+            }
+            ModelSpec::S4 { n_layer, d_state, .. } => {
+                // The kernel, D, and the GLU's 1x1 conv to 2H.
+                blocks(n_layer as f64 * (s4d(e, d_state) + e + 2.0 * e * e + 2.0 * e), n_layer, 0.0)
+            }
+            ModelSpec::S4Mamba { n_layer, d_state, d_conv, expand, .. } => {
+                let inner = expand as f64 * e;
+                // in_proj, conv, the kernel, D, out_proj.
+                let mixer = 3.0 * e * inner + inner * (d_conv as f64 + 1.0) + s4d(inner, d_state) + inner;
+                blocks(n_layer as f64 * mixer, n_layer, 0.0)
+            }
+            ModelSpec::Mambaformer { n_layer, d_state, d_conv, expand, dt_rank, .. } => {
+                // A Mamba, then n_layer blocks alternating attention (first) and Mamba.
+                let attn = n_layer.div_ceil(2) as f64;
+                let mambas = 1.0 + (n_layer / 2) as f64;
+                blocks(attn * attention + mambas * mamba(d_state, d_conv, expand, dt_rank), n_layer + 1, 0.0)
+            }
+            ModelSpec::Hybrid { n_layer, n_positions, d_state, d_conv, expand, dt_rank, .. } => {
+                let attn = n_layer.div_ceil(2) as f64;
+                let mambas = (n_layer / 2) as f64;
+                blocks(attn * attention + mambas * mamba(d_state, d_conv, expand, dt_rank), n_layer, n_positions as f64)
+            }
+        }
+    }
+
+    /// The keys that size this model, as `key value` pairs (for errors about its size).
+    fn size_keys(&self) -> String {
+        let (e, l) = (self.n_embd(), self.n_layer());
+        let ssm = |d_state: usize, d_conv: usize, expand: usize| format!(", d_state {d_state}, d_conv {d_conv}, expand {expand}");
+        let rank = |r: Option<usize>| r.map_or(String::new(), |r| format!(", dt_rank {r}"));
+        let rest = match *self {
+            ModelSpec::Gpt2 { n_positions, .. } => format!(", n_positions {n_positions}"),
+            ModelSpec::S4 { d_state, .. } => format!(", d_state {d_state}"),
+            ModelSpec::S4Mamba { d_state, d_conv, expand, .. } => ssm(d_state, d_conv, expand),
+            ModelSpec::Mamba { d_state, d_conv, expand, dt_rank, .. } | ModelSpec::Mambaformer { d_state, d_conv, expand, dt_rank, .. } => {
+                ssm(d_state, d_conv, expand) + &rank(dt_rank)
+            }
+            ModelSpec::Hybrid { n_positions, d_state, d_conv, expand, dt_rank, .. } => {
+                format!(", n_positions {n_positions}") + &ssm(d_state, d_conv, expand) + &rank(dt_rank)
+            }
+        };
+        format!("n_embd {e}, n_layer {l}{rest}")
+    }
 }
+
+/// The most parameters a model may have: 2³² f32 weights are 16 GiB, and training keeps four
+/// times that (gradients and Adam's two moments). A larger one is a typo far more often than
+/// a plan, and would end the process when its memory runs out rather than fail the run.
+pub const MAX_PARAMETERS: f64 = 4_294_967_296.0;
 
 /// Optimisation and evaluation settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -690,6 +762,13 @@ impl ExperimentSpec {
         if let ModelSpec::S4Mamba { dropout, .. } = m {
             check((0.0..1.0).contains(dropout), "model.dropout", "must be in [0, 1)", fmt_f64(*dropout));
         }
+        let params = m.backbone_parameters();
+        check(
+            params <= MAX_PARAMETERS,
+            "model",
+            "must have at most 2^32 parameters (16 GiB of f32 weights, four times that to train)",
+            format!("{params:.3e} ({})", m.size_keys()),
+        );
         let points = self.train.curriculum.points.end;
         if let Some(max) = m.max_tokens() {
             let tokens = self.task.tokens(points);

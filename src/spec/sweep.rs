@@ -145,6 +145,7 @@ fn for_model(e: SpecError, index: usize) -> SpecError {
     match e {
         SpecError::Invalid { field, rule, got } => match field.strip_prefix("model.") {
             Some(rest) => SpecError::Invalid { field: format!("{at}{rest}"), rule, got },
+            None if field == "model" => SpecError::Invalid { field: format!("models[{index}]"), rule, got },
             None if rule.contains("model.") => SpecError::Invalid { field, rule: rule.replace("model.", &at), got },
             None => SpecError::Invalid { field, rule, got },
         },
@@ -257,6 +258,10 @@ mod tests {
         let bad = "[[models]]\narch = \"gpt2\"\nn_embd = 128\nn_layer = 1\nn_head = 7\nn_positions = 11\n";
         let e = expand_err(&sweep_text("", &format!("{TWO_MODELS}\n{bad}")));
         assert_eq!(e, "models[2].n_head must divide model.n_embd (128), got 7");
+        // A rule about the whole model names it by its index.
+        let wide = bad.replace("n_embd = 128", "n_embd = 70000").replace("n_head = 7", "n_head = 1");
+        let e = expand_err(&sweep_text("", &format!("{TWO_MODELS}\n{wide}")));
+        assert!(e.starts_with("models[2] must have at most 2^32 parameters"), "{e}");
         // A rule that depends on the model names it; a shared field is reported once.
         let short = "[[models]]\narch = \"gpt2\"\nn_embd = 32\nn_layer = 1\nn_head = 2\nn_positions = 5\n";
         let e = expand_err(&sweep_text("", &format!("{TWO_MODELS}\n{short}")).replace("lr = 1e-3", "lr = -1"));

@@ -39,6 +39,17 @@ fn prompt_lengths_past_the_word_size_are_refused() {
     assert!(e.contains("train.curriculum.points.end makes prompts of 18446744073709551615 tokens"), "{e}");
 }
 
+/// A model too large to train (a typo's extra digits) is refused with its size and the keys
+/// that make it, rather than ending the process when memory runs out.
+#[test]
+fn models_past_2_to_the_32_parameters_are_refused() {
+    let e = err(&QUICK.replace("n_embd = 64", "n_embd = 10000000").replace("n_head = 4", "n_head = 1"));
+    assert_eq!(e, "model must have at most 2^32 parameters (16 GiB of f32 weights, four times that to train), got 2.400e15 (n_embd 10000000, n_layer 2, n_positions 11)");
+    // 18,900 wide is 2 x 12 x 18,900² = 8.6e9; 13,300 (4.2e9) passes.
+    assert!(err(&QUICK.replace("n_embd = 64", "n_embd = 18900").replace("n_head = 4", "n_head = 1")).starts_with("model must have"));
+    assert!(ExperimentSpec::from_toml(&QUICK.replace("n_embd = 64", "n_embd = 13300").replace("n_head = 4", "n_head = 1")).is_ok());
+}
+
 #[test]
 fn nan_lr_names_field_and_range() {
     let e = err(&QUICK.replace("lr = 1e-3", "lr = nan"));
