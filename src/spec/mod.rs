@@ -222,6 +222,15 @@ impl TaskSpec {
         }
     }
 
+    /// The key that sets [`Self::n_dims`]: token MQAR's input width is its vocabulary.
+    pub fn dims_key(&self) -> &'static str {
+        if matches!(self, TaskSpec::TokenMqar { .. }) {
+            "task.vocab"
+        } else {
+            "task.n_dims"
+        }
+    }
+
     /// Tokens in a prompt of `points` examples (key/value pairs for MQAR).
     /// Saturating: a count past the word size (a typo in a file) stays too large to fit.
     pub fn tokens(&self, points: usize) -> usize {
@@ -460,6 +469,9 @@ impl ModelSpec {
 /// a plan, and would end the process when its memory runs out rather than fail the run.
 pub const MAX_PARAMETERS: f64 = 4_294_967_296.0;
 
+/// The most values one training activation or the evaluation prompts may hold (8 GiB of f32).
+pub const MAX_TENSOR_VALUES: f64 = 2_147_483_648.0;
+
 /// Optimisation and evaluation settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -634,8 +646,7 @@ impl ExperimentSpec {
         check(!self.name.trim().is_empty(), "name", "must not be empty", format!("{:?}", self.name));
 
         let d = self.task.n_dims();
-        // Token MQAR's input width is its vocabulary.
-        let dims_key = if matches!(self.task, TaskSpec::TokenMqar { .. }) { "task.vocab" } else { "task.n_dims" };
+        let dims_key = self.task.dims_key();
         check((1..=1024).contains(&d), dims_key, "must be in 1..=1024", d.to_string());
         match self.task {
             TaskSpec::SparseLinearRegression { sparsity, .. } => check(
@@ -762,6 +773,26 @@ impl ExperimentSpec {
         if let ModelSpec::S4Mamba { dropout, .. } = m {
             check((0.0..1.0).contains(dropout), "model.dropout", "must be in [0, 1)", fmt_f64(*dropout));
         }
+        // What a typo in a count would make too large to hold: a training activation
+        // ([batch, tokens, n_embd]) and the evaluation prompts, drawn at once on the host.
+        let tokens = self.task.tokens(self.train.curriculum.points.end) as f64;
+        let (batch, prompts, width) = (self.train.batch_size as f64, self.train.eval_prompts as f64, m.n_embd() as f64);
+        let activation = batch * tokens * width;
+        // (A model too large is reported alone: its width would make every batch too large.)
+        check(
+            activation <= MAX_TENSOR_VALUES || m.backbone_parameters() > MAX_PARAMETERS,
+            "train.batch_size",
+            &format!("with prompts of {tokens} tokens (train.curriculum.points.end) and model.n_embd {width} makes activations of {activation:.3e} values: at most 2^31 (8 GiB) fit"),
+            self.train.batch_size.to_string(),
+        );
+        let dims_key = self.task.dims_key();
+        let eval_set = prompts * tokens * (self.task.n_dims() as f64 + 1.0);
+        check(
+            eval_set <= MAX_TENSOR_VALUES,
+            "train.eval_prompts",
+            &format!("with prompts of {tokens} tokens (train.curriculum.points.end) of {dims_key} + 1 values make an evaluation set of {eval_set:.3e} values: at most 2^31 (8 GiB) fit"),
+            self.train.eval_prompts.to_string(),
+        );
         let params = m.backbone_parameters();
         check(
             params <= MAX_PARAMETERS,

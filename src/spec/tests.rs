@@ -50,6 +50,18 @@ fn models_past_2_to_the_32_parameters_are_refused() {
     assert!(ExperimentSpec::from_toml(&QUICK.replace("n_embd = 64", "n_embd = 13300").replace("n_head = 4", "n_head = 1")).is_ok());
 }
 
+/// A batch or an evaluation set too large to hold is refused with the keys that size it.
+#[test]
+fn batches_and_evaluation_sets_past_2_to_the_31_values_are_refused() {
+    // 2·11 tokens x 64 wide: 1.5e6 values a prompt.
+    let e = err(&QUICK.replace("batch_size = 32", "batch_size = 2000000"));
+    assert_eq!(e, "train.batch_size with prompts of 22 tokens (train.curriculum.points.end) and model.n_embd 64 makes activations of 2.816e9 values: at most 2^31 (8 GiB) fit, got 2000000");
+    assert!(ExperimentSpec::from_toml(&QUICK.replace("batch_size = 32", "batch_size = 1000000")).is_ok());
+    // 22 tokens of 5 + 1 values: 132 a prompt.
+    let e = err(&QUICK.replace("eval_prompts = 256", "eval_prompts = 20000000"));
+    assert!(e.starts_with("train.eval_prompts with prompts of 22 tokens (train.curriculum.points.end) of task.n_dims + 1 values make an evaluation set of 2.640e9 values"), "{e}");
+}
+
 #[test]
 fn nan_lr_names_field_and_range() {
     let e = err(&QUICK.replace("lr = 1e-3", "lr = nan"));
