@@ -140,7 +140,8 @@ impl FieldId {
             FieldId::EvalEvery => &["train.eval_every", "train.eval_prompts", "train.log_every"],
             FieldId::Device => &["device"],
         };
-        prefixes.iter().any(|p| spec_field.starts_with(p))
+        // The model's size as a whole ("model") is the width's to fix, first of all.
+        prefixes.iter().any(|p| spec_field.starts_with(p)) || (self == FieldId::Embd && spec_field == "model")
     }
 }
 

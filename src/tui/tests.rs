@@ -282,6 +282,26 @@ fn form_errors_sit_next_to_their_fields_and_launch_queues_arch_x_seed() {
     assert_eq!(a.view, View::Queue);
 }
 
+/// Sizes that cannot fit in memory are errors at the width and the batch, not a crash.
+#[test]
+fn form_sizes_too_large_to_train_are_errors_at_their_fields() {
+    let nb = Fake::with_runs();
+    let mut a = app(&nb);
+    press(&mut a, &nb, "5");
+    let pos = |f: FieldId| FIELDS.iter().position(|x| *x == f).unwrap();
+    a.form.embd = "10000000".into();
+    a.form.heads = "1".into();
+    a.on_key(ctrl('r'), &nb);
+    assert!(nb.launched.borrow().is_empty());
+    assert!(a.form.errors[&pos(FieldId::Embd)].contains("at most 2^32 parameters"), "{:?}", a.form.errors);
+    a.form.embd = "64".into();
+    a.form.batch = "100000000".into();
+    a.on_key(ctrl('r'), &nb);
+    assert!(nb.launched.borrow().is_empty());
+    assert!(a.form.errors[&pos(FieldId::Batch)].contains("at most 2^31"), "{:?}", a.form.errors);
+    assert!(!a.form.errors.contains_key(&pos(FieldId::Embd)), "{:?}", a.form.errors);
+}
+
 #[test]
 fn quitting_with_live_runs_asks_and_cancel_asks_too() {
     let nb = Fake::with_runs();
