@@ -21,7 +21,7 @@ impl SpecError {
                 let mut at = span.start.min(text.len());
                 // Inside [task], [model] and [[models]] (serde's tagged enums buffer their
                 // fields), a bad value is reported at the table, without its key: find the key.
-                if let Some((key, key_at)) = key_in_table_with_bad_value(text, span, &message) {
+                if let Some((key, key_at)) = key_in_table_with_bad_value(text, at, &message) {
                     message = format!("{key}: {message}");
                     at = key_at;
                 }
@@ -68,13 +68,12 @@ fn same_value(a: &toml::Value, b: &toml::Value) -> bool {
     }
 }
 
-/// For an error that toml reports at a table header (`span` starting on a `[` line) with a
+/// For an error that toml reports at a table header (`at` on a `[` line) with a
 /// message quoting a value: the first key of that table (up to the next header; of an array
 /// of tables, reported at its first, up to the next other header) whose value is that value,
 /// and where it is.
-fn key_in_table_with_bad_value(text: &str, span: std::ops::Range<usize>, message: &str) -> Option<(String, usize)> {
-    let start = span.start.min(text.len());
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+fn key_in_table_with_bad_value(text: &str, at: usize, message: &str) -> Option<(String, usize)> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let header = |line: &str| {
         let code = line[..line.find('#').unwrap_or(line.len())].trim();
         code.starts_with('[').then(|| code.to_string())

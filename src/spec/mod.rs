@@ -775,34 +775,33 @@ impl ExperimentSpec {
         }
         // What a typo in a count would make too large to hold: a training activation
         // ([batch, tokens, n_embd]) and the evaluation prompts, drawn at once on the host.
-        let tokens = self.task.tokens(self.train.curriculum.points.end) as f64;
+        let points = self.train.curriculum.points.end;
+        let tokens = self.task.tokens(points);
+        let params = m.backbone_parameters();
         let (batch, prompts, width) = (self.train.batch_size as f64, self.train.eval_prompts as f64, m.n_embd() as f64);
-        let activation = batch * tokens * width;
+        let activation = batch * tokens as f64 * width;
         // (A model too large is reported alone: its width would make every batch too large.)
         check(
-            activation <= MAX_TENSOR_VALUES || m.backbone_parameters() > MAX_PARAMETERS,
+            activation <= MAX_TENSOR_VALUES || params > MAX_PARAMETERS,
             "train.batch_size",
             &format!("with prompts of {tokens} tokens (train.curriculum.points.end) and model.n_embd {width} makes activations of {activation:.3e} values: at most 2^31 (8 GiB) fit"),
             self.train.batch_size.to_string(),
         );
         let dims_key = self.task.dims_key();
-        let eval_set = prompts * tokens * (self.task.n_dims() as f64 + 1.0);
+        let eval_set = prompts * tokens as f64 * (self.task.n_dims() as f64 + 1.0);
         check(
             eval_set <= MAX_TENSOR_VALUES,
             "train.eval_prompts",
             &format!("with prompts of {tokens} tokens (train.curriculum.points.end) of {dims_key} + 1 values make an evaluation set of {eval_set:.3e} values: at most 2^31 (8 GiB) fit"),
             self.train.eval_prompts.to_string(),
         );
-        let params = m.backbone_parameters();
         check(
             params <= MAX_PARAMETERS,
             "model",
             "must have at most 2^32 parameters (16 GiB of f32 weights, four times that to train)",
             format!("{params:.3e} ({})", m.size_keys()),
         );
-        let points = self.train.curriculum.points.end;
         if let Some(max) = m.max_tokens() {
-            let tokens = self.task.tokens(points);
             let unit = if matches!(m, ModelSpec::Gpt2 { .. }) { "2 x model.n_positions" } else { "model.n_positions" };
             check(
                 tokens <= max,
