@@ -138,10 +138,11 @@ fn interrupt_long_sweep(mut child: Child, lines: Lines<BufReader<ChildStderr>>, 
     store.join(&trained.checkpoint.as_ref().expect("it can be resumed").dir)
 }
 
+/// With every slot a thread of the sweep's process (`ICL_LAB_SLOTS=threads`).
 #[test]
 fn ctrl_c_interrupts_every_run_resumably() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, lines, store) = start_long_sweep(dir.path(), &[]);
+    let (child, lines, store) = start_long_sweep(dir.path(), &[("ICL_LAB_SLOTS", "threads")]);
     interrupt_long_sweep(child, lines, &store, 300);
 }
 
@@ -165,7 +166,7 @@ fn slot_workers_of(parent: u32) -> Vec<u32> {
     found
 }
 
-/// `ICL_LAB_SLOTS=processes` (the default for the CUDA slots of a pool with several): each run
+/// `ICL_LAB_SLOTS=processes` (the default for every slot of a sweep or the notebook): each run
 /// trains in a child process of its own, and the store ends as with threads: the same runs,
 /// done, with their metrics, curves and (same seed, same data) the same losses up to rounding.
 #[cfg(target_os = "linux")]
@@ -222,25 +223,67 @@ fn runs_in_child_processes_land_in_the_store_as_runs_in_threads_do() {
     }
 }
 
-/// Ctrl-C with runs in child processes: the children are the pool's (own process group, so
-/// the terminal's Ctrl-C reaches only the pool), each stops after its current step and saves
-/// a checkpoint, every run ends interrupted, and no child outlives the sweep.
+/// The slot workers of `parent` once there is one: "start" is printed as the slot takes the
+/// run, just before it starts its child.
 #[cfg(target_os = "linux")]
-#[test]
-fn ctrl_c_stops_runs_in_child_processes_resumably() {
-    let dir = tempfile::tempdir().unwrap();
-    let (child, lines, store) = start_long_sweep(dir.path(), &[("ICL_LAB_SLOTS", "processes")]);
-    // "start" is printed as the slot takes the run, just before it starts its child.
-    let mut workers = slot_workers_of(child.id());
+fn wait_for_slot_workers(parent: u32) -> Vec<u32> {
+    let mut workers = slot_workers_of(parent);
     for _ in 0..100 {
         if !workers.is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
-        workers = slot_workers_of(child.id());
+        workers = slot_workers_of(parent);
     }
+    workers
+}
+
+/// Ctrl-C with runs in child processes (a sweep's default, CPU slots too): the children are
+/// the pool's (own process group, so the terminal's Ctrl-C reaches only the pool), each stops
+/// after its current step and saves a checkpoint, every run ends interrupted, and no child
+/// outlives the sweep.
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_stops_runs_in_child_processes_resumably() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, lines, store) = start_long_sweep(dir.path(), &[]);
+    let workers = wait_for_slot_workers(child.id());
     assert_eq!(workers.len(), 1, "one slot, one child process: {workers:?}");
     let ckpt = interrupt_long_sweep(child, lines, &store, 1500);
     assert!(ckpt.join("model.bin").exists(), "the child wrote its checkpoint into the store: {}", ckpt.display());
     assert!(!Path::new(&format!("/proc/{}", workers[0])).exists(), "the child process ended with the sweep");
+}
+
+/// A run whose process dies (here killed, as the kernel's out-of-memory killer or an abort
+/// would end it) fails alone: the sweep, like the notebook, lives on and trains the next run.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_run_whose_process_dies_fails_alone_and_the_sweep_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, mut lines, store) = start_long_sweep(dir.path(), &[]);
+    let workers = wait_for_slot_workers(child.id());
+    assert_eq!(workers.len(), 1, "run #1 in a child process by default: {workers:?}");
+    Command::new("kill").args(["-KILL", &workers[0].to_string()]).status().unwrap();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let next_started = line.starts_with("start  #2");
+        seen.push(line);
+        if next_started {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.starts_with("finish #1") && l.contains("failed")), "{seen:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest:?}");
+    let s = SledStore::open(&store).unwrap();
+    let runs = s.list().unwrap();
+    let status = |id: u64| runs.iter().find(|r| r.id == id).map(|r| r.status.clone()).unwrap();
+    match status(1) {
+        Status::Failed { reason } => assert!(reason.contains("SIGKILL"), "{reason}"),
+        other => panic!("run 1: {other:?}"),
+    }
+    assert!((2..=4).all(|id| status(id) == Status::Interrupted), "{:?}", runs.iter().map(|r| (r.id, &r.status)).collect::<Vec<_>>());
 }

@@ -36,9 +36,8 @@ use super::{train_members_on, Device, RunError};
 use crate::spec::ExperimentSpec;
 use crate::train::{RunSummary, SavedCheckpoint, TrainControl, TrainEvent};
 
-/// `ICL_LAB_SLOTS`: `threads` (every slot a thread), `processes` (every slot a child process,
-/// CPU slots too), unset or `auto`: child processes for the CUDA slots of a pool with at least
-/// two of them, threads otherwise (a single run gains nothing from a child). Unix only.
+/// `ICL_LAB_SLOTS`: `threads` (every slot a thread), `processes` (every slot a child process),
+/// unset or `auto`: as [`Isolation`] says for the pool's owner. Unix only.
 pub const SLOTS_ENV: &str = "ICL_LAB_SLOTS";
 
 /// After asking a child to stop, kill it if it has not ended within this time (a wedged GPU
@@ -73,14 +72,32 @@ pub fn register_worker_program(cmd: WorkerCommand) {
     let _ = PROGRAM.set(cmd);
 }
 
+/// Which slots of a pool train in child processes when [`SLOTS_ENV`] does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// A pool that outlives its runs (the notebook, a sweep): every slot a child, so a run
+    /// that aborts (out of memory, a driver fault) fails that run, not the notebook. A child
+    /// costs about 0.4 s to start on the CPU (docs/performance.md, "Runs in child processes").
+    EverySlot,
+    /// A pool for one run in the foreground (`icl-lab run`): child processes only for the
+    /// CUDA slots of a pool with at least two, where threads would share CubeCL's host
+    /// threads; otherwise the process itself trains, as the run is all it does.
+    SharedGpuOnly,
+}
+
 /// For each slot group: the command its slots run their runs with, or `None` for threads
 /// (see [`SLOTS_ENV`]).
-pub fn slot_commands(slots: &[(Device, usize)]) -> Vec<Option<WorkerCommand>> {
-    choose(&std::env::var(SLOTS_ENV).unwrap_or_default(), PROGRAM.get(), slots)
+pub fn slot_commands(slots: &[(Device, usize)], isolation: Isolation) -> Vec<Option<WorkerCommand>> {
+    choose(&std::env::var(SLOTS_ENV).unwrap_or_default(), PROGRAM.get(), slots, isolation)
 }
 
 /// `slot_commands` for the value `mode` of [`SLOTS_ENV`] and the registered `program`.
-fn choose(mode: &str, program: Option<&WorkerCommand>, slots: &[(Device, usize)]) -> Vec<Option<WorkerCommand>> {
+fn choose(
+    mode: &str,
+    program: Option<&WorkerCommand>,
+    slots: &[(Device, usize)],
+    isolation: Isolation,
+) -> Vec<Option<WorkerCommand>> {
     let cuda_slots: usize = slots.iter().filter(|(d, _)| matches!(d, Device::Cuda(_))).map(|(_, n)| n).sum();
     slots
         .iter()
@@ -91,7 +108,10 @@ fn choose(mode: &str, program: Option<&WorkerCommand>, slots: &[(Device, usize)]
                 && match mode.trim() {
                     "threads" => false,
                     "processes" => true,
-                    _ => matches!(device, Device::Cuda(_)) && cuda_slots >= 2,
+                    _ => match isolation {
+                        Isolation::EverySlot => true,
+                        Isolation::SharedGpuOnly => matches!(device, Device::Cuda(_)) && cuda_slots >= 2,
+                    },
                 };
             program.filter(|_| child).cloned()
         })
@@ -447,17 +467,25 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
-    fn several_cuda_slots_take_child_processes_unless_told_otherwise() {
+    fn slots_take_child_processes_as_their_pool_needs_unless_told_otherwise() {
         let exe = WorkerCommand::icl_lab("/opt/icl-lab".into());
         let p = Some(&exe);
         let (gpu, cpu) = (Device::Cuda(0), Device::Cpu);
         let some = || Some(exe.clone());
-        assert_eq!(choose("", p, &[(gpu, 4), (cpu, 1)]), [some(), None]);
-        assert_eq!(choose("auto", p, &[(gpu, 1), (gpu, 1)]), [some(), some()], "two groups of one slot on a GPU");
-        assert_eq!(choose("", p, &[(gpu, 1), (cpu, 1)]), [None, None], "one CUDA slot (icl-lab run): a thread");
-        assert_eq!(choose("threads", p, &[(gpu, 4)]), [None]);
-        assert_eq!(choose("processes", p, &[(gpu, 1), (cpu, 1)]), [some(), some()]);
-        assert_eq!(choose("processes", None, &[(gpu, 4)]), [None], "no program registered: threads");
+        let one_run = Isolation::SharedGpuOnly;
+        assert_eq!(choose("", p, &[(gpu, 4), (cpu, 1)], one_run), [some(), None]);
+        assert_eq!(choose("auto", p, &[(gpu, 1), (gpu, 1)], one_run), [some(), some()], "two groups of one slot on a GPU");
+        assert_eq!(choose("", p, &[(gpu, 1), (cpu, 1)], one_run), [None, None], "one CUDA slot (icl-lab run): a thread");
+        // The notebook and sweeps: every slot, the CPU's and a lone GPU slot too.
+        let lab = Isolation::EverySlot;
+        assert_eq!(choose("", p, &[(cpu, 1)], lab), [some()]);
+        assert_eq!(choose("auto", p, &[(gpu, 1), (cpu, 2)], lab), [some(), some()]);
+        for isolation in [one_run, lab] {
+            assert_eq!(choose("threads", p, &[(gpu, 4), (cpu, 1)], isolation), [None, None]);
+            assert_eq!(choose("processes", p, &[(gpu, 1), (cpu, 1)], isolation), [some(), some()]);
+            assert_eq!(choose("processes", None, &[(gpu, 4)], isolation), [None], "no program registered: threads");
+            assert_eq!(choose("", None, &[(cpu, 1)], isolation), [None], "no program registered: threads");
+        }
         assert_eq!(exe.args, vec![OsString::from("slot-worker")]);
     }
 }

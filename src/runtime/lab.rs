@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::child::Isolation;
 use super::{Device, Job, Pool, PoolEvent, PoolSnapshot, StopReason};
 use crate::spec::ExperimentSpec;
 use crate::store::{self, NewRun, RunId, RunRecord, RunStore, SledStore, StoreError, Writer};
@@ -53,11 +54,13 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// A lab that can train on `slots`.
+    /// A lab that can train on `slots`, each run in a child process of its own where the
+    /// command line registered one (`child::Isolation::EverySlot`): a run that aborts must not
+    /// end the notebook.
     pub fn open(store: SledStore, slots: Vec<(Device, usize)>) -> Lab {
         let store = Arc::new(store);
         let writer = Writer::spawn(store.clone() as Arc<dyn RunStore>, None);
-        let pool = Pool::new(slots, Some(writer.sender()), Some(store.path()));
+        let pool = Pool::isolated(slots, Some(writer.sender()), Some(store.path()), Isolation::EverySlot);
         let generation = writer.generation();
         Lab {
             store: Mutex::new(store),

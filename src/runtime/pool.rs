@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
-use super::child::{self, WorkerCommand};
+use super::child::{self, Isolation, WorkerCommand};
 use super::{train_members_on, Device};
 use crate::spec::{DeviceSpec, ExperimentSpec};
 use crate::store::{Checkpoint, RunId, Status, WriteOp};
@@ -174,9 +174,20 @@ fn accepts(slot: Device, wanted: DeviceSpec) -> bool {
 
 impl Pool {
     /// Starts `count` worker threads for each slot group `(device, count)` in `slots`; each
-    /// trains in a child process or in itself as `child::slot_commands` decides.
+    /// trains in a child process or in itself as `child::slot_commands` decides for a pool of
+    /// foreground runs.
     pub fn new(slots: Vec<(Device, usize)>, writer: Option<Sender<WriteOp>>, store_root: Option<PathBuf>) -> Pool {
-        let children = child::slot_commands(&slots);
+        Pool::isolated(slots, writer, store_root, Isolation::SharedGpuOnly)
+    }
+
+    /// As `new`, for an owner whose slots need `isolation` (the notebook: every slot).
+    pub fn isolated(
+        slots: Vec<(Device, usize)>,
+        writer: Option<Sender<WriteOp>>,
+        store_root: Option<PathBuf>,
+        isolation: Isolation,
+    ) -> Pool {
+        let children = child::slot_commands(&slots, isolation);
         Pool::with_children(slots, writer, store_root, children)
     }
 
