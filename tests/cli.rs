@@ -90,7 +90,7 @@ fn bad_device_flag() {
 
 #[test]
 fn cuda_without_a_gpu_is_a_clear_error() {
-    if icl_lab::runtime::device::cuda_device_count().map_or(false, |n| n > 0) {
+    if icl_lab::runtime::device::cuda_device_count().is_ok_and(|n| n > 0) {
         return; // this machine has a GPU: nothing to check
     }
     let path = temp_spec("ok2.toml", QUICK);
@@ -107,7 +107,7 @@ fn tiny_run_prints_table_and_json() {
     assert!(stdout.contains("done after 20 steps on cpu"), "{stdout}");
     assert!(stdout.contains("least_squares"), "{stdout}");
     // One row per number of in-context examples, 0..=10.
-    let rows = stdout.lines().filter(|l| l.trim_start().split_whitespace().next().is_some_and(|w| w.parse::<usize>().is_ok())).count();
+    let rows = stdout.lines().filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<usize>().is_ok())).count();
     assert_eq!(rows, 11, "{stdout}");
 
     let out = run(&["run", p, "--device", "cpu", "--steps", "20", "--json"]);
@@ -115,7 +115,7 @@ fn tiny_run_prints_table_and_json() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(v["outcome"]["status"], "done");
     assert_eq!(v["steps"], 20);
-    assert_eq!(v["params"].as_u64().unwrap() > 0, true);
+    assert!(v["params"].as_u64().unwrap() > 0);
     let model = v["final_eval"]["model"]["mean"].as_array().unwrap();
     assert_eq!(model.len(), 11);
     let baselines = v["final_eval"]["baselines"].as_array().unwrap();

@@ -191,7 +191,7 @@ fn a_diverging_run_ends_diverged_and_the_others_go_on() {
     let wild = store.get(ids[0]).unwrap();
     match wild.status {
         Status::Diverged { step, loss } => {
-            assert!(step >= 1 && step < 200, "step {step}");
+            assert!((1..200).contains(&step), "step {step}");
             assert!(!loss.is_finite());
             assert_eq!(store.metrics(ids[0]).unwrap().last().unwrap().step, step);
         }

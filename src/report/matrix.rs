@@ -215,7 +215,7 @@ impl Matrix {
                 let Some(any) = row.iter().flatten().next() else { continue };
                 let _ = write!(out, "| {task} | {fam} |");
                 for c in &row {
-                    let _ = write!(out, " {} |", c.map_or("".to_string(), |c| cell_text(c)));
+                    let _ = write!(out, " {} |", c.map_or("".to_string(), cell_text));
                 }
                 let b = any.best_baseline().map_or("-".into(), |v| format!("{v:.3}"));
                 let t = any.trivial().map_or("-".into(), |v| format!("{v:.3}"));

@@ -266,7 +266,7 @@ fn truncated_or_foreign_bundles_are_rejected_and_change_nothing() {
     for cut in [10, bytes.len() / 3, bytes.len() / 2, bytes.len() - 12, bytes.len() - 1] {
         let t = tmp.path().join(format!("cut{cut}.bundle"));
         std::fs::write(&t, &bytes[..cut]).unwrap();
-        let err = bundle::import(&dst, &t).err().expect("truncated bundle must fail").to_string();
+        let err = bundle::import(&dst, &t).expect_err("truncated bundle must fail").to_string();
         assert!(err.contains("truncated") || err.contains("not an icl-lab bundle"), "{err}");
         assert!(dst.list().unwrap().is_empty());
     }

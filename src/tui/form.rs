@@ -145,10 +145,7 @@ impl FieldId {
     }
 }
 
-fn num<T: std::str::FromStr>(text: &str, field: usize, errors: &mut BTreeMap<usize, String>) -> T
-where
-    T: Default,
-{
+fn num<T: std::str::FromStr + Default>(text: &str, field: usize, errors: &mut BTreeMap<usize, String>) -> T {
     match text.trim().parse() {
         Ok(v) => v,
         Err(_) => {
@@ -214,7 +211,7 @@ impl Form {
 
     fn seeds_list(&self, errors: &mut BTreeMap<usize, String>) -> Vec<u64> {
         let idx = FIELDS.iter().position(|f| *f == FieldId::Seeds).expect("seeds field");
-        match crate::store::query::parse_ids(&[self.seeds.clone()]) {
+        match crate::store::query::parse_ids(std::slice::from_ref(&self.seeds)) {
             Ok(ids) if ids.len() <= 100 => ids,
             Ok(_) => {
                 errors.insert(idx, "at most 100 seeds".into());
@@ -243,7 +240,7 @@ impl Form {
         let device: DeviceSpec = match self.device.parse() {
             Ok(d) => d,
             Err(e) => {
-                errors.insert(pos(FieldId::Device), format!("{e}"));
+                errors.insert(pos(FieldId::Device), e.to_string());
                 DeviceSpec::Auto
             }
         };

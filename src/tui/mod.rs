@@ -25,7 +25,7 @@ use crate::runtime::slurm::watch::{SlurmUpdate, Watcher, POLL_EVERY};
 use crate::runtime::{PoolEvent, StopReason};
 use crate::store::{SledStore, StoreError};
 use crate::train::TrainEvent;
-use app::{App, Command, Live};
+use app::{App, Command};
 use ui::Theme;
 
 pub struct TuiOptions {
@@ -183,7 +183,7 @@ pub fn run(opts: TuiOptions) -> Result<(), TuiError> {
                     match ev {
                         PoolEvent::Train { run, event: TrainEvent::Progress { step } } => app.live.entry(run).or_default().step = step,
                         PoolEvent::Train { run, event: TrainEvent::Step(m) } => {
-                            let l = app.live.entry(run).or_insert(Live::default());
+                            let l = app.live.entry(run).or_default();
                             l.steps_per_s = m.steps_per_s;
                             l.step = l.step.max(m.step);
                         }

@@ -57,7 +57,7 @@ fn record(id: RunId, arch: &str, seed: u64, status: Status, err: Option<f32>) ->
         final_error: err,
         final_baselines: [("least_squares".to_string(), 0.0f32), ("zero".to_string(), 1.0)].into(),
         train_s: 60.0,
-        tags: if id % 2 == 0 { ["paper".to_string()].into() } else { BTreeSet::new() },
+        tags: if id.is_multiple_of(2) { ["paper".to_string()].into() } else { BTreeSet::new() },
         note: String::new(),
         checkpoint: None,
         origin: None,

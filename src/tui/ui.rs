@@ -587,7 +587,7 @@ fn draw_form(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         rows.push(row);
     }
     let n = form.archs.iter().filter(|a| **a).count();
-    let seeds = crate::store::query::parse_ids(&[form.seeds.clone()]).map_or(0, |s| s.len());
+    let seeds = crate::store::query::parse_ids(std::slice::from_ref(&form.seeds)).map_or(0, |s| s.len());
     let title = format!(" new experiment: {} run{} ({n} arch x {seeds} seed) ", n * seeds, if n * seeds == 1 { "" } else { "s" });
     f.render_widget(
         Table::new(rows, [Constraint::Length(11), Constraint::Length(62), Constraint::Min(10)])
