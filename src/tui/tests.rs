@@ -506,3 +506,32 @@ fn c_in_the_queue_view_collects_the_array_under_the_cursor() {
     assert_eq!(press(&mut a, &nb, "c"), None);
     assert_eq!(a.message.as_deref(), Some("read-only store: collecting is off"));
 }
+
+#[test]
+fn a_long_reason_is_wrapped_keeping_its_start_and_its_end() {
+    let text = "first line that is long\n\nsecond\nthird\nfourth\nlast line";
+    assert_eq!(ui::wrapped(text, 10, 20), ["first line", " that is l", "ong", "second", "third", "fourth", "last line"]);
+    assert_eq!(ui::wrapped(text, 10, 5), ["first line", " that is l", "...", "fourth", "last line"]);
+    assert_eq!(ui::wrapped(text, 10, 1), ["last line"]);
+    assert!(ui::wrapped("", 10, 5).is_empty());
+}
+
+/// A run that failed in a child process shows why, whole enough to act on: the first line of
+/// the reason and the last line of the child's stderr, in an 80-column terminal.
+#[test]
+fn the_run_view_shows_a_failed_runs_reason_wrapped() {
+    let nb = Fake::with_runs();
+    let stderr: Vec<String> = (0..30).map(|i| format!("stderr line {i} of the worker process, long enough to need wrapping")).collect();
+    let reason = format!("its worker process was killed by signal 9 (SIGKILL: killed, e.g. out of memory); its stderr ended with:\n{}", stderr.join("\n"));
+    nb.runs.borrow_mut()[2].status = Status::Failed { reason };
+    let mut a = app(&nb);
+    a.open_id(3, &nb);
+    let screen = render(&a, 80, 40);
+    // The left pane's text, spaces left out (a wrapped line may end in one).
+    let flat: String = screen.lines().flat_map(|l| l.split('│').nth(1).unwrap_or("").chars()).filter(|c| !c.is_whitespace()).collect();
+    let has = |phrase: &str| flat.contains(&phrase.replace(' ', ""));
+    assert!(screen.contains("#3 failed"), "{screen}");
+    assert!(has("its worker process was killed by signal 9"), "{screen}");
+    assert!(has("stderr line 29 of the worker process, long enough to need wrapping"), "the end of stderr: {screen}");
+    assert!(screen.contains("..."), "the middle left out: {screen}");
+}

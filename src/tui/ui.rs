@@ -327,6 +327,33 @@ fn curve_sets(s: &Series) -> Vec<(String, Vec<(f64, f64)>)> {
     out
 }
 
+/// Lines of a failed run's reason shown in the run view at most; its first lines and its last
+/// (the end of a child's stderr) are kept.
+const MAX_REASON_LINES: usize = 12;
+
+/// `text` broken at its newlines and then every `width` characters, at most `max` lines: the
+/// first two, a `...` line, and the last ones.
+pub(crate) fn wrapped(text: &str, width: usize, max: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let chars: Vec<char> = line.trim_end().chars().collect();
+        if chars.is_empty() {
+            continue;
+        }
+        out.extend(chars.chunks(width).map(|c| c.iter().collect::<String>()));
+    }
+    if out.len() > max {
+        let tail = out.split_off(out.len() - max.saturating_sub(3).max(max.min(1)));
+        out.truncate(if max >= 4 { 2 } else { 0 });
+        if max >= 4 {
+            out.push("...".into());
+        }
+        out.extend(tail);
+    }
+    out
+}
+
 fn draw_run(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let Some(s) = &app.open else {
         f.render_widget(Paragraph::new("No run open: pick one in the runs view (1) and press Enter."), area);
@@ -336,14 +363,24 @@ fn draw_run(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let [left, right] = Layout::horizontal([Constraint::Length(40.min(area.width / 3)), Constraint::Min(0)]).areas(area);
     let border = |i: usize| if app.pane == i { theme.fg(Color::Cyan) } else { Style::default() };
 
-    let mut lines = vec![
-        Line::from(vec![Span::raw(format!("#{} ", r.id)), Span::styled(r.status.to_string(), theme.status(&r.status))]),
+    let status = match &r.status {
+        Status::Failed { .. } => r.status.label().to_string(),
+        other => other.to_string(),
+    };
+    let mut lines = vec![Line::from(vec![Span::raw(format!("#{} ", r.id)), Span::styled(status, theme.status(&r.status))])];
+    if let Status::Failed { reason } = &r.status {
+        // A child's failure carries the end of its stderr: several lines, most wider than the
+        // pane. Wrapped here, so that the last line (usually the cause) is seen.
+        let width = usize::from(left.width.saturating_sub(2)).max(8);
+        lines.extend(wrapped(reason, width, MAX_REASON_LINES).into_iter().map(|l| Line::from(l).style(theme.status(&r.status))));
+    }
+    lines.extend([
         Line::from(format!("{} x {}", r.task(), r.arch())),
         Line::from(format!("params {}  seed {}", fmt_params(r.params), r.spec.seed)),
         Line::from(format!("step {}/{}  {}", r.step, r.total_steps(), r.device.as_deref().unwrap_or("-"))),
         Line::from(format!("final error {}", fmt_opt(r.final_error))),
         Line::from(format!("tags: {}", r.tags.iter().cloned().collect::<Vec<_>>().join(", "))),
-    ];
+    ]);
     if !r.note.is_empty() {
         lines.push(Line::from("note:"));
         lines.extend(r.note.lines().map(|l| Line::from(format!("  {l}"))));
