@@ -513,6 +513,7 @@ fn a_long_reason_is_wrapped_keeping_its_start_and_its_end() {
     assert_eq!(ui::wrapped(text, 10, 20), ["first line", " that is l", "ong", "second", "third", "fourth", "last line"]);
     assert_eq!(ui::wrapped(text, 10, 5), ["first line", " that is l", "...", "fourth", "last line"]);
     assert_eq!(ui::wrapped(text, 10, 1), ["last line"]);
+    assert_eq!(ui::wrapped(text, 10, 3), ["third", "fourth", "last line"]);
     assert!(ui::wrapped("", 10, 5).is_empty());
 }
 

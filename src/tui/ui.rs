@@ -332,7 +332,7 @@ fn curve_sets(s: &Series) -> Vec<(String, Vec<(f64, f64)>)> {
 const MAX_REASON_LINES: usize = 12;
 
 /// `text` broken at its newlines and then every `width` characters, at most `max` lines: the
-/// first two, a `...` line, and the last ones.
+/// first two, a `...` line and the last ones (under 4: the last `max`).
 pub(crate) fn wrapped(text: &str, width: usize, max: usize) -> Vec<String> {
     let width = width.max(1);
     let mut out = Vec::new();
@@ -344,9 +344,11 @@ pub(crate) fn wrapped(text: &str, width: usize, max: usize) -> Vec<String> {
         out.extend(chars.chunks(width).map(|c| c.iter().collect::<String>()));
     }
     if out.len() > max {
-        let tail = out.split_off(out.len() - max.saturating_sub(3).max(max.min(1)));
-        out.truncate(if max >= 4 { 2 } else { 0 });
-        if max >= 4 {
+        // Too few lines for a head and a gap: the end alone.
+        let (head, keep) = if max >= 4 { (2, max - 3) } else { (0, max) };
+        let tail = out.split_off(out.len() - keep);
+        out.truncate(head);
+        if head > 0 {
             out.push("...".into());
         }
         out.extend(tail);
